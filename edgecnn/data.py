@@ -1,0 +1,324 @@
+"""ImageFolder scanning and checks (no TensorFlow), and the tf.data training pipeline.
+
+Layouts accepted for ``--data DIR``:
+  DIR/train/<class>/*  (+ optional DIR/val/<class>/*, DIR/test/<class>/*)
+  DIR/<class>/*        (a single folder of classes: all of it is training data)
+Without ``val/`` a stratified validation split is held out of train.
+
+Every image is opened and fully decoded once while scanning: corrupt, truncated, zero-byte or
+unreadable files are skipped and listed (path and reason), never a crash. Images TensorFlow's
+decoders would read differently from :func:`edgecnn.contract.load_image` (CMYK, 16-bit, EXIF
+rotation, TIFF/WebP, huge photos) are normalised once into a cache through that same function,
+so training sees exactly the pixels every other path sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import contract as C
+from .errors import InputError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+SPLITS = ("train", "val", "test")
+_TF_NATIVE = {"JPEG": {"RGB", "L"}, "PNG": {"RGB", "RGBA", "L", "LA", "P"}, "BMP": {"RGB"}}
+
+
+class DataError(InputError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path        # the user's file
+    label: int
+    load_path: Path   # what the training pipeline decodes (the file itself, or its normalised copy)
+
+
+@dataclass
+class Dataset:
+    root: Path
+    layout: str                      # "splits" or "flat"
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    val_source: str                  # "val/" or "held out of train (15%)"
+    skipped: list[dict] = field(default_factory=list)
+    normalized: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict:
+        out = {}
+        for split in SPLITS:
+            samples = getattr(self, split)
+            c = Counter(s.label for s in samples)
+            out[split] = {"total": len(samples), "per_class": {self.classes[i]: c.get(i, 0) for i in range(len(self.classes))}}
+        return out
+
+
+def _is_image(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+
+
+def _subdirs(p: Path) -> list[Path]:
+    return sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def find_layout(root: Path) -> tuple[str, dict[str, Path]]:
+    """Return ("splits"|"flat", {split: folder}) or raise DataError saying what is wrong."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"--data must be a folder, got a file: {root}")
+    subs = _subdirs(root)
+    names = {d.name for d in subs}
+    if names & set(SPLITS):
+        if "train" not in names:
+            present = ", ".join(sorted(names & set(SPLITS)))
+            raise DataError(f"{root} has {present}/ but no train/ split (expected {root}/train/<class>/...)")
+        extra = sorted(names - set(SPLITS))
+        if extra:
+            raise DataError(f"{root}: unexpected folder(s) {', '.join(extra)} beside train/ "
+                            f"(split folders must be train/, val/, test/)")
+        return "splits", {s: root / s for s in SPLITS if s in names}
+    if not subs:
+        loose = [p.name for p in root.iterdir() if _is_image(p)][:1]
+        hint = " (images lie directly in it)" if loose else ""
+        raise DataError(f"{root} has no class subfolders{hint}: expected {root}/train/<class>/<image> "
+                        f"or {root}/<class>/<image>")
+    return "flat", {"train": root}
+
+
+def _class_dirs(split_dir: Path) -> dict[str, Path]:
+    dirs = {d.name: d for d in _subdirs(split_dir)}
+    if not dirs:
+        raise DataError(f"{split_dir} has no class subfolders")
+    return dirs
+
+
+def check_image(path: Path) -> tuple[str | None, bool]:
+    """(error reason or None, needs normalising) after fully decoding the file once."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)", False
+        with Image.open(path) as im:
+            fmt, mode, (w, h) = im.format, im.mode, im.size
+            orientation = im.getexif().get(0x0112, 1)
+            large = max(w, h) > C.LARGE_IMAGE_SIDE
+            if large and fmt == "JPEG":
+                im.draft("RGB", (max(1, w // 8), max(1, h // 8)))
+            elif w * h > C.MAX_DECODE_PIXELS:
+                return f"{w}x{h} is too large to decode safely", False
+            im.load()
+    except UnidentifiedImageError:
+        return "not a recognised image", False
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... on bad files
+        return f"corrupt or truncated ({str(e).splitlines()[0][:120]})", False
+    native = mode in _TF_NATIVE.get(fmt, set())
+    return None, (not native) or large or orientation not in (1, None)
+
+
+def _normalized_copy(path: Path, cache_dir: Path) -> Path:
+    """Write load_image(path) losslessly so TensorFlow decodes exactly the contract's pixels."""
+    from PIL import Image
+
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    out = cache_dir / f"{key}.png"
+    if not out.exists():
+        Image.fromarray(C.load_image(path)).save(out, format="PNG")
+    return out
+
+
+def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
+         cache_dir: str | Path | None = None, progress: bool = True) -> Dataset:
+    root = Path(root)
+    layout, split_dirs = find_layout(root)
+
+    per_split_classes = {s: _class_dirs(d) for s, d in split_dirs.items()}
+    classes = sorted(per_split_classes["train"])
+    for split, dirs in per_split_classes.items():
+        if split == "train":
+            continue
+        missing, extra = sorted(set(classes) - set(dirs)), sorted(set(dirs) - set(classes))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing in {split}/: {', '.join(missing)}")
+            if extra:
+                parts.append(f"only in {split}/: {', '.join(extra)}")
+            raise DataError(f"class folders differ between train/ and {split}/ ({'; '.join(parts)})")
+    if len(classes) < 2:
+        raise DataError(f"{split_dirs['train']} has a single class ({classes[0]}): a classifier needs at least 2")
+
+    files: list[tuple[str, int, Path]] = []
+    for split, dirs in per_split_classes.items():
+        for ci, name in enumerate(classes):
+            for p in sorted(dirs[name].rglob("*")):
+                if _is_image(p):
+                    files.append((split, ci, p))
+
+    from tqdm.auto import tqdm
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(tqdm(pool.map(lambda f: check_image(f[2]), files), total=len(files),
+                            desc="checking images", unit="img", disable=not progress, leave=False))
+
+    skipped, normalized = [], []
+    cache = Path(cache_dir) if cache_dir else None
+    by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    for (split, ci, p), (err, needs_norm) in zip(files, results):
+        if err:
+            skipped.append({"path": str(p), "reason": err})
+            continue
+        load_path = p
+        if needs_norm:
+            if cache is None:
+                raise DataError(f"{p} needs normalising but no cache folder was given")
+            cache.mkdir(parents=True, exist_ok=True)
+            load_path = _normalized_copy(p, cache)
+            normalized.append(str(p))
+        by_split[split].append(Sample(p, ci, load_path))
+
+    for split in split_dirs:
+        counts = Counter(s.label for s in by_split[split])
+        empty = [classes[i] for i in range(len(classes)) if counts.get(i, 0) == 0]
+        if empty:
+            raise DataError(f"empty class(es) in {split_dirs[split] if layout == 'splits' else root}: "
+                            f"{', '.join(empty)} (no readable images)")
+
+    val_source = "val/"
+    train, val = by_split["train"], by_split["val"]
+    if "val" not in split_dirs:
+        train, val = stratified_split(train, val_fraction, seed)
+        val_source = f"held out of train ({val_fraction:.0%}, stratified)"
+    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized)
+
+
+def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold out ``fraction`` of each class (at least one image, never all of a class)."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, list[Sample]] = {}
+    for s in samples:
+        by_label.setdefault(s.label, []).append(s)
+    train, val = [], []
+    for label, group in sorted(by_label.items()):
+        if len(group) < 2:
+            raise DataError(f"class {label} has {len(group)} image: need at least 2 to hold out a "
+                            f"validation image (or provide a val/ folder)")
+        idx = rng.permutation(len(group))
+        n_val = min(len(group) - 1, max(1, round(len(group) * fraction)))
+        val += [group[i] for i in idx[:n_val]]
+        train += [group[i] for i in idx[n_val:]]
+    return train, val
+
+
+def scan_eval_folder(root: str | Path, labels: list[str] | tuple[str, ...]) -> tuple[list[Sample], list[dict]]:
+    """A folder of class subfolders (or a root whose test/ holds them) for evaluation.
+
+    Folders are matched to the model's labels by name; an unknown folder is an error.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"evaluation folder not found: {root}")
+    if (root / "test").is_dir() and not (set(d.name for d in _subdirs(root)) & set(labels)):
+        root = root / "test"
+    dirs = _class_dirs(root)
+    unknown = sorted(set(dirs) - set(labels))
+    if unknown:
+        raise DataError(f"{root}: folder(s) {', '.join(unknown)} match no label of the model "
+                        f"(labels: {', '.join(labels[:6])}{'...' if len(labels) > 6 else ''})")
+    samples, skipped = [], []
+    paths = [(labels.index(name), p) for name, d in dirs.items() for p in sorted(d.rglob("*")) if _is_image(p)]
+    if not paths:
+        raise DataError(f"{root}: no images in its class folders")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda lp: check_image(lp[1]), paths))
+    for (label, p), (err, _) in zip(paths, results):
+        if err:
+            skipped.append({"path": str(p), "reason": err})
+        else:
+            samples.append(Sample(p, label, p))
+    if not samples:
+        raise DataError(f"{root}: none of its {len(paths)} images could be read")
+    return samples, skipped
+
+
+# ----------------------------------------------------------------------------- TensorFlow side
+def augmenter(aug, seed: int):
+    """A Keras preprocessing stack for the recipe's augmentation (on float pixels 0..255)."""
+    import keras
+    from keras import layers
+
+    if not aug.enabled:
+        return None
+    stack = []
+    mode = {(True, True): "horizontal_and_vertical", (True, False): "horizontal",
+            (False, True): "vertical"}.get((aug.horizontal_flip, aug.vertical_flip))
+    if mode:
+        stack.append(layers.RandomFlip(mode, seed=seed))
+    if aug.rotation_degrees:
+        stack.append(layers.RandomRotation(aug.rotation_degrees / 360.0, fill_mode="reflect", seed=seed + 1))
+    if aug.zoom:
+        stack.append(layers.RandomZoom((-aug.zoom, aug.zoom), fill_mode="reflect", seed=seed + 2))
+    if aug.translate:
+        stack.append(layers.RandomTranslation(aug.translate, aug.translate, fill_mode="reflect", seed=seed + 3))
+    if aug.brightness:
+        stack.append(layers.RandomBrightness(aug.brightness, value_range=(0, 255), seed=seed + 4))
+    if aug.contrast:
+        stack.append(layers.RandomContrast(aug.contrast, value_range=(0, 255), seed=seed + 5))
+    if aug.saturation:
+        stack.append(layers.RandomSaturation((0.5 - aug.saturation / 2, 0.5 + aug.saturation / 2),
+                                             value_range=(0, 255), seed=seed + 6))
+    if aug.hue:
+        stack.append(layers.RandomHue(aug.hue, value_range=(0, 255), seed=seed + 7))
+    return keras.Sequential(stack, name="augmentation")
+
+
+def tf_decode_resize(path, size: tuple[int, int]):
+    """Training-time decode + resize: float32 pixels 0..255 (the contract's steps 1-2)."""
+    import tensorflow as tf
+
+    raw = tf.io.read_file(path)
+    img = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
+    img = tf.image.resize(img, size, method="bilinear", antialias=False)
+    img.set_shape((size[0], size[1], 3))
+    return img
+
+
+def tf_normalize(img, contract: C.Contract):
+    import tensorflow as tf
+
+    mean = tf.constant(contract.mean, dtype=tf.float32)
+    std = tf.constant(contract.std, dtype=tf.float32)
+    return (img - mean) / std
+
+
+def image_dataset(samples: list[Sample], contract: C.Contract, *, batch_size: int,
+                  augment=None, shuffle: bool = False, seed: int = 0, normalize: bool = True):
+    """tf.data: decode -> resize -> cache -> (shuffle) -> batch -> (augment) -> normalise -> prefetch."""
+    import tensorflow as tf
+
+    paths = [str(s.load_path) for s in samples]
+    labels = np.array([s.label for s in samples], dtype=np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = ds.map(lambda p, y: (tf_decode_resize(p, contract.input_size), y),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+    if normalize:
+        ds = ds.map(lambda x, y: (tf_normalize(x, contract), y), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

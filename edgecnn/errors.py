@@ -1,0 +1,19 @@
+"""Errors that the CLI turns into one clear line and an exit status (never a traceback)."""
+
+
+class EdgecnnError(Exception):
+    """A failure the user can act on. The CLI prints it in one line and exits 1."""
+
+    exit_code = 1
+
+
+class InputError(EdgecnnError):
+    """Bad input given by the user (files, folders, options): exit 2, like a usage error."""
+
+    exit_code = 2
+
+
+class BudgetError(EdgecnnError):
+    """A deployment budget (size, accuracy drop, latency) does not hold: exit 1."""
+
+    exit_code = 1

@@ -1,0 +1,111 @@
+"""MobileNetV2 backbone (ImageNet weights from a local file or Keras' download) + a new head."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .paths import REPO_ROOT, shared_data
+
+BACKBONE_END = "out_relu"   # last backbone activation (Grad-CAM target)
+POOL, DROPOUT, HEAD = "pool", "head_dropout", "predictions"
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    source: str            # "file", "found", "imagenet-download", "none"
+    path: Path | None
+    message: str
+
+
+def weights_filename(alpha: float) -> str:
+    return f"mobilenet_v2_{float(alpha)}_no_top_imagenet.weights.h5"
+
+
+def resolve_weights(option: str | None, alpha: float = 1.0) -> WeightsChoice:
+    """--weights PATH | none, else a local file found, else Keras' own ImageNet download."""
+    if option is not None and option.lower() == "none":
+        return WeightsChoice("none", None, "weights: none (random initialisation, --weights none)")
+    if option:
+        p = Path(option).expanduser()
+        if not p.is_file():
+            raise InputError(f"weights file not found: {p}")
+        return WeightsChoice("file", p, f"weights: {p} (--weights)")
+    name = weights_filename(alpha)
+    candidates = []
+    env = os.environ.get("EDGECNN_WEIGHTS")
+    if env:
+        candidates.append(Path(env) / name if Path(env).is_dir() else Path(env))
+    candidates += [Path.cwd() / "weights" / name, REPO_ROOT / "weights" / name, shared_data() / "weights" / name]
+    for c in candidates:
+        if c.is_file():
+            return WeightsChoice("found", c, f"weights: {c} (found locally)")
+    return WeightsChoice("imagenet-download", None,
+                         "weights: Keras ImageNet download (no local file found; pass --weights PATH "
+                         "to use a local one)")
+
+
+def build(num_classes: int, image_size: int, *, alpha: float = 1.0, dropout: float = 0.2,
+          weights: WeightsChoice | None = None):
+    import keras
+    from keras import layers
+
+    weights = weights or WeightsChoice("none", None, "")
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    try:
+        base = keras.applications.MobileNetV2(
+            input_tensor=inputs, include_top=False, alpha=alpha,
+            weights="imagenet" if weights.source == "imagenet-download" else None)
+    except Exception as e:  # network failure of Keras' download
+        raise InputError(f"could not get ImageNet weights from Keras' download ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:160]}); pass --weights PATH or --weights none") from None
+    if weights.path is not None:
+        try:
+            base.load_weights(str(weights.path))
+        except Exception as e:
+            raise InputError(f"weights file {weights.path} does not fit MobileNetV2 alpha={alpha} without "
+                             f"top ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    x = layers.GlobalAveragePooling2D(name=POOL)(base.output)
+    x = layers.Dropout(dropout, name=DROPOUT)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name=HEAD)(x)
+    return keras.Model(inputs, outputs, name=f"mobilenetv2_{alpha}_{image_size}")
+
+
+def backbone_layers(model) -> list:
+    names = [l.name for l in model.layers]
+    return model.layers[1:names.index(POOL)]
+
+
+def set_trainable(model, unfreeze_last: int) -> int:
+    """Freeze the backbone except its last N layers; BatchNorm always stays frozen (inference mode).
+
+    Returns the number of trainable backbone layers that have weights.
+    """
+    import keras
+
+    bb = backbone_layers(model)
+    start = max(0, len(bb) - unfreeze_last)
+    n = 0
+    for i, layer in enumerate(bb):
+        train = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = train
+        n += int(train and bool(layer.weights))
+    for name in (DROPOUT, HEAD):
+        model.get_layer(name).trainable = True
+    return n
+
+
+def feature_extractor(model):
+    """Input image -> pooled backbone features (what phase 1 caches)."""
+    import keras
+    return keras.Model(model.inputs, model.get_layer(POOL).output, name="features")
+
+
+def head_model(model):
+    """Pooled features -> class probabilities, sharing the head layers (and weights) with model."""
+    import keras
+    feats = keras.Input(model.get_layer(POOL).output.shape[1:], name="features")
+    x = model.get_layer(DROPOUT)(feats)
+    return keras.Model(feats, model.get_layer(HEAD)(x), name="head")

@@ -1,0 +1,157 @@
+"""Task recipes: YAML files validated into typed objects, with errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import InputError
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+class RecipeError(InputError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    arch: Literal["mobilenet_v2"] = "mobilenet_v2"
+    alpha: Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4] = 1.0
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+
+
+class Augmentation(_Strict):
+    """Random transforms applied to training images only (never to val/test/calibration)."""
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    rotation_degrees: float = Field(0.0, ge=0.0, le=180.0)
+    zoom: float = Field(0.0, ge=0.0, le=0.5)          # +- fraction
+    translate: float = Field(0.0, ge=0.0, le=0.5)     # +- fraction of the side
+    brightness: float = Field(0.0, ge=0.0, le=0.5)    # +- fraction of the value range
+    contrast: float = Field(0.0, ge=0.0, le=0.9)
+    saturation: float = Field(0.0, ge=0.0, le=0.9)
+    hue: float = Field(0.0, ge=0.0, le=0.5)
+
+    @property
+    def enabled(self) -> bool:
+        return any(v not in (False, 0, 0.0) for v in self.model_dump().values())
+
+
+class HeadPhase(_Strict):
+    """Phase 1: the new head on the frozen backbone (BatchNorm in inference mode)."""
+    epochs: int = Field(30, ge=1, le=1000)
+    learning_rate: float = Field(1e-3, gt=0, le=1.0)
+    # The frozen backbone is run once per view and its pooled features cached; the head then
+    # trains for many epochs on those features at almost no cost.
+    augmented_views: int = Field(4, ge=0, le=50)
+
+
+class FineTunePhase(_Strict):
+    """Phase 2: unfreeze the last N backbone layers and fine-tune with a small learning rate."""
+    epochs: int = Field(5, ge=0, le=1000)
+    learning_rate: float = Field(1e-5, gt=0, le=1.0)
+    unfreeze_layers: int = Field(30, ge=0, le=200)
+
+
+class EarlyStopping(_Strict):
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(5, ge=1)
+
+
+class ReduceLR(_Strict):
+    factor: float = Field(0.3, gt=0, lt=1)
+    patience: int = Field(2, ge=1)
+    min_lr: float = Field(1e-7, ge=0)
+
+
+class Training(_Strict):
+    batch_size: int = Field(32, ge=1, le=1024)
+    validation_split: float = Field(0.15, gt=0.0, lt=0.5)
+    class_weight: Literal["balanced", "none"] = "balanced"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
+    head: HeadPhase = HeadPhase()
+    fine_tune: FineTunePhase = FineTunePhase()
+    early_stopping: EarlyStopping = EarlyStopping()
+    reduce_lr: ReduceLR = ReduceLR()
+
+
+class Budgets(_Strict):
+    size_mb: float = Field(20.0, gt=0)
+    max_int8_drop_pp: float = Field(1.0, ge=0)          # overall top-1 drop vs float
+    max_int8_class_drop_pp: float | None = Field(None, ge=0)  # worst class; None: not enforced
+    max_p90_ms: float | None = Field(None, gt=0)
+
+
+class Recipe(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    image_size: int = Field(160, ge=32, le=512)
+    model: ModelSpec = ModelSpec()
+    augmentation: Augmentation = Augmentation()
+    training: Training = Training()
+    calibration_size: int = Field(200, ge=1, le=10000)
+    budgets: Budgets = Budgets()
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8 (MobileNetV2 strides), got {self.image_size}")
+        return self
+
+    def with_overrides(self, **kw) -> "Recipe":
+        return self.model_copy(update={k: v for k, v in kw.items() if v is not None})
+
+
+def available() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+
+
+def resolve_path(name_or_file: str | Path) -> Path:
+    p = Path(name_or_file)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise RecipeError(f"recipe file not found: {p}")
+        return p
+    known = available()
+    if str(name_or_file) not in known:
+        raise RecipeError(f"unknown recipe {str(name_or_file)!r}; built-in recipes: "
+                          f"{', '.join(known) or 'none'} (or pass a path to a .yaml file)")
+    return known[str(name_or_file)]
+
+
+def _format_error(src: str, e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    more = f" (+{len(e.errors()) - 3} more)" if len(e.errors()) > 3 else ""
+    return f"recipe {src}: " + "; ".join(parts) + more
+
+
+def load(name_or_file: str | Path) -> Recipe:
+    path = resolve_path(name_or_file)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise RecipeError(f"recipe {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path}: expected a mapping of keys, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError(_format_error(str(path), e)) from None
+
+
+def to_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

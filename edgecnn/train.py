@@ -1,0 +1,309 @@
+"""Two-phase fine-tuning of MobileNetV2 for a recipe task.
+
+Phase 1 trains the new head on the frozen backbone. The backbone (BatchNorm in inference mode)
+is run once per image and augmented view and its pooled features are cached, so the head can then
+train for many epochs at almost no cost instead of recomputing the backbone every epoch.
+Phase 2 unfreezes the last N backbone layers (BatchNorm stays frozen) and fine-tunes end to end on
+augmented images with a small learning rate. Both phases use early stopping with the best weights
+restored and ReduceLROnPlateau. Ctrl-C keeps the best weights so far and still writes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import contract as C
+from . import data as D
+from . import model as M
+from .io import atomic_path, atomic_write_json, atomic_write_text
+from .recipe import Recipe
+
+RUN_FILES = ("model.keras", "labels.txt", "contract.json", "history.json", "metrics.json")
+
+
+@dataclass
+class TrainOptions:
+    data_dir: Path
+    out_dir: Path
+    weights: str | None = None
+    image_size: int | None = None
+    epochs: int | None = None      # caps the epochs of each phase
+    seed: int = 0
+    gradcam: int = 0
+    progress: bool = True
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class _KeepBest:
+    """Keras callback factory: remembers the best weights so Ctrl-C can restore them."""
+
+    def __new__(cls, monitor: str):
+        import keras
+
+        class KeepBest(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.best, self.weights, self.epoch = None, None, None
+                self.mode_max = "acc" in monitor
+
+            def on_epoch_end(self, epoch, logs=None):
+                v = (logs or {}).get(monitor)
+                if v is None:
+                    return
+                if self.best is None or (v > self.best if self.mode_max else v < self.best):
+                    self.best, self.epoch = v, epoch
+                    self.weights = self.model.get_weights()
+
+            def restore(self):
+                if self.weights is not None:
+                    self.model.set_weights(self.weights)
+
+        return KeepBest()
+
+
+def _callbacks(recipe: Recipe):
+    import keras
+
+    es, rl = recipe.training.early_stopping, recipe.training.reduce_lr
+    keep = _KeepBest(es.monitor)
+    return keep, [
+        keep,
+        keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience, restore_best_weights=True,
+                                      mode="auto"),
+        keras.callbacks.ReduceLROnPlateau(monitor=es.monitor, factor=rl.factor, patience=rl.patience,
+                                          min_lr=rl.min_lr, verbose=0),
+    ]
+
+
+def class_weights(labels: np.ndarray, n: int, mode: str) -> dict[int, float] | None:
+    if mode != "balanced":
+        return None
+    counts = np.bincount(labels, minlength=n).astype(float)
+    return {i: float(len(labels) / (n * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def _fit_verbose() -> int:
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _history(h) -> dict[str, list[float]]:
+    return {k: [float(v) for v in vals] for k, vals in (h.history if h else {}).items()}
+
+
+def extract_features(feature_model, ds, desc: str, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tqdm.auto import tqdm
+
+    feats, labels = [], []
+    for x, y in tqdm(ds, desc=desc, unit="batch", disable=not progress, leave=False):
+        feats.append(np.asarray(feature_model.predict_on_batch(x)))
+        labels.append(y.numpy())
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def predict_samples(model, samples: list[D.Sample], contract: C.Contract, batch: int = 64) -> np.ndarray:
+    """Class probabilities through the deployment preprocessing (numpy contract), in chunks."""
+    out = []
+    for i in range(0, len(samples), batch):
+        x = C.preprocess_batch([s.path for s in samples[i:i + batch]], contract)
+        out.append(np.asarray(model.predict_on_batch(x)))
+    return np.concatenate(out) if out else np.zeros((0, contract.num_classes), np.float32)
+
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    y_pred = probs.argmax(1)
+    idx = list(range(len(labels)))
+    rep = classification_report(y_true, y_pred, labels=idx, target_names=labels, output_dict=True,
+                                zero_division=0)
+    per_class = {name: {"precision": rep[name]["precision"], "recall": rep[name]["recall"],
+                        "f1": rep[name]["f1-score"], "support": int(rep[name]["support"])} for name in labels}
+    return {
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else None,
+        "macro_f1": rep["macro avg"]["f1-score"],
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
+    }
+
+
+def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print) -> dict:
+    _quiet_tf()
+    t_start = time.perf_counter()
+    import keras
+    import tensorflow as tf
+
+    from . import report
+
+    size = opts.image_size or recipe.image_size
+    if opts.image_size:
+        recipe = recipe.with_overrides(image_size=size)
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(opts.seed)
+    tf.config.experimental.enable_op_determinism()
+    timings: dict[str, float] = {}
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-norm-") as cache:
+        t = time.perf_counter()
+        ds = D.scan(opts.data_dir, val_fraction=recipe.training.validation_split, seed=opts.seed,
+                    cache_dir=cache, progress=opts.progress)
+        timings["scan_s"] = time.perf_counter() - t
+        log(f"data: {len(ds.classes)} classes, train {len(ds.train)}, val {len(ds.val)} ({ds.val_source}), "
+            f"test {len(ds.test)}; skipped {len(ds.skipped)} unreadable, normalised {len(ds.normalized)}")
+        for s in ds.skipped[:5]:
+            log(f"  skipped {s['path']}: {s['reason']}")
+        if len(ds.skipped) > 5:
+            log(f"  ... and {len(ds.skipped) - 5} more (all listed in metrics.json)")
+
+        contract = C.Contract(input_size=(size, size), labels=tuple(ds.classes),
+                              model={"arch": recipe.model.arch, "alpha": recipe.model.alpha,
+                                     "recipe": recipe.name})
+        wch = M.resolve_weights(opts.weights, recipe.model.alpha)
+        log(wch.message)
+        model = M.build(len(ds.classes), size, alpha=recipe.model.alpha, dropout=recipe.model.dropout,
+                        weights=wch)
+
+        tr = recipe.training
+        cap = (lambda n: min(n, opts.epochs)) if opts.epochs else (lambda n: n)
+        y_train = np.array([s.label for s in ds.train])
+        cw = class_weights(y_train, len(ds.classes), tr.class_weight)
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=tr.label_smoothing)
+        n_cls = len(ds.classes)
+        history: dict[str, dict[str, list[float]]] = {}
+        interrupted = False
+        augment = D.augmenter(recipe.augmentation, opts.seed)
+
+        # ---------------------------------------------------------------- phase 1: head
+        t = time.perf_counter()
+        M.set_trainable(model, 0)
+        fx = M.feature_extractor(model)
+        views = tr.head.augmented_views if augment is not None else 0
+        clean_train = D.image_dataset(ds.train, contract, batch_size=tr.batch_size)
+        parts = [extract_features(fx, clean_train, "features train (clean)", opts.progress)]
+        if views:
+            aug_ds = D.image_dataset(ds.train, contract, batch_size=tr.batch_size, augment=augment)
+            for v in range(views):
+                parts.append(extract_features(fx, aug_ds, f"features train (view {v + 1}/{views})",
+                                              opts.progress))
+        xv, yv = extract_features(fx, D.image_dataset(ds.val, contract, batch_size=tr.batch_size),
+                                  "features val", opts.progress)
+        xt = np.concatenate([p[0] for p in parts])
+        yt = np.concatenate([p[1] for p in parts])
+        timings["phase1_features_s"] = time.perf_counter() - t
+        log(f"phase 1: cached backbone features of {len(xt)} train images/views and {len(xv)} val "
+            f"images in {timings['phase1_features_s']:.1f} s")
+        head = M.head_model(model)
+        head.compile(optimizer=keras.optimizers.Adam(tr.head.learning_rate), loss=loss, metrics=["accuracy"])
+        keep, cbs = _callbacks(recipe)
+        t1 = time.perf_counter()
+        h = None
+        try:
+            h = head.fit(xt, keras.utils.to_categorical(yt, n_cls), batch_size=tr.batch_size,
+                         epochs=cap(tr.head.epochs), validation_data=(xv, keras.utils.to_categorical(yv, n_cls)),
+                         class_weight=cw, callbacks=cbs, shuffle=True, verbose=0)
+        except KeyboardInterrupt:
+            interrupted = True
+            keep.restore()
+            log("interrupted: keeping the best head so far")
+        history["head"] = _history(h)
+        timings["phase1_head_s"] = time.perf_counter() - t1
+        timings["phase1_s"] = time.perf_counter() - t
+        best_val = max(history["head"].get("val_accuracy", [0]) or [0])
+        log(f"phase 1: {len(history['head'].get('loss', []))} epochs, best val accuracy {best_val:.3f}, "
+            f"{timings['phase1_s']:.1f} s")
+
+        # ---------------------------------------------------------------- phase 2: fine-tune
+        ft = tr.fine_tune
+        timings["phase2_s"] = 0.0
+        if not interrupted and cap(ft.epochs) > 0 and ft.unfreeze_layers > 0:
+            t = time.perf_counter()
+            n_train = M.set_trainable(model, ft.unfreeze_layers)
+            model.compile(optimizer=keras.optimizers.Adam(ft.learning_rate), loss=loss, metrics=["accuracy"])
+            onehot = lambda x, y: (x, tf.one_hot(y, n_cls))  # noqa: E731
+            train_ds = D.image_dataset(ds.train, contract, batch_size=tr.batch_size, augment=augment,
+                                       shuffle=True, seed=opts.seed).map(onehot)
+            val_ds = D.image_dataset(ds.val, contract, batch_size=tr.batch_size).map(onehot)
+            log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
+                f"BatchNorm frozen) at lr {ft.learning_rate:g}")
+            keep, cbs = _callbacks(recipe)
+            h = None
+            try:
+                h = model.fit(train_ds, validation_data=val_ds, epochs=cap(ft.epochs), class_weight=cw,
+                              callbacks=cbs, verbose=_fit_verbose() if opts.progress else 0)
+            except KeyboardInterrupt:
+                interrupted = True
+                keep.restore()
+                log("interrupted: keeping the best fine-tuned weights so far")
+            history["fine_tune"] = _history(h)
+            timings["phase2_s"] = time.perf_counter() - t
+            log(f"phase 2: {len(history['fine_tune'].get('loss', []))} epochs, {timings['phase2_s']:.1f} s")
+        M.set_trainable(model, 0)
+
+        # ---------------------------------------------------------------- evaluate and write
+        t = time.perf_counter()
+        evals = {}
+        for split in ("val", "test"):
+            samples = getattr(ds, split)
+            if samples:
+                probs = predict_samples(model, samples, contract)
+                evals[split] = (samples, probs, classification_metrics(
+                    np.array([s.label for s in samples]), probs, ds.classes))
+        timings["eval_s"] = time.perf_counter() - t
+
+        with atomic_path(out / "model.keras") as tmp:
+            model.save(tmp)
+        atomic_write_text(out / "labels.txt", "".join(f"{l}\n" for l in ds.classes))
+        C.save(contract, out / "contract.json")
+        atomic_write_json(out / "history.json", history)
+
+        rep_dir = out / "report"
+        main_split = "test" if "test" in evals else "val"
+        _, _, main_metrics = evals[main_split]
+        report.confusion(np.array(main_metrics["confusion_matrix"]), ds.classes, rep_dir / "confusion.png",
+                         f"{recipe.name}: {main_split} accuracy {main_metrics['accuracy']:.1%}")
+        report.curves(history, rep_dir / "curves.png")
+        gradcams = []
+        if opts.gradcam:
+            gdir = rep_dir / "gradcam"
+            if gdir.exists():
+                shutil.rmtree(gdir)
+            samples, probs, _ = evals[main_split]
+            gradcams = report.gradcam(model, samples, probs, ds.classes, contract, gdir, opts.gradcam,
+                                      M.BACKBONE_END)
+        timings["total_s"] = time.perf_counter() - t_start
+
+        metrics = {
+            "recipe": recipe.name,
+            "image_size": size,
+            "seed": opts.seed,
+            "weights": {"source": wch.source, "path": str(wch.path) if wch.path else None},
+            "interrupted": interrupted,
+            "data": {"root": str(ds.root), "layout": ds.layout, "val_source": ds.val_source, **ds.counts()},
+            "test_accuracy": evals["test"][2]["accuracy"] if "test" in evals else None,
+            "val_accuracy": evals["val"][2]["accuracy"] if "val" in evals else None,
+            "evaluated_on": main_split,
+            "macro_f1": main_metrics["macro_f1"],
+            "per_class": main_metrics["per_class"],
+            "confusion_matrix": main_metrics["confusion_matrix"],
+            "labels": ds.classes,
+            "timings_s": {k: round(v, 2) for k, v in timings.items()},
+            "skipped_files": ds.skipped,
+            "normalized_files": ds.normalized,
+            "gradcam": gradcams,
+            "recipe_used": json.loads(recipe.model_dump_json()),
+        }
+        atomic_write_json(out / "metrics.json", metrics)
+        return metrics
