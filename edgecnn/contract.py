@@ -286,3 +286,10 @@ def preprocess(path: str | Path, contract: Contract) -> np.ndarray:
 def preprocess_batch(paths: Sequence[str | Path], contract: Contract) -> np.ndarray:
     return np.stack([preprocess(p, contract) for p in paths]) if paths else np.zeros(
         (0, *contract.input_shape[1:]), dtype=contract.input_dtype)
+
+
+def topk(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Top-k (index, score) of one output vector, highest first; ties go to the lower index."""
+    s = np.asarray(scores, dtype=np.float32).ravel()
+    order = np.argsort(-s, kind="stable")[:k]
+    return [(int(i), float(s[i])) for i in order]
