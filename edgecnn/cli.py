@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before anything imports T
 import click
 
 from .errors import EdgecnnError
+from .native import filter_native_stderr
 
 
 class _Group(click.Group):
@@ -42,6 +43,7 @@ def main():
     edgecnn bench   runs/leaves --data DIR/test
     edgecnn bundle  runs/leaves --android android_demo
     """
+    filter_native_stderr()
 
 
 # ------------------------------------------------------------------------------------ recipes
@@ -95,6 +97,44 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
     click.echo(f"wrote {out_dir}/: model.keras labels.txt contract.json history.json metrics.json report/")
     if m["interrupted"]:
         sys.exit(130)
+
+
+# ------------------------------------------------------------------------------------ export
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--int8", is_flag=True, help="Full-integer INT8 TFLite (and Q/DQ ONNX with --onnx).")
+@click.option("--fp16", is_flag=True, help="FP16 TFLite.")
+@click.option("--float", "fp32", is_flag=True, help="Float32 TFLite (and ONNX with --onnx).")
+@click.option("--onnx", is_flag=True, help="Also ONNX: float, and INT8 Q/DQ (symmetric, TensorRT-ready).")
+@click.option("--tensorrt", is_flag=True, help="Build a TensorRT engine from the Q/DQ ONNX (needs TensorRT here).")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Calibration list (calibration/<recipe>.txt format) or a folder of images.")
+@click.option("--calibration-size", type=click.IntRange(1, 10000), default=None, help="Default: the recipe's (200).")
+@click.option("--max-drop", type=click.FloatRange(0, 100), default=None, metavar="PP",
+              help="INT8 accuracy budget in percentage points (default: the recipe's).")
+@click.option("--eval-data", type=click.Path(path_type=Path), default=None,
+              help="Class folders to measure accuracy on (default: the run's test split).")
+@click.option("--int8-input", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
+              help="Input/output type of the INT8 TFLite.")
+@click.option("--json", "json_out", is_flag=True, help="Print the export report as JSON on stdout.")
+def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_size, max_drop, eval_data,
+           int8_input, json_out):
+    """Convert a run's model to TFLite/ONNX (float, FP16, INT8) and measure each against float.
+
+    With no format flag it exports float32 and INT8 TFLite. Artifacts and export_report.json go
+    to RUN_DIR/export/. Exits 1 when INT8 cannot be brought within the accuracy budget.
+    """
+    import json as _json
+
+    from .export import ExportOptions, check_budget, export as run_export
+    from .render import export_table
+
+    precisions = tuple(p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on) or ("fp32", "int8")
+    opts = ExportOptions(run_dir, precisions, onnx, tensorrt, calibration, calibration_size, max_drop,
+                         eval_data, int8_input)
+    rep = run_export(opts, log=_log)
+    click.echo(_json.dumps(rep, indent=2) if json_out else export_table(rep))
+    check_budget(rep)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""Tables for the terminal and Markdown (no logic beyond formatting)."""
+
+from __future__ import annotations
+
+
+def _fmt(v, spec: str, none: str = "-") -> str:
+    return none if v is None else format(v, spec)
+
+
+def table(headers: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def export_table(rep: dict) -> str:
+    rows = [["model.keras (reference)", "keras", "fp32", "-", _fmt(rep["reference"]["accuracy"], ".2%"),
+             "-", "-", "-", "-"]]
+    for a in rep["artifacts"]:
+        wc = a.get("worst_class") or {}
+        rows.append([a["artifact"], a["format"], a["precision"], f"{a['size_mb']:.2f}", _fmt(a["accuracy"], ".2%"),
+                     _fmt(a.get("accuracy_drop_pp"), "+.2f"), _fmt(wc.get("drop_pp"), "+.1f"),
+                     _fmt(a.get("top1_agreement"), ".2%"), str(len(a.get("flips", [])))])
+    out = table(["artifact", "format", "precision", "MB", "accuracy", "drop pp", "worst class pp",
+                 "agree", "flips"], rows)
+    b = rep.get("budget")
+    if b:
+        out += f"\nINT8 budget: drop {b['int8_drop_pp']:.2f} pp <= {b['max_drop_pp']} pp: {'PASS' if b['pass'] else 'FAIL'}"
+        fb = b.get("fallback")
+        if fb:
+            out += (f"; fallback kept {len(fb['float_ops'])} op(s) in float -> {fb['artifact']}"
+                    f" ({'within' if fb['pass'] else 'still over'} budget)")
+    out += f"\n{rep['eval_images']} images of {rep['eval_data']}; calibration: {rep['calibration']['source']}; {rep['export_s']:.0f} s"
+    return out
