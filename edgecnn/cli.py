@@ -43,7 +43,6 @@ def main():
     edgecnn bench   runs/leaves --data DIR/test
     edgecnn bundle  runs/leaves --android android_demo
     """
-    filter_native_stderr()
 
 
 # ------------------------------------------------------------------------------------ recipes
@@ -99,6 +98,37 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
         sys.exit(130)
 
 
+# ------------------------------------------------------------------------------------ demo
+@main.command()
+@click.option("--recipe", "recipe_name", default="crop_disease", show_default=True)
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Default: the recipe's dataset in ../shared/data if present, else the bundled demo subset.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/demo"),
+              show_default=True)
+@click.option("--weights", default=None, metavar="PATH|none")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Cap the epochs of each phase.")
+@click.pass_context
+def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
+    """The whole flow on a real dataset: train -> export (float + INT8) -> bench, one command."""
+    from .paths import DEMO_DATA, shared_data
+
+    if data_dir is None:
+        shared = shared_data() / recipe_name
+        data_dir = shared if shared.is_dir() else DEMO_DATA
+        if data_dir == DEMO_DATA and recipe_name != "crop_disease":
+            raise click.UsageError(f"no dataset for {recipe_name}: pass --data DIR")
+    _log(f"demo: recipe {recipe_name} on {data_dir}")
+    ctx.invoke(train, recipe_name=recipe_name, data_dir=data_dir, out_dir=out_dir, weights=weights,
+               image_size=None, epochs=epochs, seed=0, gradcam=4, quiet=False)
+    ctx.invoke(export, run_dir=out_dir, int8=False, fp16=False, fp32=False, onnx=False, tensorrt=False,
+               calibration=None, calibration_size=None, max_drop=None, eval_data=None, int8_input="int8",
+               fallback_steps=6, json_out=False)
+    test_dir = data_dir / "test" if (data_dir / "test").is_dir() else None
+    ctx.invoke(bench, target=out_dir, device="host", data_dir=test_dir, reference=None, engine=None, threads=None,
+               cpus=None, runs=200, warmup=20, min_seconds=1.0, max_images=None, budget_mb=None, max_drop=None,
+               max_p90_ms=None, json_path=out_dir / "bench.json", md_path=out_dir / "bench.md")
+
+
 # ------------------------------------------------------------------------------------ export
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
@@ -116,9 +146,11 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
               help="Class folders to measure accuracy on (default: the run's test split).")
 @click.option("--int8-input", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
               help="Input/output type of the INT8 TFLite.")
+@click.option("--fallback-steps", type=click.IntRange(0, 20), default=6, show_default=True,
+              help="Most re-exports with the most sensitive ops kept in float (1, 2, 4, ... ops).")
 @click.option("--json", "json_out", is_flag=True, help="Print the export report as JSON on stdout.")
 def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_size, max_drop, eval_data,
-           int8_input, json_out):
+           int8_input, fallback_steps, json_out):
     """Convert a run's model to TFLite/ONNX (float, FP16, INT8) and measure each against float.
 
     With no format flag it exports float32 and INT8 TFLite. Artifacts and export_report.json go
@@ -131,11 +163,65 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 
     precisions = tuple(p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on) or ("fp32", "int8")
     opts = ExportOptions(run_dir, precisions, onnx, tensorrt, calibration, calibration_size, max_drop,
-                         eval_data, int8_input)
+                         eval_data, int8_input, fallback_steps)
     rep = run_export(opts, log=_log)
     click.echo(_json.dumps(rep, indent=2) if json_out else export_table(rep))
     check_budget(rep)
 
 
-if __name__ == "__main__":
+# ------------------------------------------------------------------------------------ bench
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--device", default="host", show_default=True,
+              help="host, jetson (SSH), phone (adb) or phone-emulated (QEMU + latency estimate).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Class folders named like the model's labels, for accuracy (default: latency only).")
+@click.option("--reference", type=click.Path(path_type=Path), default=None,
+              help="Float reference model (default: the run's model_fp32.tflite, else model.keras).")
+@click.option("--engine", default=None, help="Runner to use (litert, onnxruntime, tensorrt); default by format.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Inference threads.")
+@click.option("--cpus", default=None, metavar="LIST", help="Pin the agent to these CPU ids, e.g. 0,1.")
+@click.option("--runs", type=click.IntRange(1, 100000), default=200, show_default=True, help="Timed inferences.")
+@click.option("--warmup", type=click.IntRange(0, 10000), default=20, show_default=True)
+@click.option("--min-seconds", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
+              help="Keep timing until at least this long has passed.")
+@click.option("--max-images", type=click.IntRange(1), default=None, help="Use at most N images of --data.")
+@click.option("--budget-mb", type=click.FloatRange(0, min_open=True), default=None, help="Size budget (default: recipe's, 20).")
+@click.option("--max-drop", type=click.FloatRange(0, 100), default=None, metavar="PP", help="Accuracy drop budget vs the reference.")
+@click.option("--max-p90-ms", type=click.FloatRange(0, min_open=True), default=None, help="p90 latency budget.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the results as JSON (use - for stdout).")
+@click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write a Markdown table (e.g. for a PR comment).")
+def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds, max_images,
+          budget_mb, max_drop, max_p90_ms, json_path, md_path):
+    """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
+
+    Exit status: 0 when every budget holds, 1 when one fails, 2 for bad input or an unreachable device.
+    """
+    import json as _json
+
+    from .bench import BenchOptions, bench as run_bench, check, render, write_outputs
+
+    if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
+        raise click.BadParameter("expected comma-separated CPU ids, e.g. 0,1", param_hint="--cpus")
+    o = BenchOptions(target, device, {}, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds,
+                     max_images, budget_mb, max_drop, max_p90_ms)
+    doc = run_bench(o, log=_log)
+    to_stdout = json_path is not None and str(json_path) == "-"
+    write_outputs(doc, None if to_stdout else json_path, md_path)
+    if to_stdout:
+        click.echo(_json.dumps(doc, indent=2))
+    else:
+        click.echo(render(doc))
+    check(doc)
+
+
+def run() -> None:
+    """Console-script entry: the CLI with TensorFlow's native log lines filtered from stderr."""
+    filter_native_stderr()
     main()
+
+
+if __name__ == "__main__":
+    run()

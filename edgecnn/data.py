@@ -287,7 +287,12 @@ def tf_decode_resize(path, size: tuple[int, int]):
     import tensorflow as tf
 
     raw = tf.io.read_file(path)
-    img = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
+    # JPEG with the accurate integer IDCT: the same pixels as Pillow's decoder (TF's default
+    # fast IDCT differs by up to 5 levels, a silent train/serve skew).
+    img = tf.cond(tf.io.is_jpeg(raw),
+                  lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+                  lambda: tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8))
+    img.set_shape((None, None, 3))
     img = tf.image.resize(img, size, method="bilinear", antialias=False)
     img.set_shape((size[0], size[1], 3))
     return img

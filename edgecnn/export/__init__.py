@@ -39,7 +39,8 @@ class ExportOptions:
     eval_data: Path | None = None
     int8_input: str = "int8"
     fallback_steps: int = 6
-    calibration_dir: Path = field(default_factory=lambda: REPO_ROOT / "calibration")
+    calibration_dir: Path = field(default_factory=lambda: Path(
+        os.environ.get("EDGECNN_CALIBRATION_DIR") or REPO_ROOT / "calibration"))
     seed: int = 0
 
 
@@ -97,7 +98,9 @@ def evaluate_artifact(path: Path, x_float: np.ndarray, y: np.ndarray, ref: np.nd
             x_float, contract.input_dtype, contract.input_quantization)
         probs = np.concatenate([r.probabilities(xs[i:i + 64]) for i in range(0, len(xs), 64)])
         desc = r.describe()
-    res = compare(y, probs, ref, labels, paths)
+    res = compare(y, probs.argmax(1), None if ref is None else ref.argmax(1), labels, paths)
+    if ref is not None:
+        res["max_abs_score_diff"] = float(np.abs(probs - ref).max())
     res["runtime"] = desc
     return res
 
@@ -148,7 +151,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     t = time.perf_counter()
     ref = np.concatenate([np.asarray(model.predict_on_batch(x_eval[i:i + 64]))
                           for i in range(0, len(x_eval), 64)])
-    float_eval = compare(y, ref, None, contract.labels, eval_paths)
+    float_eval = compare(y, ref.argmax(1), None, contract.labels, eval_paths)
     log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(y)} images of {eval_source}")
 
     from . import onnx as ONNX

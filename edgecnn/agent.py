@@ -1,0 +1,159 @@
+"""The program that runs where the model runs: host, Jetson, emulated phone.
+
+It needs numpy, Pillow and one runtime, never TensorFlow (with TensorFlow imported, LiteRT ran
+about 2x slower here), and no Click: argparse only, so a bare board with python3 can run it. It
+reads the artifact and its contract, preprocesses images by the contract, measures latency and
+accuracy, and prints (or writes) one JSON document.
+
+    python -m edgecnn.agent MODEL [--data DIR] [--threads N] [--runs N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a plain file from a zip or folder: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "edgecnn"
+
+from edgecnn import contract as C  # noqa: E402
+from edgecnn.artifact import format_of, read_contract  # noqa: E402
+from edgecnn.errors import EdgecnnError  # noqa: E402
+from edgecnn.runtimes import runner_for  # noqa: E402
+from edgecnn.runtimes.base import reconcile  # noqa: E402
+
+SCHEMA = "edgecnn.agent/1"
+
+
+def latency_stats(samples_ns: list[int]) -> dict:
+    a = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(a.mean()),
+            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "min": float(a.min()), "max": float(a.max()),
+            "n": int(len(a))}
+
+
+def measure_latency(runner, x: np.ndarray, warmup: int, runs: int, min_seconds: float) -> dict:
+    """Single-image latency: warm-up, then at least `runs` timed inferences and `min_seconds`."""
+    one = getattr(runner, "infer_one", None) or (lambda v: runner.infer(v))
+    for _ in range(warmup):
+        one(x)
+    times: list[int] = []
+    start = time.perf_counter()
+    while len(times) < runs or (time.perf_counter() - start) < min_seconds:
+        t0 = time.perf_counter_ns()
+        one(x)
+        times.append(time.perf_counter_ns() - t0)
+        if len(times) >= 100 * max(runs, 1):
+            break
+    return latency_stats(times)
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        import resource
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(kb / 1024 if sys.platform != "darwin" else kb / 2**20, 1)
+    except Exception:
+        return None
+
+
+def run(model: Path, *, data: Path | None = None, engine: str | None = None, threads: int | None = None,
+        warmup: int = 10, runs: int = 100, min_seconds: float = 0.0, latency: bool = True,
+        max_images: int | None = None, outputs: Path | None = None, cpus: list[int] | None = None) -> dict:
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
+    contract = read_contract(model, required=data is not None)
+    t_load = time.perf_counter()
+    with runner_for(model, engine=engine, threads=threads) as r:
+        load_ms = (time.perf_counter() - t_load) * 1e3
+        if contract is not None:
+            contract = reconcile(r, contract, model)
+        result = {"schema": SCHEMA, "artifact": model.name, "format": format_of(model),
+                  "size_mb": round(model.stat().st_size / 1e6, 4), **r.describe(),
+                  "load_ms": round(load_ms, 2), "contract": contract.to_dict() if contract else None,
+                  "platform": {"machine": platform.machine(), "system": platform.system(),
+                               "python": platform.python_version(), "cpus": os.cpu_count(),
+                               "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None},
+                  "tensorflow_imported": "tensorflow" in sys.modules}
+        samples = []
+        if data is not None:
+            from edgecnn.data import scan_eval_folder
+            samples, skipped = scan_eval_folder(data, contract.labels)
+            samples = samples[:max_images] if max_images else samples
+            result["skipped"] = skipped
+        if latency:
+            if samples:
+                x = C.preprocess(samples[0].path, contract)[None]
+            else:
+                rng = np.random.default_rng(0)
+                shape = tuple(v or 1 for v in r.input.shape)
+                x = rng.integers(0, 256, shape).astype(np.float32)
+                if contract is not None:
+                    x = C.preprocess_array(x[0].astype(np.uint8), contract)[None]
+                elif r.input.dtype != "float32":
+                    info = np.iinfo(r.input.dtype)
+                    x = rng.integers(info.min, info.max + 1, shape).astype(r.input.dtype)
+                else:
+                    x = (x / 127.5 - 1.0).astype(np.float32)
+            x = np.ascontiguousarray(x.astype(r.input.dtype, copy=False))
+            lat = measure_latency(r, x, warmup, runs, min_seconds)
+            result.update(latency_ms=lat, throughput_ips=round(1000.0 / lat["mean"], 2), warmup=warmup)
+        if samples:
+            probs = []
+            for s in samples:
+                probs.append(r.probabilities(C.preprocess(s.path, contract)[None])[0])
+            probs = np.stack(probs)
+            y = np.array([s.label for s in samples])
+            pred = probs.argmax(1)
+            result.update(accuracy=float((pred == y).mean()), images=len(samples),
+                          paths=[str(s.path) for s in samples], y_true=y.tolist(), top1=pred.tolist())
+            if outputs is not None:
+                np.save(outputs, probs.astype(np.float32))
+                result["outputs_file"] = str(outputs)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="edgecnn-agent", description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--data", type=Path, help="class folders for accuracy")
+    ap.add_argument("--engine", help="runner name (default: by file format)")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--cpus", help="comma-separated CPU ids to pin to")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--min-seconds", type=float, default=0.0)
+    ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--max-images", type=int)
+    ap.add_argument("--outputs", type=Path, help="save the class scores (N, classes) as .npy")
+    ap.add_argument("--json", type=Path, help="write the result here instead of stdout")
+    a = ap.parse_args(argv)
+    try:
+        res = run(a.model, data=a.data, engine=a.engine, threads=a.threads, warmup=a.warmup, runs=a.runs,
+                  min_seconds=a.min_seconds, latency=not a.no_latency, max_images=a.max_images,
+                  outputs=a.outputs, cpus=[int(c) for c in a.cpus.split(",")] if a.cpus else None)
+    except EdgecnnError as e:
+        print(json.dumps({"schema": SCHEMA, "error": str(e), "exit_code": e.exit_code}))
+        return e.exit_code
+    text = json.dumps(res)
+    if a.json:
+        tmp = a.json.with_name(a.json.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, a.json)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

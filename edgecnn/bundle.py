@@ -1,0 +1,273 @@
+"""Android assets: put a model, its labels and its preprocessing contract into the demo app.
+
+``bundle(RUN_DIR or MODEL.tflite, android_demo/)`` copies three files into
+``android_demo/app/src/main/assets/``:
+
+- ``model.tflite``   the exported model, byte for byte (its embedded contract included);
+- ``contract.json``  the contract the model carries, which the app's Kotlin core applies;
+- ``labels.txt``     one label per line, in output order.
+
+and a small manifest, ``edgecnn-bundle.json``, listing what it wrote (name, size, sha256), so the
+next bundle removes exactly those files and nothing a developer put there. The new set is staged
+in a temporary folder beside the assets and swapped in with renames: an interrupted bundle
+leaves the previous one in place.
+
+It refuses, with one line and no copy: a model over the size budget (default 20 MB, 1 MB =
+1,000,000 bytes), a model that carries no contract, and a contract the app cannot honour (it
+applies RGB, NHWC, bilinear resize and float32/int8/uint8 input only) or that disagrees with the
+model's own input and output tensors (shape, dtype, quantization).
+
+Needs the standard library, numpy and (for the tensor check) ai-edge-litert: never TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .errors import BudgetError, InputError
+
+PRECISIONS = ("int8", "fp16", "fp32")
+DEFAULT_BUDGET_MB = 20.0
+MB = 1_000_000
+MODEL_NAME = "model.tflite"
+CONTRACT_NAME = "contract.json"
+LABELS_NAME = "labels.txt"
+MANIFEST_NAME = "edgecnn-bundle.json"
+ASSETS = Path("app") / "src" / "main" / "assets"
+
+# what the app's Kotlin core implements (android_demo/.../core/Contract.kt, Preprocess.kt)
+APP_COLOR_ORDERS = ("RGB",)
+APP_LAYOUTS = ("NHWC",)
+APP_RESIZE = ("bilinear",)
+APP_INPUT_DTYPES = ("float32", "int8", "uint8")
+APP_OUTPUT_DTYPES = ("float32", "int8", "uint8")
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / MB:.2f} MB"
+
+
+def resolve_model(source: str | Path, precision: str = "int8") -> Path:
+    """The .tflite a RUN_DIR (its export/model_<precision>.tflite) or a MODEL path stands for."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    src = Path(source)
+    if src.is_dir():
+        name = f"model_{precision}.tflite"
+        for cand in (src / "export" / name, src / name):
+            if cand.is_file():
+                return cand
+        found = sorted(p.name for d in (src / "export", src) if d.is_dir() for p in d.glob("model_*.tflite"))
+        hint = (f"found {', '.join(found)}: pass --precision accordingly" if found
+                else f"run 'edgecnn export {src}' first")
+        raise InputError(f"no {name} in {src / 'export'} ({hint})")
+    if not src.exists():
+        raise InputError(f"no such run folder or model: {src}")
+    if src.suffix.lower() != ".tflite":
+        raise InputError(f"{src}: the Android app runs a .tflite model (got '{src.suffix or src.name}'); "
+                         f"export one with 'edgecnn export'")
+    return src
+
+
+def _app_problems(contract) -> list[str]:
+    """Why the app's Kotlin core cannot apply this contract (empty when it can)."""
+    out = []
+    if contract.color_order not in APP_COLOR_ORDERS:
+        out.append(f"colour order {contract.color_order} (the app feeds RGB)")
+    if contract.layout not in APP_LAYOUTS:
+        out.append(f"layout {contract.layout} (the app feeds NHWC)")
+    if contract.resize not in APP_RESIZE:
+        out.append(f"resize {contract.resize} (the app resizes bilinear)")
+    if contract.input_dtype not in APP_INPUT_DTYPES:
+        out.append(f"input dtype {contract.input_dtype} (the app feeds {'/'.join(APP_INPUT_DTYPES)})")
+    if contract.input_dtype != "float32" and contract.input_quantization is None:
+        out.append(f"{contract.input_dtype} input without input_quantization")
+    bad = [l for l in contract.labels if "\n" in l or "\r" in l or l != l.strip() or not l]
+    if bad:
+        out.append(f"label {bad[0]!r} cannot be one line of labels.txt")
+    return out
+
+
+def _tensor_problems(model: Path, contract) -> list[str] | None:
+    """Where the model's own tensors disagree with the contract; None if LiteRT is absent."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    try:
+        it = Interpreter(model_path=str(model))
+    except Exception as e:  # a corrupt or unsupported flatbuffer
+        raise InputError(f"{model}: LiteRT cannot load it ({str(e).strip().splitlines()[0][:200]})") from None
+    ins, outs = it.get_input_details(), it.get_output_details()
+    probs = []
+    if len(ins) != 1 or len(outs) != 1:
+        return [f"the app runs single-input, single-output classifiers; this model has "
+                f"{len(ins)} input(s) and {len(outs)} output(s)"]
+    i, o = ins[0], outs[0]
+    shape = [int(v) for v in i["shape"]]
+    if shape != list(contract.input_shape):
+        probs.append(f"model input shape {shape} but the contract says {list(contract.input_shape)}")
+    in_dtype = getattr(i["dtype"], "__name__", str(i["dtype"]))
+    if in_dtype != contract.input_dtype:
+        probs.append(f"model input dtype {in_dtype} but the contract says {contract.input_dtype}")
+    elif contract.input_quantization is not None and in_dtype != "float32":
+        scale, zp = i["quantization"]
+        cq = contract.input_quantization
+        if not (math.isclose(scale, cq.scale, rel_tol=1e-6) and int(zp) == cq.zero_point):
+            probs.append(f"model input quantization (scale {scale:.9g}, zero point {zp}) but the contract "
+                         f"says (scale {cq.scale:.9g}, zero point {cq.zero_point})")
+    n_out = int(math.prod(int(v) for v in o["shape"]))
+    if n_out != contract.num_classes:
+        probs.append(f"model output has {n_out} values but the contract has {contract.num_classes} labels")
+    out_dtype = getattr(o["dtype"], "__name__", str(o["dtype"]))
+    if out_dtype not in APP_OUTPUT_DTYPES:
+        probs.append(f"model output dtype {out_dtype} (the app reads {'/'.join(APP_OUTPUT_DTYPES)})")
+    elif out_dtype != "float32":
+        scale, zp = o["quantization"]
+        cq = contract.output_quantization
+        if cq is None and not scale:
+            probs.append(f"{out_dtype} output without quantization in the contract or the model")
+        elif cq is not None and scale and not (math.isclose(scale, cq.scale, rel_tol=1e-6) and int(zp) == cq.zero_point):
+            probs.append(f"model output quantization (scale {scale:.9g}, zero point {zp}) but the contract "
+                         f"says (scale {cq.scale:.9g}, zero point {cq.zero_point})")
+    return probs
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _previous_files(assets: Path) -> set[str]:
+    """Names the last bundle wrote (from its manifest); our fixed names if the manifest is unreadable."""
+    ours = {MODEL_NAME, CONTRACT_NAME, LABELS_NAME, MANIFEST_NAME}
+    try:
+        data = json.loads((assets / MANIFEST_NAME).read_text(encoding="utf-8"))
+        names = {str(f["name"]) for f in data.get("files", [])}
+        return {n for n in names if n and "/" not in n and "\\" not in n and n not in (".", "..")} | ours
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return ours if (assets / MANIFEST_NAME).exists() else ours & {MANIFEST_NAME}
+
+
+def _swap_in(staging: Path, assets: Path) -> None:
+    """Make staging the assets folder: two renames, rolled back if the second fails."""
+    if not assets.exists():
+        os.rename(staging, assets)
+        return
+    old = Path(tempfile.mkdtemp(prefix=".assets-old-", dir=assets.parent))
+    old.rmdir()                       # a free name on the same filesystem
+    os.rename(assets, old)
+    try:
+        os.rename(staging, assets)
+    except OSError:
+        os.rename(old, assets)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8", *,
+           budget_mb: float = DEFAULT_BUDGET_MB, log: Callable[[str], None] | None = print) -> dict:
+    """Copy a model, its labels and contract into the Android app's assets; return what was written.
+
+    ``source``: a run folder (uses ``export/model_<precision>.tflite``) or a ``.tflite`` file.
+    ``android_dir``: the Android project (``android_demo/``). Raises InputError (bad input, no
+    contract, a contract the app cannot honour) or BudgetError (model over ``budget_mb``).
+    """
+    from .artifact import read_contract
+
+    log = log or (lambda _msg: None)
+    model = resolve_model(source, precision)
+    src = Path(source)
+    from_run = src.is_dir()
+    app = Path(android_dir)
+    manifest_xml = app / "app" / "src" / "main" / "AndroidManifest.xml"
+    if not manifest_xml.is_file():
+        raise InputError(f"{app} is not the edgecnn Android app (no {manifest_xml.relative_to(app)}); "
+                         f"pass --android android_demo")
+    if not (isinstance(budget_mb, (int, float)) and budget_mb > 0 and math.isfinite(budget_mb)):
+        raise InputError(f"the size budget must be a positive number of MB, got {budget_mb!r}")
+
+    size = model.stat().st_size
+    if size > budget_mb * MB:
+        raise BudgetError(f"{model.name} is {_mb(size)}, over the {budget_mb:g} MB size budget: "
+                          f"not bundled (export INT8, a smaller input size or alpha, or raise --budget-mb)")
+
+    contract = read_contract(model)          # embedded, or a sidecar beside the model
+    problems = _app_problems(contract)
+    if problems:
+        raise InputError(f"{model.name}: the Android app cannot honour its contract: {'; '.join(problems)}")
+    tensor_problems = _tensor_problems(model, contract)
+    if tensor_problems:
+        raise InputError(f"{model.name}: its contract does not match the model: {'; '.join(tensor_problems)}")
+    if tensor_problems is None:
+        log("warning: ai-edge-litert is not installed; the model's tensors were not checked against the contract")
+
+    assets = app / ASSETS
+    assets.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".assets-new-", dir=assets.parent))
+    try:
+        shutil.copyfile(model, staging / MODEL_NAME)
+        (staging / CONTRACT_NAME).write_text(contract.to_json(), encoding="utf-8")
+        (staging / LABELS_NAME).write_text("".join(f"{l}\n" for l in contract.labels), encoding="utf-8")
+        files = [{"name": n, "bytes": (staging / n).stat().st_size, "sha256": _sha256(staging / n)}
+                 for n in (MODEL_NAME, LABELS_NAME, CONTRACT_NAME)]
+        manifest = {
+            "schema": "edgecnn.bundle/1",
+            "model_source": (f"{src.name}/{model.relative_to(src).as_posix()}" if from_run else model.name),
+            "precision": precision if from_run else None,
+            "input_dtype": contract.input_dtype,
+            "input_size": list(contract.input_size),
+            "num_classes": contract.num_classes,
+            "budget_mb": budget_mb,
+            "files": files,
+        }
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        # keep whatever else lives in assets (a developer's own files); drop what we wrote before
+        if assets.is_dir():
+            previous = _previous_files(assets)
+            for entry in assets.iterdir():
+                if entry.name in previous or (staging / entry.name).exists():
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, staging / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
+        for f in staging.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _swap_in(staging, assets)
+    except OSError as e:
+        raise InputError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+    total = sum(f["bytes"] for f in files)
+    log(f"bundled {model} ({contract.input_dtype} input {contract.input_size[0]}x{contract.input_size[1]}, "
+        f"{contract.num_classes} classes; {_mb(size)} of the {budget_mb:g} MB budget) into {assets}:")
+    for f in files:
+        log(f"  {f['name']:<14} {f['bytes']:>12,d} bytes")
+    return {
+        "model": str(model),
+        "assets_dir": str(assets),
+        "precision": manifest["precision"],
+        "input_dtype": contract.input_dtype,
+        "input_size": list(contract.input_size),
+        "num_classes": contract.num_classes,
+        "size_mb": round(size / MB, 3),
+        "budget_mb": budget_mb,
+        "within_budget": True,
+        "total_bytes": total,
+        "files": files,
+    }

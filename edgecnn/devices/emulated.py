@@ -1,0 +1,547 @@
+"""phone-emulated: correctness on an emulated Arm64 CPU, latency ESTIMATED from a device profile.
+
+Correctness: the agent runs under QEMU user-mode emulation (``qemu-aarch64-static``) on a named
+Arm core, with an Arm64 Python and the real LiteRT Arm64 kernels from a small sysroot prepared once
+under the user's cache directory. The same model runs on the host; the class scores of both are
+compared (top-1 agreement, largest score difference, bit-exactness — INT8 with XNNPACK is expected
+to be bit-exact between x86 and Arm64).
+
+Latency: emulated timings are 150-300x slower than the device and say nothing about it. The latency
+is estimated from a profile (devices/profiles/*.yaml) that names the device, its QEMU core, its
+threads and one or two anchor models with published latencies on that device. The anchors and the
+candidate are benched side by side on the host in the same run and scaled:
+
+    estimated_ms = candidate_host_ms * anchor_device_ms / anchor_host_ms
+
+With two anchors (INT8 and float) the disagreement of their scale factors is the uncertainty.
+
+The sysroot (built once, ~1 minute; needs root for debootstrap, or fakeroot):
+  debootstrap --foreign --variant=minbase --arch=arm64 --include=python3,libstdc++6 bookworm ROOT MIRROR
+  (MIRROR read from the machine's apt sources), every downloaded .deb unpacked with dpkg -x, then
+  the host's pip installs the aarch64 wheels of ai-edge-litert, numpy and Pillow (the host's versions)
+  into SITE. Per core, a view of the root (symbolic links) carries an Arm64 /proc/cpuinfo and
+  /sys/devices/system/cpu files matching the core: QEMU 7.2 passes the host's x86 cpuinfo through,
+  which crashes LiteRT, and QEMU's default ``max`` CPU gives wrong INT8 results, so a core is
+  always named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import InputError
+from ..paths import shared_data, user_cache
+from .base import Completed, Device, DeviceError, LocalTransport, agent_zip, parse_agent_output
+from .host import HostDevice
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+DEFAULT_PROFILE = "pixel3"
+SYSROOT_VERSION = 1
+SUITE = "bookworm"
+PYTHON = "usr/bin/python3.11"
+APT_PACKAGES = "qemu-user-static debootstrap"
+
+# /proc/cpuinfo per core as the Linux kernel prints it on that core (Features = its HWCAPs).
+CORES = {
+    "cortex-a76": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+                               "asimdrdm lrcpc dcpop asimddp",
+                   "variant": "0x4", "part": "0xd0b", "revision": "1"},
+    "cortex-a72": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
+                   "variant": "0x0", "part": "0xd08", "revision": "3"},
+    "cortex-a57": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
+                   "variant": "0x1", "part": "0xd07", "revision": "1"},
+    "cortex-a53": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
+                   "variant": "0x0", "part": "0xd03", "revision": "4"},
+}
+
+
+# ----------------------------------------------------------------------------------- profiles
+def list_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name: str) -> dict:
+    import yaml
+    p = Path(name)
+    path = p if p.suffix in (".yaml", ".yml") and p.is_file() else PROFILES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise InputError(f"unknown device profile {name!r}; available: {', '.join(list_profiles())}")
+    try:
+        prof = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(f"{path.name}: not valid YAML ({str(e).splitlines()[0]})") from None
+    for key in ("name", "device", "qemu_cpu", "threads", "anchors"):
+        if not isinstance(prof, dict) or key not in prof:
+            raise InputError(f"profile {path.name}: missing {key!r}")
+    if prof["qemu_cpu"] not in CORES:
+        raise InputError(f"profile {path.name}: qemu_cpu {prof['qemu_cpu']!r} is not one of {', '.join(CORES)}")
+    for a in prof["anchors"]:
+        if not {"model", "precision", "ms", "source"} <= set(a):
+            raise InputError(f"profile {path.name}: each anchor needs model, precision, ms and source")
+    return prof
+
+
+def anchor_path(model: str, log=print) -> Path | None:
+    """The anchor model file: a file under shared_data()/weights/reference, or a built float anchor."""
+    if model == "build:mobilenet_v2_1.0_224_float":
+        return float_anchor(log)
+    p = shared_data() / "weights" / "reference" / model
+    return p if p.is_file() else None
+
+
+def float_anchor(log=print) -> Path | None:
+    """Float MobileNetV2 1.0/224 (ImageNet weights from shared_data()/weights), built once and cached.
+
+    Built in a separate process (TensorFlow never enters the benchmarking process). None when the
+    weights or TensorFlow are missing: the estimate then rests on the INT8 anchor alone.
+    """
+    out = user_cache() / "anchors" / "mobilenet_v2_1.0_224_float.tflite"
+    if out.is_file():
+        return out
+    weights = shared_data() / "weights" / "mobilenet_v2_1.0_224_imagenet.weights.h5"
+    if not weights.is_file():
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    script = (
+        "import os, sys\nos.environ['TF_CPP_MIN_LOG_LEVEL']='3'\nimport tensorflow as tf\n"
+        "m = tf.keras.applications.MobileNetV2(input_shape=(224,224,3), alpha=1.0, weights=sys.argv[1])\n"
+        "c = tf.lite.TFLiteConverter.from_keras_model(m)\n"
+        "c.target_spec.supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS]\n"
+        "open(sys.argv[2],'wb').write(c.convert())\n")
+    log("phone-emulated: building the float MobileNetV2 anchor once (TensorFlow, ~30 s)...")
+    try:
+        p = subprocess.run([sys.executable, "-c", script, str(weights), str(tmp)], capture_output=True,
+                           text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        p = None
+    if p is None or p.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        return None
+    os.replace(tmp, out)
+    return out
+
+
+# ----------------------------------------------------------------------------------- sysroot
+def _need_tools() -> dict:
+    tools = {t: shutil.which(t) for t in ("qemu-aarch64-static", "debootstrap", "dpkg")}
+    missing = [t for t, p in tools.items() if p is None]
+    if missing:
+        raise DeviceError(f"phone-emulated needs {', '.join(missing)}: apt-get install {APT_PACKAGES}")
+    return tools
+
+
+def apt_mirror(suite: str = SUITE) -> str:
+    """The Debian mirror this machine's apt uses (sources.list and sources.list.d), for `suite`."""
+    files = [Path("/etc/apt/sources.list")] + sorted(Path("/etc/apt/sources.list.d").glob("*"))
+    found: list[tuple[str, list[str]]] = []
+    for f in files:
+        try:
+            text = f.read_text(errors="replace")
+        except OSError:
+            continue
+        if f.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line:
+                        continue
+                    k, v = line.split(":", 1)
+                    fields[k.strip().lower()] = v.split()
+                if "deb" in fields.get("types", []):
+                    for uri in fields.get("uris", []):
+                        found.append((uri, fields.get("suites", [])))
+        else:
+            for line in text.splitlines():
+                m = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+                if m:
+                    found.append((m.group(1), [m.group(2)]))
+    for uri, suites in found:
+        if suite in suites and "security" not in uri:
+            return uri
+    for uri, suites in found:
+        if "debian" in uri and "security" not in uri:
+            return uri
+    raise DeviceError(f"no Debian mirror for {suite} in /etc/apt/sources.list*: add one to build the "
+                      f"Arm64 sysroot")
+
+
+def sysroot_dir() -> Path:
+    return user_cache() / "arm64-sysroot"
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _wheel_pins() -> list[str]:
+    """The host's versions of the agent's packages, so both sides run the same LiteRT and numpy."""
+    from importlib import metadata
+    pins = []
+    for name in ("ai-edge-litert", "numpy", "pillow"):
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+def _run(argv: list[str], what: str, timeout: float = 900, **kw) -> subprocess.CompletedProcess:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"Arm64 sysroot: {what} timed out after {timeout:.0f} s") from None
+    if p.returncode != 0:
+        tail = ((p.stderr or "") + (p.stdout or "")).strip().splitlines()
+        raise DeviceError(f"Arm64 sysroot: {what} failed (exit {p.returncode}): {(tail or ['no output'])[-1][:300]}")
+    return p
+
+
+def ensure_sysroot(log=print) -> Path:
+    """The prepared sysroot (root/ + site/), built once under a lock and moved in place atomically."""
+    tools = _need_tools()
+    final = sysroot_dir()
+    stamp = final / "sysroot.json"
+
+    def ready() -> bool:
+        try:
+            return json.loads(stamp.read_text()).get("version") == SYSROOT_VERSION
+        except (OSError, ValueError):
+            return False
+
+    if ready():
+        return final
+    with _lock(final.with_name("arm64-sysroot.lock")):
+        if ready():
+            return final
+        t0 = time.perf_counter()
+        mirror = apt_mirror()
+        log(f"phone-emulated: preparing the Arm64 sysroot once (Debian {SUITE} from {mirror}, wheels by pip)...")
+        build = Path(tempfile.mkdtemp(prefix="arm64-sysroot.partial-", dir=final.parent))
+        try:
+            root, site = build / "root", build / "site"
+            argv = [tools["debootstrap"], "--foreign", "--variant=minbase", "--arch=arm64",
+                    "--include=python3,libstdc++6", SUITE, str(root), mirror]
+            keyring = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+            if keyring.is_file():
+                argv.insert(1, f"--keyring={keyring}")
+            if os.geteuid() != 0:
+                if not shutil.which("fakeroot"):
+                    raise DeviceError("Arm64 sysroot: debootstrap needs root or fakeroot (apt-get install fakeroot)")
+                argv = ["fakeroot"] + argv
+            _run(argv, "debootstrap")
+            debs = sorted(glob.glob(str(root / "var/cache/apt/archives/*.deb")))
+            if not debs:
+                raise DeviceError("Arm64 sysroot: debootstrap downloaded no packages")
+            for deb in debs:
+                _run([tools["dpkg"], "-x", deb, str(root)], f"dpkg -x {Path(deb).name}")
+                os.unlink(deb)
+            if not (root / PYTHON).is_file():
+                raise DeviceError(f"Arm64 sysroot: no {PYTHON} after unpacking {SUITE}")
+            _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                  "--no-compile", "--target", str(site), "--python-version", "3.11", "--implementation", "cp",
+                  "--only-binary=:all:", "--platform", "manylinux_2_28_aarch64", "--platform",
+                  "manylinux_2_27_aarch64", "--platform", "manylinux2014_aarch64", *_wheel_pins()],
+                 "pip install of the aarch64 wheels")
+            (build / "sysroot.json").write_text(json.dumps({
+                "version": SYSROOT_VERSION, "suite": SUITE, "mirror": mirror, "wheels": _wheel_pins(),
+                "built_s": round(time.perf_counter() - t0, 1)}))
+            if final.exists():  # an older version: move it aside, then away
+                old = final.with_name(f"arm64-sysroot.old-{os.getpid()}")
+                os.rename(final, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.rename(build, final)
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+        log(f"phone-emulated: sysroot ready in {time.perf_counter() - t0:.0f} s ({final})")
+    return final
+
+
+def cpuinfo_text(core: str, cpus: int) -> str:
+    c = CORES[core]
+    block = ("processor\t: {i}\nBogoMIPS\t: 38.40\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+             "CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {revision}\n")
+    return "\n".join(block.format(i=i, **c) for i in range(cpus)) + "\n"
+
+
+def core_view(sysroot: Path, core: str, cpus: int = 4) -> Path:
+    """A view of root/ (symbolic links) with /proc/cpuinfo and /sys/devices/system/cpu for `core`."""
+    if core not in CORES:
+        raise InputError(f"unknown Arm core {core!r}; known: {', '.join(CORES)}")
+    view = sysroot / "views" / f"{core}-{cpus}"
+    if (view / ".ready").is_file():
+        return view
+    with _lock(sysroot / "views.lock"):
+        if (view / ".ready").is_file():
+            return view
+        view.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{view.name}.", dir=view.parent))
+        root = sysroot / "root"
+        for entry in sorted(os.listdir(root)):
+            if entry not in ("proc", "sys"):
+                os.symlink(os.path.join("..", "..", "root", entry), tmp / entry)
+        (tmp / "proc").mkdir()
+        (tmp / "proc" / "cpuinfo").write_text(cpuinfo_text(core, cpus))
+        cpu = tmp / "sys" / "devices" / "system" / "cpu"
+        cpu.mkdir(parents=True)
+        rng = f"0-{cpus - 1}\n" if cpus > 1 else "0\n"
+        for name, text in (("possible", rng), ("present", rng), ("online", rng), ("kernel_max", f"{max(cpus - 1, 0)}\n")):
+            (cpu / name).write_text(text)
+        (tmp / ".ready").write_text(core + "\n")
+        if view.exists():
+            shutil.rmtree(view)
+        os.rename(tmp, view)
+    return view
+
+
+def qemu_version() -> str:
+    try:
+        out = subprocess.run(["qemu-aarch64-static", "--version"], capture_output=True, text=True, timeout=30).stdout
+        return out.splitlines()[0].strip() if out else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------------- agreement
+def agreement(host_scores, emulated_scores, integer_model: bool) -> dict:
+    import numpy as np
+    a, b = np.asarray(host_scores), np.asarray(emulated_scores)
+    if a.shape != b.shape:
+        return {"images": None, "error": f"score shapes differ: host {a.shape}, emulated {b.shape}"}
+    return {"images": int(a.shape[0]), "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+            "max_abs_diff": float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()),
+            "bit_exact": bool(np.array_equal(a, b)), "int8": integer_model}
+
+
+def _latency_args(agent_args: list[str]) -> tuple[list[str], argparse.Namespace]:
+    ap = argparse.ArgumentParser(add_help=False)
+    for flag in ("--runs", "--warmup", "--threads", "--max-images"):
+        ap.add_argument(flag, type=int)
+    ap.add_argument("--min-seconds", type=float)
+    ap.add_argument("--engine")
+    ap.add_argument("--cpus")
+    ap.add_argument("--no-latency", action="store_true")
+    ns, _ = ap.parse_known_args(agent_args)
+    out = []
+    for flag, v in (("--runs", ns.runs), ("--warmup", ns.warmup), ("--min-seconds", ns.min_seconds),
+                    ("--cpus", ns.cpus)):
+        if v is not None:
+            out += [flag, str(v)]
+    return out, ns
+
+
+def _without(args: list[str], *flags: str) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in flags:
+            skip = a not in ("--no-latency",)
+            continue
+        out.append(a)
+    return out
+
+
+def estimate(profile: dict, candidate_ms: dict, anchors_host: dict[str, float], precision: str) -> dict:
+    """Scale the candidate's host latency by each anchor's device/host ratio.
+
+    candidate_ms: the candidate's host latency stats; anchors_host: {anchor model: host p50 ms}.
+    The anchor of the candidate's precision is the primary one; the other gives the uncertainty.
+    """
+    scales = {}
+    for a in profile["anchors"]:
+        host_ms = anchors_host.get(a["model"])
+        if host_ms:
+            scales[a["model"]] = {"precision": a["precision"], "device_ms": float(a["ms"]), "host_ms": host_ms,
+                                  "scale": float(a["ms"]) / host_ms, "source": a["source"]}
+    if not scales:
+        return {}
+    primary = next((m for m, s in scales.items() if s["precision"] == precision), next(iter(scales)))
+    s = scales[primary]["scale"]
+    others = [v["scale"] for m, v in scales.items() if m != primary]
+    unc = max((abs(o - s) / s * 100.0 for o in others), default=None)
+    lat = {k: candidate_ms[k] * s for k in ("p50", "p90", "p99", "mean", "std", "min", "max") if k in candidate_ms}
+    lat["n"] = candidate_ms.get("n")
+    return {"latency_ms": lat, "estimate": {
+        "profile": profile["name"], "device": profile["device"], "anchor": primary,
+        "anchor_device_ms": scales[primary]["device_ms"], "anchor_host_ms": round(scales[primary]["host_ms"], 4),
+        "scale": round(s, 4), "uncertainty_pct": round(unc, 1) if unc is not None else None,
+        "candidate_host_ms": round(candidate_ms["p50"], 4),
+        "anchors": {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()} for m, d in scales.items()},
+        "method": "candidate_host_ms * anchor_device_ms / anchor_host_ms, benched side by side on the host",
+        "note": None if unc is not None else "single anchor: no uncertainty from a second anchor"}}
+
+
+# ----------------------------------------------------------------------------------- device
+class EmulatedPhoneDevice(Device):
+    """Options: profile (name or YAML path, default pixel3), threads (host threads for the
+    side-by-side latency, default min(profile threads, host CPUs)), rounds (side-by-side rounds, 2)."""
+
+    name = "phone-emulated"
+
+    def __init__(self, profile: str | None = None, threads: int | None = None, rounds: int = 2,
+                 log=None, **options):
+        super().__init__(profile=profile, threads=threads, rounds=rounds, **options)
+        self.profile = load_profile(profile or DEFAULT_PROFILE)
+        self.threads = threads
+        self.rounds = max(1, int(rounds))
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.host = HostDevice()
+        self.transport = LocalTransport()
+        self._pyz: Path | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgecnn-emulated-")
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def describe(self) -> dict:
+        return {"device": self.name, "profile": self.profile["name"], "emulates": self.profile["device"],
+                "qemu_cpu": self.profile["qemu_cpu"], "threads": self.profile["threads"]}
+
+    # -- emulated run
+    def _agent(self) -> Path:
+        if self._pyz is None:
+            self._pyz = Path(self._tmp.name) / "agent.pyz"
+            self._pyz.write_bytes(agent_zip())
+        return self._pyz
+
+    def run_emulated(self, artifact: Path, agent_args: list[str], data: Path | None, outputs: Path | None) -> dict:
+        sysroot = ensure_sysroot(self.log)
+        core = self.profile["qemu_cpu"]
+        view = core_view(sysroot, core, int(self.profile.get("cpus", self.profile["threads"])))
+        argv = ["qemu-aarch64-static", "-L", str(view), str(view / PYTHON), str(self._agent()),
+                str(Path(artifact).resolve()), *agent_args]
+        if data is not None:
+            argv += ["--data", str(Path(data).resolve())]
+        if outputs is not None:
+            argv += ["--outputs", str(outputs)]
+        env = {"QEMU_CPU": core, "PYTHONPATH": str(sysroot / "site"), "PYTHONNOUSERSITE": "1",
+               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
+               "HOME": self._tmp.name, "TMPDIR": self._tmp.name}
+        c: Completed = self.transport.run(argv, timeout=float(self.options.get("timeout", 3600)), env=env)
+        return parse_agent_output(c, f"the emulated {core}")
+
+    # -- the device
+    def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
+                  outputs: bool = False) -> dict:
+        import numpy as np
+        artifact = Path(artifact)
+        lat_args, ns = _latency_args(agent_args)
+        base = _without(agent_args, "--runs", "--warmup", "--min-seconds", "--cpus", "--threads", "--no-latency")
+        host_threads = self.threads or ns.threads or min(int(self.profile["threads"]), os.cpu_count() or 1)
+        emu_threads = min(int(self.profile["threads"]), os.cpu_count() or 1)
+
+        # 1) correctness: the same images through the emulated Arm core and the host, scores compared
+        synthetic = None
+        eval_data = data
+        if data is None:
+            synthetic = self._random_images(artifact)
+            eval_data = synthetic
+        emu_out = Path(self._tmp.name) / "emulated_outputs.npy"
+        notes = []
+        t0 = time.perf_counter()
+        res = self.run_emulated(artifact, [*base, "--no-latency", "--threads", str(emu_threads)], eval_data,
+                                emu_out if eval_data is not None else None)
+        emu_s = time.perf_counter() - t0
+        agree = None
+        if eval_data is not None:
+            host_res = self.host.run_agent(artifact, [*base, "--no-latency", "--threads", str(emu_threads)],
+                                           data=eval_data, outputs=True)
+            if emu_out.is_file() and "outputs" in host_res:
+                integer = (res.get("input") or {}).get("dtype") in ("int8", "uint8")
+                agree = agreement(host_res["outputs"], np.load(emu_out), integer)
+                agree["inputs"] = "random images (no --data)" if synthetic else "--data"
+        else:
+            notes.append("the model carries no contract: agreement with the host not measured")
+        if synthetic is not None:
+            for k in ("accuracy", "images", "paths", "y_true", "top1", "skipped"):
+                res.pop(k, None)
+        if outputs and emu_out.is_file():
+            res["outputs"] = np.load(emu_out)
+
+        # 2) latency: anchors and candidate side by side on the host, scaled by the profile
+        anchors_ms: dict[str, list[float]] = {}
+        cand: list[dict] = []
+        anchors = []
+        for a in self.profile["anchors"]:
+            p = anchor_path(a["model"], self.log)
+            if p is None:
+                notes.append(f"anchor {a['model']} not found (expected in shared data weights/reference): "
+                             f"not used")
+            else:
+                anchors.append((a["model"], p))
+        host_lat = [*lat_args, "--threads", str(host_threads)]
+        cand_rss = None
+        if anchors:
+            for _ in range(self.rounds):
+                r = self.host.run_agent(artifact, host_lat + (["--engine", ns.engine] if ns.engine else []))
+                cand.append(r["latency_ms"])
+                cand_rss = r.get("peak_rss_mb")
+                for model, p in anchors:
+                    anchors_ms.setdefault(model, []).append(self.host.run_agent(p, host_lat)["latency_ms"]["p50"])
+        precision = "int8" if (res.get("input") or {}).get("dtype") in ("int8", "uint8") else "float"
+        est = {}
+        if cand:
+            med = {k: float(np.median([c[k] for c in cand])) for k in cand[0] if k != "n"}
+            med["n"] = int(sum(c["n"] for c in cand))
+            est = estimate(self.profile, med, {m: float(np.median(v)) for m, v in anchors_ms.items()}, precision)
+            est["estimate"]["host_threads"] = host_threads
+            est["estimate"]["profile_threads"] = self.profile["threads"]
+            est["estimate"]["rounds"] = self.rounds
+        else:
+            notes.append("no anchor model available: no latency estimate (the anchor "
+                         "mobilenet_v2_1.0_224_quant.tflite belongs in the shared data weights/reference folder)")
+            self.log("phone-emulated: " + notes[-1])
+        res.pop("latency_ms", None)
+        res.pop("throughput_ips", None)
+        if est:
+            res["latency_ms"] = est["latency_ms"]
+            res["throughput_ips"] = round(1000.0 / est["latency_ms"]["mean"], 2)
+            res["estimate"] = est["estimate"]
+            res["latency_estimated"] = True
+        res["emulated_peak_rss_mb"] = res.get("peak_rss_mb")
+        res["peak_rss_mb"] = cand_rss if cand_rss is not None else res.get("peak_rss_mb")
+        res["agreement_with_host"] = agree
+        res["emulation"] = {"qemu": qemu_version(), "qemu_cpu": self.profile["qemu_cpu"], "threads": emu_threads,
+                            "wall_s": round(emu_s, 1), "host": platform.machine(),
+                            "notes": notes or None}
+        return res
+
+    def _random_images(self, artifact: Path) -> Path | None:
+        """Without --data: a few random images under the model's first label, for the agreement only."""
+        from ..artifact import read_contract
+        c = read_contract(artifact, required=False)
+        if c is None:
+            return None
+        import numpy as np
+        from PIL import Image
+        root = Path(self._tmp.name) / "random_images"
+        d = root / c.labels[0]
+        d.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        h, w = c.input_size
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(d / f"random_{i}.png")
+        return root

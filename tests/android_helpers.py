@@ -1,0 +1,180 @@
+"""Shared helpers for tests/test_android.py and tests/test_bundle.py.
+
+- Finding the tools: a Kotlin 2.x compiler (``kotlinc``) and ``java``; the Android build tools
+  from Debian (``aapt2``, ``zipalign``, ``apksigner``, ``keytool``, framework-res.apk).
+  ``.ci/android-deps.sh`` installs them; kotlinc is looked for in ``$EDGECNN_KOTLINC``, in
+  ``.ci/.tools/node_modules/kotlin-compiler/bin`` (where that script puts it), on ``PATH`` and in
+  the global npm prefix, and must be version 2 or newer.
+- Compiling the app's pure-Kotlin core with the JVM check program into one jar.
+- A tiny, real full-integer INT8 TFLite classifier carrying a contract (built once per process).
+
+Nothing here mocks a tool: a missing tool makes the caller skip with the reason returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+ANDROID = REPO / "android_demo"
+CORE_DIR = ANDROID / "app" / "src" / "main" / "java" / "dev" / "edgecnn" / "demo" / "core"
+JVMCHECK_DIR = ANDROID / "jvmcheck" / "src"
+FRAMEWORK_RES = Path("/usr/share/android-framework-res/framework-res.apk")
+
+
+# ------------------------------------------------------------------------------------ tools
+def _kotlinc_version(exe: str) -> tuple[int, ...] | None:
+    try:
+        r = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"kotlinc-jvm (\d+)\.(\d+)\.(\d+)", r.stdout + r.stderr)
+    return tuple(int(g) for g in m.groups()) if m else None
+
+
+@functools.lru_cache(maxsize=None)
+def find_kotlinc() -> tuple[str | None, str]:
+    """(path to a Kotlin >= 2 compiler, or None; a reason or the version found)."""
+    if not shutil.which("java"):
+        return None, "no java on PATH (install a JDK 17+, see .ci/android-deps.sh)"
+    candidates: list[str] = []
+    if os.environ.get("EDGECNN_KOTLINC"):
+        candidates.append(os.environ["EDGECNN_KOTLINC"])
+    candidates.append(str(REPO / ".ci" / ".tools" / "node_modules" / "kotlin-compiler" / "bin" / "kotlinc"))
+    if shutil.which("kotlinc"):
+        candidates.append(shutil.which("kotlinc"))
+    npm = shutil.which("npm")
+    if npm:
+        try:
+            root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=30).stdout.strip()
+            if root:
+                candidates.append(str(Path(root) / "kotlin-compiler" / "bin" / "kotlinc"))
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    seen = []
+    for c in candidates:
+        if not c or c in seen or not Path(c).is_file() or not os.access(c, os.X_OK):
+            continue
+        seen.append(c)
+        v = _kotlinc_version(c)
+        if v and v[0] >= 2:
+            return c, ".".join(map(str, v))
+    if seen:
+        return None, f"kotlinc found ({', '.join(seen)}) but none is Kotlin 2.x; run .ci/android-deps.sh"
+    return None, "no kotlinc (Kotlin 2.x compiler) found; run .ci/android-deps.sh (npm package kotlin-compiler)"
+
+
+def android_build_tools() -> tuple[dict[str, str] | None, str]:
+    """Paths of aapt2, zipalign, apksigner, keytool and framework-res.apk, or None and why."""
+    tools = {}
+    for name in ("aapt2", "zipalign", "apksigner", "keytool"):
+        p = shutil.which(name)
+        if not p:
+            return None, f"{name} not found; run .ci/android-deps.sh (Debian: aapt zipalign apksigner, a JDK)"
+        tools[name] = p
+    if not FRAMEWORK_RES.is_file():
+        return None, f"{FRAMEWORK_RES} not found; run .ci/android-deps.sh (Debian: android-framework-res)"
+    tools["framework_res"] = str(FRAMEWORK_RES)
+    return tools, "ok"
+
+
+# ------------------------------------------------------------------------------------ kotlin
+def kotlin_sources() -> list[Path]:
+    return sorted(CORE_DIR.glob("*.kt")) + sorted(JVMCHECK_DIR.rglob("*.kt"))
+
+
+def compile_core_check(kotlinc: str, cache_dir: Path) -> Path:
+    """The core + JVM check program as a runnable jar, rebuilt only when a source changes."""
+    h = hashlib.sha256(kotlinc.encode())
+    for src in kotlin_sources():
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    jar = cache_dir / f"core-check-{h.hexdigest()[:16]}.jar"
+    if jar.is_file():
+        return jar
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{jar.name}.tmp.jar"
+    r = subprocess.run([kotlinc, *map(str, kotlin_sources()), "-include-runtime", "-d", str(tmp)],
+                       capture_output=True, text=True, timeout=900)
+    if r.returncode != 0 or not tmp.is_file():
+        raise AssertionError(f"kotlinc failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    os.replace(tmp, jar)
+    for old in cache_dir.glob("core-check-*.jar"):
+        if old != jar:
+            old.unlink(missing_ok=True)
+    return jar
+
+
+def run_jobs(jar: Path, jobs: list[list[str]], workdir: Path) -> str:
+    """Runs the JVM check program on a list of jobs (see CoreCheck.kt); returns its stdout."""
+    spec = workdir / "jobs.tsv"
+    spec.write_text("".join("\t".join(map(str, j)) + "\n" for j in jobs), encoding="utf-8")
+    r = subprocess.run(["java", "-jar", str(jar), str(spec)], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise AssertionError(f"core-check failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+# ------------------------------------------------------------------------------------ model
+@functools.lru_cache(maxsize=None)
+def tiny_int8_tflite(with_contract: bool = True) -> bytes:
+    """A real full-integer INT8 classifier: 32x32 RGB in (int8), 3 classes out (int8).
+
+    A few conv layers, converted with TFLiteConverter (representative dataset, TFLITE_BUILTINS_INT8,
+    int8 input and output). With ``with_contract`` its contract rides along as in an export.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from edgecnn.artifact import tflite_with_contract
+    from edgecnn.contract import Contract, Quantization
+
+    keras = tf.keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3),
+        keras.layers.Softmax(),
+    ])
+    rng = np.random.default_rng(0)
+    calib = rng.uniform(-1, 1, size=(16, 32, 32, 3)).astype(np.float32)
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[None]] for x in calib)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    flat = conv.convert()
+    if not with_contract:
+        return flat
+
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_content=flat)
+    iq = it.get_input_details()[0]["quantization"]
+    oq = it.get_output_details()[0]["quantization"]
+    contract = Contract(input_size=(32, 32), labels=("healthy", "rust", "blight"),
+                        model={"arch": "tiny-test-cnn"})
+    contract = contract.with_quantization("int8", Quantization(float(iq[0]), int(iq[1])),
+                                          Quantization(float(oq[0]), int(oq[1])))
+    return tflite_with_contract(flat, contract)
+
+
+def tensorflow_available() -> tuple[bool, str]:
+    try:
+        import tensorflow  # noqa: F401
+        import ai_edge_litert  # noqa: F401
+    except ImportError as e:
+        return False, f"TensorFlow/LiteRT not installed ({e}); needed to build the test INT8 model"
+    return True, "ok"

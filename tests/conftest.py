@@ -1,0 +1,74 @@
+"""Shared fixtures: small real subsets of ../shared/data, one tiny trained run reused by tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from edgecnn.paths import shared_data  # noqa: E402
+
+SHARED = shared_data()
+
+
+def need_shared(*parts: str) -> Path:
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"shared dataset not found: {p} (set EDGECNN_SHARED_DATA)")
+    return p
+
+
+def make_subset(dest: Path, dataset: str, classes: int, n_train: int, n_test: int,
+                splits=("train", "test")) -> Path:
+    """An ImageFolder of symlinks to the first classes/images of a shared dataset."""
+    src = need_shared(dataset)
+    for split, n in zip(splits, (n_train, n_test)):
+        for cdir in sorted((src / split).iterdir())[:classes]:
+            out = dest / split / cdir.name
+            out.mkdir(parents=True, exist_ok=True)
+            for f in sorted(cdir.iterdir())[:n]:
+                (out / f.name).symlink_to(f)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def products_subset(tmp_path_factory) -> Path:
+    return make_subset(tmp_path_factory.mktemp("products"), "products", 3, 24, 10)
+
+
+def _train(data: Path, out: Path, weights=None, extra=()):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+    args = ["train", "--recipe", "products", "--data", str(data), "--out", str(out), "--image-size", "96",
+            "--epochs", "3", "--quiet", "--gradcam", "2", *extra]
+    if weights:
+        args += ["--weights", weights]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(products_subset, tmp_path_factory) -> Path:
+    """3 product classes, 96 px, ImageNet weights, a few epochs: the run most tests reuse."""
+    return _train(products_subset, tmp_path_factory.mktemp("run") / "products")
+
+
+@pytest.fixture(scope="session")
+def exported_run(trained_run, tmp_path_factory) -> Path:
+    """trained_run exported to float/INT8 TFLite and float/Q-DQ ONNX (a copy, so tests stay independent)."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+    run = tmp_path_factory.mktemp("exported") / "products"
+    shutil.copytree(trained_run, run, symlinks=True)
+    calib_dir = tmp_path_factory.mktemp("calib-lists")
+    r = CliRunner().invoke(main, ["export", str(run), "--int8", "--float", "--onnx"],
+                           env={"EDGECNN_CALIBRATION_DIR": str(calib_dir)})
+    assert r.exit_code == 0, r.output
+    return run

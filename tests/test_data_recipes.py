@@ -1,0 +1,138 @@
+"""Folder layouts, bad images, stratified hold-out, recipes and their validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from edgecnn import data as D
+from edgecnn import recipe as R
+from edgecnn.cli import main
+
+
+def _img(path, color=(120, 30, 200), size=(40, 40)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def _folder(root, classes=("a", "b"), n=4, splits=("train",)):
+    for s in splits:
+        for c in classes:
+            for i in range(n):
+                _img(root / s / c / f"{i}.png", color=(i * 40, 10, 99))
+    return root
+
+
+def test_split_layout_and_holdout(tmp_path):
+    root = _folder(tmp_path / "d", n=10, splits=("train", "test"))
+    ds = D.scan(root, val_fraction=0.2, seed=3, progress=False)
+    assert ds.layout == "splits" and ds.classes == ["a", "b"]
+    assert len(ds.test) == 20 and len(ds.val) == 4 and len(ds.train) == 16
+    assert sorted(s.label for s in ds.val) == [0, 0, 1, 1]  # stratified
+    assert not set(s.path for s in ds.val) & set(s.path for s in ds.train)
+
+
+def test_flat_layout(tmp_path):
+    root = tmp_path / "flat"
+    for c in ("x", "y", "z"):
+        for i in range(5):
+            _img(root / c / f"{i}.jpg")
+    ds = D.scan(root, progress=False)
+    assert ds.layout == "flat" and ds.classes == ["x", "y", "z"] and not ds.test and len(ds.val) == 3
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda r: _folder(r, splits=("test",)), "no train/ split"),
+    (lambda r: (_folder(r, splits=("train",)), (r / "train" / "empty").mkdir()), "empty class"),
+    (lambda r: (_folder(r, splits=("train",)), _folder(r, classes=("a", "c"), splits=("test",))),
+     "missing in test/: b; only in test/: c"),
+    (lambda r: _folder(r, classes=("only",), splits=("train",)), "single class"),
+    (lambda r: (_img(r / "loose.png"),), "no class subfolders"),
+    (lambda r: (_folder(r, splits=("train",)), (r / "validation").mkdir()), "unexpected folder"),
+])
+def test_layout_errors_name_the_problem(tmp_path, build, message):
+    root = tmp_path / "d"
+    root.mkdir()
+    build(root)
+    with pytest.raises(D.DataError, match=message):
+        D.scan(root, progress=False)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(D.DataError, match="not found"):
+        D.scan(tmp_path / "nope", progress=False)
+
+
+def test_corrupt_truncated_and_empty_files_are_skipped_and_listed(tmp_path):
+    root = _folder(tmp_path / "d", n=4)
+    (root / "train" / "a" / "zero.jpg").write_bytes(b"")
+    (root / "train" / "a" / "junk.png").write_bytes(b"garbage bytes")
+    good = _img(tmp_path / "big.jpg", size=(300, 300))
+    data = good.read_bytes()
+    (root / "train" / "b" / "cut.jpg").write_bytes(data[: len(data) // 3])
+    ds = D.scan(root, cache_dir=tmp_path / "cache", progress=False)
+    skipped = {p["path"].rsplit("/", 1)[-1]: p["reason"] for p in ds.skipped}
+    assert set(skipped) == {"zero.jpg", "junk.png", "cut.jpg"}
+    assert "empty" in skipped["zero.jpg"] and "truncated" in skipped["cut.jpg"]
+    assert len(ds.train) + len(ds.val) == 8
+
+
+def test_odd_modes_are_normalised_for_training(tmp_path):
+    root = _folder(tmp_path / "d", n=3)
+    Image.new("CMYK", (30, 30), (0, 100, 0, 0)).save(root / "train" / "a" / "cmyk.jpg")
+    ds = D.scan(root, cache_dir=tmp_path / "cache", progress=False)
+    assert any(p.endswith("cmyk.jpg") for p in ds.normalized)
+    s = next(s for s in ds.train + ds.val if s.path.name == "cmyk.jpg")
+    assert s.load_path.suffix == ".png" and s.load_path.is_file()
+
+
+def test_augmentation_policies_fit_the_tasks():
+    signs, leaves, products = (R.load(n).augmentation for n in ("traffic_signs", "crop_disease", "products"))
+    assert not signs.horizontal_flip and not signs.vertical_flip and signs.rotation_degrees <= 15
+    assert leaves.horizontal_flip and leaves.vertical_flip and leaves.rotation_degrees >= 90
+    assert products.horizontal_flip and not products.vertical_flip and 0 < products.saturation <= 0.2
+    stack = D.augmenter(signs, seed=0)
+    assert not any(type(l).__name__ == "RandomFlip" for l in stack.layers)
+
+
+def test_augmenter_changes_images_but_keeps_range():
+    aug = D.augmenter(R.load("crop_disease").augmentation, seed=1)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    y = np.asarray(aug(x, training=True))
+    assert y.shape == x.shape and not np.allclose(x, y) and y.min() >= -1e-3 and y.max() <= 255.001
+
+
+def test_recipes_cli_lists_and_shows():
+    r = CliRunner().invoke(main, ["recipes"])
+    assert r.exit_code == 0 and all(n in r.output for n in ("crop_disease", "traffic_signs", "products"))
+    r = CliRunner().invoke(main, ["recipes", "show", "traffic_signs"])
+    assert r.exit_code == 0 and "horizontal_flip: false" in r.output and "size_mb: 20" in r.output
+
+
+@pytest.mark.parametrize("text,message", [
+    ("name: x\nimage_size: 160\ntraining: {batchsize: 3}\n", "training.batchsize: unknown key"),
+    ("name: x\nimage_size: 100\n", "multiple of 8"),
+    ("name: x\ntraining: {head: {epochs: 0}}\n", "training.head.epochs"),
+    ("name: x\nbudgets: {size_mb: -1}\n", "budgets.size_mb"),
+    ("- just\n- a list\n", "expected a mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_recipe_errors_name_the_key(tmp_path, text, message):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    with pytest.raises(R.RecipeError, match=message.replace("[", r"\[")):
+        R.load(p)
+
+
+def test_user_recipe_file_and_unknown_name(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("image_size: 128\naugmentation: {horizontal_flip: true}\n")
+    r = R.load(p)
+    assert r.name == "mine" and r.image_size == 128 and r.augmentation.horizontal_flip
+    with pytest.raises(R.RecipeError, match="unknown recipe"):
+        R.load("no_such_recipe")
+    res = CliRunner().invoke(main, ["recipes", "show", "no_such_recipe"])
+    assert res.exit_code == 2 and "unknown recipe" in res.output and "Traceback" not in res.output
