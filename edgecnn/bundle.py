@@ -12,10 +12,14 @@ next bundle removes exactly those files and nothing a developer put there. The n
 in a temporary folder beside the assets and swapped in with renames: an interrupted bundle
 leaves the previous one in place.
 
+The contract written is the one the on-device agent applies: the model's contract reconciled with
+its own tensors (``edgecnn.runtimes.base.reconcile``: size and class count must match, input and
+output types and quantization are the model's).
+
 It refuses, with one line and no copy: a model over the size budget (default 20 MB, 1 MB =
-1,000,000 bytes), a model that carries no contract, and a contract the app cannot honour (it
-applies RGB, NHWC, bilinear resize and float32/int8/uint8 input only) or that disagrees with the
-model's own input and output tensors (shape, dtype, quantization).
+1,000,000 bytes), a model that carries no contract, a contract whose input size or class count
+disagrees with the model, and a contract the app cannot honour (it applies RGB, NHWC, bilinear
+resize, float32/int8/uint8 input, and reads float32/int8/uint8 output only).
 
 Needs the standard library, numpy and (for the tensor check) ai-edge-litert: never TensorFlow.
 """
@@ -31,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import BudgetError, InputError
+from .errors import BudgetError, EdgecnnError, InputError
 
 PRECISIONS = ("int8", "fp16", "fp32")
 DEFAULT_BUDGET_MB = 20.0
@@ -89,55 +93,45 @@ def _app_problems(contract) -> list[str]:
         out.append(f"input dtype {contract.input_dtype} (the app feeds {'/'.join(APP_INPUT_DTYPES)})")
     if contract.input_dtype != "float32" and contract.input_quantization is None:
         out.append(f"{contract.input_dtype} input without input_quantization")
-    bad = [l for l in contract.labels if "\n" in l or "\r" in l or l != l.strip() or not l]
+    bad = [l for l in contract.labels if l and l.splitlines() != [l]]     # a line break inside
     if bad:
         out.append(f"label {bad[0]!r} cannot be one line of labels.txt")
     return out
 
 
-def _tensor_problems(model: Path, contract) -> list[str] | None:
-    """Where the model's own tensors disagree with the contract; None if LiteRT is absent."""
+def _reconciled(model: Path, contract, log) -> "Contract":
+    """The contract as it applies to this model, exactly as the agent applies it.
+
+    ``edgecnn.runtimes.base.reconcile``: input size and class count must match the model's
+    tensors (else one-line ContractError); input/output dtype and quantization are the model's own
+    (the file is the truth). Without LiteRT installed the contract is used as it is (the app
+    checks the tensors again on the phone).
+    """
+    from .runtimes.base import RuntimeMissing, reconcile
+    from .runtimes.litert import LiteRTRunner
+
     try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        return None
-    try:
-        it = Interpreter(model_path=str(model))
-    except Exception as e:  # a corrupt or unsupported flatbuffer
-        raise InputError(f"{model}: LiteRT cannot load it ({str(e).strip().splitlines()[0][:200]})") from None
-    ins, outs = it.get_input_details(), it.get_output_details()
-    probs = []
-    if len(ins) != 1 or len(outs) != 1:
-        return [f"the app runs single-input, single-output classifiers; this model has "
-                f"{len(ins)} input(s) and {len(outs)} output(s)"]
-    i, o = ins[0], outs[0]
-    shape = [int(v) for v in i["shape"]]
-    if shape != list(contract.input_shape):
-        probs.append(f"model input shape {shape} but the contract says {list(contract.input_shape)}")
-    in_dtype = getattr(i["dtype"], "__name__", str(i["dtype"]))
-    if in_dtype != contract.input_dtype:
-        probs.append(f"model input dtype {in_dtype} but the contract says {contract.input_dtype}")
-    elif contract.input_quantization is not None and in_dtype != "float32":
-        scale, zp = i["quantization"]
-        cq = contract.input_quantization
-        if not (math.isclose(scale, cq.scale, rel_tol=1e-6) and int(zp) == cq.zero_point):
-            probs.append(f"model input quantization (scale {scale:.9g}, zero point {zp}) but the contract "
-                         f"says (scale {cq.scale:.9g}, zero point {cq.zero_point})")
-    n_out = int(math.prod(int(v) for v in o["shape"]))
-    if n_out != contract.num_classes:
-        probs.append(f"model output has {n_out} values but the contract has {contract.num_classes} labels")
-    out_dtype = getattr(o["dtype"], "__name__", str(o["dtype"]))
+        with LiteRTRunner(model) as r:
+            out_dtype = r.output.dtype
+            fixed = reconcile(r, contract, model.name)
+    except RuntimeMissing:
+        log("warning: ai-edge-litert is not installed; the model's tensors were not checked against its contract")
+        return contract
     if out_dtype not in APP_OUTPUT_DTYPES:
-        probs.append(f"model output dtype {out_dtype} (the app reads {'/'.join(APP_OUTPUT_DTYPES)})")
-    elif out_dtype != "float32":
-        scale, zp = o["quantization"]
-        cq = contract.output_quantization
-        if cq is None and not scale:
-            probs.append(f"{out_dtype} output without quantization in the contract or the model")
-        elif cq is not None and scale and not (math.isclose(scale, cq.scale, rel_tol=1e-6) and int(zp) == cq.zero_point):
-            probs.append(f"model output quantization (scale {scale:.9g}, zero point {zp}) but the contract "
-                         f"says (scale {cq.scale:.9g}, zero point {cq.zero_point})")
-    return probs
+        raise InputError(f"{model.name}: output type {out_dtype} (the app reads {'/'.join(APP_OUTPUT_DTYPES)})")
+    if out_dtype != "float32" and fixed.output_quantization is None:
+        raise InputError(f"{model.name}: {out_dtype} output without quantization parameters")
+    for what, a, b in (("input type", contract.input_dtype, fixed.input_dtype),
+                       ("input quantization", contract.input_quantization, fixed.input_quantization),
+                       ("output quantization", contract.output_quantization, fixed.output_quantization)):
+        if a != b:
+            log(f"note: the contract's {what} ({_q(a)}) differs from the model's ({_q(b)}); "
+                f"bundling the model's")
+    return fixed
+
+
+def _q(v) -> str:
+    return "none" if v is None else v if isinstance(v, str) else f"scale {v.scale:.9g}, zero point {v.zero_point}"
 
 
 def _sha256(path: Path) -> str:
@@ -203,14 +197,10 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
                           f"not bundled (export INT8, a smaller input size or alpha, or raise --budget-mb)")
 
     contract = read_contract(model)          # embedded, or a sidecar beside the model
+    contract = _reconciled(model, contract, log)
     problems = _app_problems(contract)
     if problems:
         raise InputError(f"{model.name}: the Android app cannot honour its contract: {'; '.join(problems)}")
-    tensor_problems = _tensor_problems(model, contract)
-    if tensor_problems:
-        raise InputError(f"{model.name}: its contract does not match the model: {'; '.join(tensor_problems)}")
-    if tensor_problems is None:
-        log("warning: ai-edge-litert is not installed; the model's tensors were not checked against the contract")
 
     assets = app / ASSETS
     assets.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +238,7 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
                     os.fsync(fh.fileno())
         _swap_in(staging, assets)
     except OSError as e:
-        raise InputError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
+        raise EdgecnnError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -62,6 +62,11 @@ def build(num_classes: int, image_size: int, *, alpha: float = 1.0, dropout: flo
         raise InputError(f"could not get ImageNet weights from Keras' download ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:160]}); pass --weights PATH or --weights none") from None
     if weights.path is not None:
+        stored = _stored_variable_count(weights.path)
+        if stored is not None and stored != len(base.weights):
+            raise InputError(f"weights file {weights.path} does not fit MobileNetV2 alpha={alpha} without top: "
+                             f"it holds {stored} variables, the backbone has {len(base.weights)} "
+                             f"(a file with the classifier head, or another architecture?)")
         try:
             base.load_weights(str(weights.path))
         except Exception as e:
@@ -71,6 +76,25 @@ def build(num_classes: int, image_size: int, *, alpha: float = 1.0, dropout: flo
     x = layers.Dropout(dropout, name=DROPOUT)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name=HEAD)(x)
     return keras.Model(inputs, outputs, name=f"mobilenetv2_{alpha}_{image_size}")
+
+
+def _stored_variable_count(path: Path) -> int | None:
+    """Variables in a Keras 3 .weights.h5 file (None if it is another format)."""
+    try:
+        import h5py
+        with h5py.File(path, "r") as f:
+            if "layers" not in f:
+                return None
+            n = 0
+
+            def visit(name, obj):
+                nonlocal n
+                if isinstance(obj, h5py.Dataset) and "/vars/" in f"/{name}":
+                    n += 1
+            f["layers"].visititems(visit)
+            return n
+    except (OSError, ImportError):
+        return None
 
 
 def backbone_layers(model) -> list:

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,28 +41,35 @@ def _kotlinc_version(exe: str) -> tuple[int, ...] | None:
     return tuple(int(g) for g in m.groups()) if m else None
 
 
-@functools.lru_cache(maxsize=None)
-def find_kotlinc() -> tuple[str | None, str]:
-    """(path to a Kotlin >= 2 compiler, or None; a reason or the version found)."""
-    if not shutil.which("java"):
-        return None, "no java on PATH (install a JDK 17+, see .ci/android-deps.sh)"
-    candidates: list[str] = []
+def kotlinc_candidates():
+    """Possible Kotlin compilers, in order of preference (no check that they run)."""
     if os.environ.get("EDGECNN_KOTLINC"):
-        candidates.append(os.environ["EDGECNN_KOTLINC"])
-    candidates.append(str(REPO / ".ci" / ".tools" / "node_modules" / "kotlin-compiler" / "bin" / "kotlinc"))
+        yield os.environ["EDGECNN_KOTLINC"]
+    yield str(REPO / ".ci" / ".tools" / "node_modules" / "kotlin-compiler" / "bin" / "kotlinc")
     if shutil.which("kotlinc"):
-        candidates.append(shutil.which("kotlinc"))
+        yield shutil.which("kotlinc")
     npm = shutil.which("npm")
     if npm:
         try:
             root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=30).stdout.strip()
-            if root:
-                candidates.append(str(Path(root) / "kotlin-compiler" / "bin" / "kotlinc"))
         except (OSError, subprocess.TimeoutExpired):
-            pass
-    seen = []
-    for c in candidates:
-        if not c or c in seen or not Path(c).is_file() or not os.access(c, os.X_OK):
+            root = ""
+        if root:
+            yield str(Path(root) / "kotlin-compiler" / "bin" / "kotlinc")
+
+
+def _runnable(path: str) -> bool:
+    return bool(path) and Path(path).is_file() and os.access(path, os.X_OK)
+
+
+@functools.lru_cache(maxsize=None)
+def find_kotlinc() -> tuple[str | None, str]:
+    """(path to a Kotlin >= 2 compiler, or None; the version found, or why there is none)."""
+    if not shutil.which("java"):
+        return None, "no java on PATH (install a JDK 17+, see .ci/android-deps.sh)"
+    seen: list[str] = []
+    for c in kotlinc_candidates():
+        if not _runnable(c) or c in seen:
             continue
         seen.append(c)
         v = _kotlinc_version(c)
@@ -91,15 +99,29 @@ def kotlin_sources() -> list[Path]:
     return sorted(CORE_DIR.glob("*.kt")) + sorted(JVMCHECK_DIR.rglob("*.kt"))
 
 
-def compile_core_check(kotlinc: str, cache_dir: Path) -> Path:
-    """The core + JVM check program as a runnable jar, rebuilt only when a source changes."""
+def _jar_name(kotlinc: str) -> str:
     h = hashlib.sha256(kotlinc.encode())
     for src in kotlin_sources():
         h.update(src.name.encode())
         h.update(src.read_bytes())
-    jar = cache_dir / f"core-check-{h.hexdigest()[:16]}.jar"
-    if jar.is_file():
-        return jar
+    return f"core-check-{h.hexdigest()[:16]}.jar"
+
+
+def core_check_jar(cache_dir: Path) -> tuple[Path | None, str]:
+    """The core + JVM check program as a runnable jar (or None and why not).
+
+    Built with the first Kotlin 2.x compiler found and kept in ``cache_dir`` under a name that
+    hashes the compiler path and every source, so it is rebuilt only when a source changes.
+    """
+    if not shutil.which("java"):
+        return None, "no java on PATH (install a JDK 17+, see .ci/android-deps.sh)"
+    for c in kotlinc_candidates():                       # a jar built earlier: no compiler start
+        if _runnable(c) and (cache_dir / _jar_name(c)).is_file():
+            return cache_dir / _jar_name(c), "cached"
+    kotlinc, why = find_kotlinc()
+    if kotlinc is None:
+        return None, why
+    jar = cache_dir / _jar_name(kotlinc)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / f".{jar.name}.tmp.jar"
     r = subprocess.run([kotlinc, *map(str, kotlin_sources()), "-include-runtime", "-d", str(tmp)],
@@ -110,7 +132,7 @@ def compile_core_check(kotlinc: str, cache_dir: Path) -> Path:
     for old in cache_dir.glob("core-check-*.jar"):
         if old != jar:
             old.unlink(missing_ok=True)
-    return jar
+    return jar, f"built with kotlinc {why}"
 
 
 def run_jobs(jar: Path, jobs: list[list[str]], workdir: Path) -> str:
@@ -156,7 +178,9 @@ def tiny_int8_tflite(with_contract: bool = True) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    flat = conv.convert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # "Statistics for quantized inputs were expected..."
+        flat = conv.convert()
     if not with_contract:
         return flat
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -37,12 +38,12 @@ from edgecnn.paths import shared_data  # noqa: E402
 def core_jar(request, tmp_path_factory) -> Path:
     """The compiled core + check program; kept in pytest's cache between runs (keyed by the
     sources' hash), so only the first run after a change pays the ~30 s compile."""
-    kotlinc, why = H.find_kotlinc()
-    if kotlinc is None:
-        pytest.skip(why)
     cache = getattr(request.config, "cache", None)
     where = Path(cache.mkdir("edgecnn-android")) if cache else tmp_path_factory.mktemp("kotlin")
-    return H.compile_core_check(kotlinc, where)
+    jar, why = H.core_check_jar(where)
+    if jar is None:
+        pytest.skip(why)
+    return jar
 
 
 def golden_images() -> list[Path]:
@@ -263,3 +264,148 @@ def test_frame_conversion_and_rotation(core_jar, tmp_path):
         exp = np.rot90(rgb, k=-d // 90)            # np.rot90 turns counter-clockwise for k > 0
         got = np.frombuffer((tmp_path / f"rot{d}.raw").read_bytes(), np.uint8).reshape(exp.shape)
         assert np.array_equal(got, exp), d
+
+
+# ------------------------------------------------------------------------------------ a real model
+def test_kotlin_matches_python_on_a_real_int8_model(core_jar, tmp_path):
+    """A real INT8 model and the contract it carries: Kotlin feeds the same int8 tensor as Python,
+    the model's raw int8 outputs (through the agent's LiteRT runner) get the same top-3 in Kotlin
+    as in Python (edgecnn.contract.topk over the runner's dequantized probabilities)."""
+    ok, why = H.tensorflow_available()
+    if not ok:
+        pytest.skip(why)
+    images = golden_images()
+    if not images:
+        pytest.skip(f"shared datasets not found under {shared_data()} (set EDGECNN_SHARED_DATA)")
+    from edgecnn.artifact import read_contract
+    from edgecnn.runtimes.base import reconcile
+    from edgecnn.runtimes.litert import LiteRTRunner
+
+    model = tmp_path / "model_int8.tflite"
+    model.write_bytes(H.tiny_int8_tflite())
+    jobs, outs = [], []
+    with LiteRTRunner(model) as r:
+        c = reconcile(r, read_contract(model), model.name)       # what the agent applies
+        (tmp_path / "c.json").write_text(c.to_json(), encoding="utf-8")
+        for n, p in enumerate(images):
+            rgb = load_image(p)
+            (tmp_path / f"{n}.raw").write_bytes(rgb.tobytes())
+            jobs.append(["preprocess", tmp_path / "c.json", tmp_path / f"{n}.raw", rgb.shape[1],
+                         rgb.shape[0], tmp_path / f"{n}.in"])
+            x = preprocess_array(rgb, c)
+            raw = r.infer(x[None])[0]
+            assert raw.dtype == np.int8
+            probs = r.probabilities(x[None])[0]
+            (tmp_path / f"{n}.scores").write_bytes(raw.tobytes())
+            jobs.append(["topk", tmp_path / "c.json", tmp_path / f"{n}.scores", "int8", 3, tmp_path / f"{n}.top"])
+            outs.append((n, x, probs))
+    H.run_jobs(core_jar, jobs, tmp_path)
+    for n, x, probs in outs:
+        kin = np.frombuffer((tmp_path / f"{n}.in").read_bytes(), np.int8).reshape(x.shape)
+        assert np.array_equal(kin, x)
+        got = [line.split("\t") for line in (tmp_path / f"{n}.top").read_text().splitlines()]
+        expected = topk(probs, 3)
+        assert [int(i) for i, *_ in got] == [i for i, _ in expected]
+        assert [b for _, b, _ in got] == [f"{np.float32(s).view(np.uint32):08x}" for _, s in expected]
+
+
+# ------------------------------------------------------------------------------------ the APK
+@pytest.fixture(scope="module")
+def resources_apk(tmp_path_factory):
+    """The app (a copy, with the tiny INT8 model bundled by edgecnn.bundle) as a signed APK."""
+    tools, why = H.android_build_tools()
+    if tools is None:
+        pytest.skip(why)
+    ok, why = H.tensorflow_available()
+    if not ok:
+        pytest.skip(why)
+    import shutil
+
+    from edgecnn.bundle import bundle
+    root = tmp_path_factory.mktemp("apk")
+    app = root / "android_demo"
+    shutil.copytree(H.ANDROID / "app", app / "app",
+                    ignore=shutil.ignore_patterns("build", "assets"))
+    model = root / "export" / "model_int8.tflite"
+    model.parent.mkdir()
+    model.write_bytes(H.tiny_int8_tflite())
+    info = bundle(model, app, log=None)
+    sys.path.insert(0, str(H.ANDROID / "tools"))
+    import resources_apk as R
+    built = R.build(app, root / "out")
+    return {"built": built, "app": app, "assets": Path(info["assets_dir"]), "R": R}
+
+
+def test_apk_is_signed_verified_and_aligned(resources_apk):
+    b = resources_apk["built"]
+    assert b["apk"].is_file()
+    assert "Verifies" in b["verify"]
+    assert "Verified using v2 scheme (APK Signature Scheme v2): true" in b["verify"]
+    assert "CN=edgecnn throwaway test key" in b["verify"]
+    r = subprocess.run(["zipalign", "-c", "4", str(b["apk"])], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_apk_carries_the_bundled_assets_uncompressed(resources_apk):
+    apk, assets = resources_apk["built"]["apk"], resources_apk["assets"]
+    with zipfile.ZipFile(apk) as z:
+        names = set(z.namelist())
+        for name in ("model.tflite", "labels.txt", "contract.json"):
+            assert z.read(f"assets/{name}") == (assets / name).read_bytes(), name
+        info = z.getinfo("assets/model.tflite")
+        assert info.compress_type == zipfile.ZIP_STORED            # memory-mappable
+        with open(apk, "rb") as f:                                  # data offset 4-byte aligned
+            f.seek(info.header_offset + 26)
+            n, m = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+        assert (info.header_offset + 30 + n + m) % 4 == 0
+        assert {"AndroidManifest.xml", "resources.arsc", "res/layout/activity_main.xml"} <= names
+    # the bundled contract inside the APK is the model's and is parseable by Python
+    with zipfile.ZipFile(apk) as z:
+        c = Contract.from_json(z.read("assets/contract.json"))
+    assert c.input_dtype == "int8" and c.input_size == (32, 32)
+
+
+def test_apk_manifest_is_offline_camera_only_and_launchable(resources_apk):
+    b = resources_apk["built"]
+    badging, cfg = b["badging"], b["config"]
+    assert f"package: name='{cfg['namespace']}' versionCode='{cfg['version_code']}'" in badging
+    assert f"sdkVersion:'{cfg['min_sdk']}'" in badging and f"targetSdkVersion:'{cfg['target_sdk']}'" in badging
+    assert "launchable-activity: name='dev.edgecnn.demo.MainActivity'" in badging
+    assert "application-label:'edgecnn demo'" in badging
+    assert "uses-feature: name='android.hardware.camera.any'" in badging
+    perms = [l for l in badging.splitlines() if l.startswith("uses-permission:")]
+    assert perms == ["uses-permission: name='android.permission.CAMERA'"], perms
+    # the source manifest forbids network access; the merged one has no trace of tools: markup
+    src = (H.ANDROID / "app" / "src" / "main" / "AndroidManifest.xml").read_text(encoding="utf-8")
+    assert 'android:name="android.permission.INTERNET"\n        tools:node="remove"' in src
+    assert "INTERNET" not in b["manifest_xmltree"] and "schemas.android.com/tools" not in b["manifest_xmltree"]
+
+
+def test_kotlin_uses_only_resources_that_exist(resources_apk):
+    """Every R.<type>.<name> the Android layer uses is in the R.java aapt2 generated."""
+    r_java = resources_apk["built"]["r_java"].read_text(encoding="utf-8")
+    defined = set()
+    for block in re.finditer(r"public static final class (\w+) \{([^{}]*)\}", r_java):
+        defined |= {f"{block.group(1)}.{n}" for n in re.findall(r"public static final int (\w+)=", block.group(2))}
+    used = set()
+    for kt in (H.ANDROID / "app" / "src" / "main" / "java").rglob("*.kt"):
+        used |= set(re.findall(r"\bR\.(\w+\.\w+)", kt.read_text(encoding="utf-8")))
+    assert used, "no R references found"
+    assert used <= defined, f"missing resources: {sorted(used - defined)}"
+
+
+def test_broken_resource_xml_is_rejected(resources_apk, tmp_path):
+    """The check is real: aapt2 refuses a layout that is not well-formed, and a bad attribute."""
+    import shutil
+    R = resources_apk["R"]
+    for name, text, needle in (
+        ("not_xml", "<LinearLayout><TextView></LinearLayout>", "activity_main"),
+        ("bad_attr", '<TextView xmlns:android="http://schemas.android.com/apk/res/android" '
+                     'android:layout_width="match_parent" android:layout_height="wrap_content" '
+                     'android:textSize="@dimen/does_not_exist"/>', "does_not_exist"),
+    ):
+        app = tmp_path / name / "android_demo"
+        shutil.copytree(resources_apk["app"] / "app", app / "app")
+        (app / "app" / "src" / "main" / "res" / "layout" / "activity_main.xml").write_text(text, encoding="utf-8")
+        with pytest.raises(R.BuildError, match=needle):
+            R.build(app, tmp_path / name / "out")

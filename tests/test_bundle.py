@@ -19,7 +19,7 @@ import android_helpers as H  # noqa: E402
 
 from edgecnn.artifact import read_contract, strip_tflite_archive, tflite_with_contract  # noqa: E402
 from edgecnn.bundle import MANIFEST_NAME, bundle  # noqa: E402
-from edgecnn.contract import Contract, Quantization  # noqa: E402
+from edgecnn.contract import Contract  # noqa: E402
 from edgecnn.errors import BudgetError, InputError  # noqa: E402
 
 
@@ -166,23 +166,34 @@ def test_model_without_contract_is_refused_and_previous_bundle_kept(int8_model, 
     assert {p.name: p.read_bytes() for p in assets_of(app).iterdir()} == before
 
 
-def test_contract_that_disagrees_with_the_model_is_refused(int8_model, app, tmp_path):
-    # an INT8 model exported without its contract, inside a run whose contract.json is the float one
+def test_contract_is_reconciled_with_the_model_like_the_agent(int8_model, app, tmp_path):
+    """An INT8 model exported without its contract, in a run whose contract.json is the float one:
+    the model's own input type and quantization win (as edgecnn.runtimes.base.reconcile decides
+    for the agent), so the app is told int8, with the model's scale and zero point."""
     run = make_run(tmp_path, strip_tflite_archive(int8_model))
-    with pytest.raises(InputError) as e:
-        bundle(run, app, log=None)
-    assert "model input dtype int8 but the contract says float32" in _one_line(e)
+    lines: list[str] = []
+    bundle(run, app, log=lines.append)
+    bundled = Contract.from_json((assets_of(app) / "contract.json").read_text(encoding="utf-8"))
+    embedded = read_contract(make_run(tmp_path / "ref", int8_model) / "export" / "model_int8.tflite")
+    assert bundled.input_dtype == "int8"
+    assert bundled.input_quantization == embedded.input_quantization
+    assert bundled.output_quantization == embedded.output_quantization
+    assert any(l.startswith("note: the contract's input type (float32) differs from the model's (int8)")
+               for l in lines), lines
 
-    # a contract with the wrong input size and quantization
+
+def test_contract_whose_size_or_classes_disagree_with_the_model_is_refused(int8_model, app, tmp_path):
     c = read_contract(make_run(tmp_path / "x", int8_model) / "export" / "model_int8.tflite")
-    wrong = Contract(**{**c.__dict__, "input_size": (64, 64),
-                        "input_quantization": Quantization(0.5, 3)})
-    run = make_run(tmp_path / "y", tflite_with_contract(int8_model, wrong))
-    with pytest.raises(InputError) as e:
-        bundle(run, app, log=None)
-    msg = _one_line(e)
-    assert "model input shape [1, 32, 32, 3] but the contract says [1, 64, 64, 3]" in msg
-    assert "model input quantization" in msg
+    for name, wrong, needle in (
+        ("size", Contract(**{**c.__dict__, "input_size": (64, 64)}),
+         "model input is 32x32 but its contract says 64x64"),
+        ("classes", Contract(**{**c.__dict__, "labels": ("a", "b", "c", "d")}),
+         "model has 3 outputs but its contract lists 4 labels"),
+    ):
+        run = make_run(tmp_path / name, tflite_with_contract(int8_model, wrong))
+        with pytest.raises(InputError) as e:
+            bundle(run, app, log=None)
+        assert needle in _one_line(e)
     assert not assets_of(app).exists()
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from ..errors import InputError
 from .base import Completed, Device, DeviceError, Transport, agent_zip, parse_agent_output
 
-REMOTE_CACHE = "~/.cache/edgecnn"  # on the board; "~/" is expanded by the remote shell (left unquoted)
+REMOTE_CACHE = "~/.cache/edgecnn"  # on the board; "~/" becomes "$HOME"/ for the remote shell
 
 
 def q(s: str | os.PathLike) -> str:
@@ -50,10 +50,15 @@ def q(s: str | os.PathLike) -> str:
 def remote_path(p: str) -> str:
     """A remote path for the shell: quoted, except a leading ~/ that the remote shell must expand."""
     if p == "~":
-        return "~"
+        return '"$HOME"'
     if p.startswith("~/"):
-        return "~/" + q(p[2:])
+        return '"$HOME"/' + q(p[2:])
     return q(p)
+
+
+def flag(name: str, value: str) -> str:
+    """--name=value as one shell word, the value's leading ~/ expanded by the remote shell."""
+    return q(name) + remote_path(value) if value.startswith("~/") else q(name + value)
 
 
 def ssh_error(stderr: str, where: str, *, accept_new: bool) -> str | None:
@@ -244,15 +249,16 @@ def trtexec_command(trtexec: str, onnx: str, engine: str, timing_cache: str, trt
                     fp16: bool = True, workspace_mb: int = 1024) -> str:
     """The remote shell command line that builds an INT8 (Q/DQ) engine with trtexec."""
     major_minor = tuple(int(x) for x in (trt_version or "0.0").split(".")[:2] if x.isdigit())
-    argv = [trtexec, f"--onnx={onnx}", f"--saveEngine={engine}", "--int8", f"--timingCacheFile={timing_cache}"]
+    words = [remote_path(trtexec), flag("--onnx=", onnx), flag("--saveEngine=", engine), "--int8",
+             flag("--timingCacheFile=", timing_cache)]
     if fp16:
-        argv.append("--fp16")
+        words.append("--fp16")
     if major_minor >= (8, 4):
-        argv.append(f"--memPoolSize=workspace:{workspace_mb}M")
+        words.append(f"--memPoolSize=workspace:{int(workspace_mb)}M")
     else:
-        argv.append(f"--workspace={workspace_mb}")
-    argv.append("--skipInference" if major_minor >= (8, 6) else "--buildOnly")
-    return " ".join(remote_path(a) if a.startswith("~/") else q(a) for a in argv)
+        words.append(f"--workspace={int(workspace_mb)}")
+    words.append("--skipInference" if major_minor >= (8, 6) else "--buildOnly")
+    return " ".join(words)
 
 
 # Built on the board when trtexec is absent: TensorRT's Python API (8.x and 10.x), explicit Q/DQ INT8.
@@ -293,25 +299,29 @@ def _sha256(p: Path) -> str:
 
 
 # ------------------------------------------------------------------------ the device
-PROBE = ("command -v python3 >/dev/null 2>&1 || { echo EDGECNN_NO_PYTHON3; exit 0; }; python3 -c "
-         + q("import json, platform, importlib\n"
-             "mods = {}\n"
-             "for m in ('numpy', 'PIL', 'ai_edge_litert', 'onnxruntime', 'tensorrt'):\n"
-             "    try:\n        mods[m] = getattr(importlib.import_module(m), '__version__', 'yes')\n"
-             "    except Exception:\n        mods[m] = None\n"
-             "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'modules': mods}))"))
+def probe_command(python: str = "python3") -> str:
+    """One remote shell command: is `python` there, its version, machine, and which modules import."""
+    py = remote_path(python)
+    return (f"command -v {py} >/dev/null 2>&1 || {{ echo EDGECNN_NO_PYTHON3; exit 0; }}; {py} -c "
+            + q("import json, platform, importlib\n"
+                "mods = {}\n"
+                "for m in ('numpy', 'PIL', 'ai_edge_litert', 'onnxruntime', 'tensorrt'):\n"
+                "    try:\n        mods[m] = getattr(importlib.import_module(m), '__version__', 'yes')\n"
+                "    except Exception:\n        mods[m] = None\n"
+                "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), "
+                "'modules': mods}))"))
 
 
 class JetsonDevice(Device):
     """Options: host (USER@HOST), port, identity, accept_new_host_key, known_hosts, engine
-    ("tensorrt" to build an engine from a Q/DQ ONNX on the board), connect_timeout, max_data_mb,
-    timeout (seconds for the agent run)."""
+    ("tensorrt" to build an engine from a Q/DQ ONNX on the board), python (the board's interpreter,
+    default python3), connect_timeout, max_data_mb, timeout (seconds for the agent run)."""
 
     name = "jetson"
 
     def __init__(self, host: str | None = None, port: int | None = None, identity: str | None = None,
                  accept_new_host_key: bool = False, known_hosts: str | None = None, engine: str | None = None,
-                 connect_timeout: float = 10, max_data_mb: float = 256, timeout: float = 1800, log=None,
+                 python: str = "python3", connect_timeout: float = 10, max_data_mb: float = 256, timeout: float = 1800, log=None,
                  **options):
         super().__init__(host=host, port=port, identity=identity, accept_new_host_key=accept_new_host_key,
                          known_hosts=known_hosts, engine=engine, **options)
@@ -319,6 +329,7 @@ class JetsonDevice(Device):
                                       accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
                                       connect_timeout=connect_timeout)
         self.engine, self.max_data_mb, self.timeout = engine, max_data_mb, timeout
+        self.python = python
         self.log = log or (lambda m: None)
         self._probe: dict | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="edgecnn-ssh-local-")
@@ -342,13 +353,13 @@ class JetsonDevice(Device):
     def probe(self) -> dict:
         """What the board has: python3, numpy, Pillow and which runtimes (one ssh call)."""
         if self._probe is None:
-            c = self.transport.shell(PROBE, timeout=120)
+            c = self.transport.shell(probe_command(self.python), timeout=120)
             if "EDGECNN_NO_PYTHON3" in c.stdout:
-                raise DeviceError(f"{self.transport.where} has no python3: install it on the board "
+                raise DeviceError(f"{self.transport.where} has no {self.python}: install python3 on the board "
                                   f"(e.g. sudo apt-get install python3 python3-numpy)")
             line = next((ln for ln in c.stdout.splitlines() if ln.startswith("{")), None)
             if c.returncode != 0 or line is None:
-                raise DeviceError(f"{self.transport.where}: python3 did not run: {_last(c.stderr)}")
+                raise DeviceError(f"{self.transport.where}: {self.python} did not run: {_last(c.stderr)}")
             self._probe = json.loads(line)
         return self._probe
 
@@ -360,8 +371,8 @@ class JetsonDevice(Device):
         if missing:
             pip = {"numpy": "numpy", "PIL": "pillow", "ai_edge_litert": "ai-edge-litert",
                    "onnxruntime": "onnxruntime", "tensorrt": "tensorrt (with JetPack)"}
-            raise DeviceError(f"{self.transport.where}: python3 lacks {', '.join(missing)}: "
-                              f"python3 -m pip install {' '.join(pip[m] for m in missing)}")
+            raise DeviceError(f"{self.transport.where}: {self.python} lacks {', '.join(missing)}: "
+                              f"{self.python} -m pip install {' '.join(pip[m] for m in missing)}")
 
     def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
                   outputs: bool = False) -> dict:
@@ -395,7 +406,7 @@ class JetsonDevice(Device):
                 else:
                     remote_data = f"{work}/data"
                     t.push_dir(Path(data), remote_data)
-            argv = ["python3", "agent.pyz", model_remote, *args]
+            argv = [self.python, "agent.pyz", model_remote, *args]
             if remote_data:
                 argv += ["--data", "data"]
             if outputs and remote_data:
@@ -475,7 +486,7 @@ class JetsonDevice(Device):
             else:
                 script = f"{work}/build_engine.py"
                 t.shell(f"cat > {q(script)}", stdin=TRT_BUILD_SCRIPT.encode())
-                cmd = " ".join(["python3", q(script), q(f"{work}/{onnx.name}"), remote_path(eng), remote_path(timing)])
+                cmd = " ".join([remote_path(self.python), q(script), q(f"{work}/{onnx.name}"), remote_path(eng), remote_path(timing)])
             self.log(f"tensorrt: building the engine on {t.where} (TensorRT {stamp['tensorrt']})...")
             c = t.shell(cmd, timeout=self.timeout)
             if c.returncode != 0:

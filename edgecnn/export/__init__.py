@@ -129,14 +129,14 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     eval_paths = [str(s.path) for s in eval_samples]
     x_eval = C.preprocess_batch([s.path for s in eval_samples], contract)
     calib = None
-    calib_source = None
+    calib_source = calib_list = None
     if "int8" in precisions:
         train_samples = None
         if opts.calibration is None and run.data_root is not None:
             with tempfile.TemporaryDirectory() as cache:
                 train_samples = D.scan(run.data_root, cache_dir=cache, progress=False).train
         from .calibration import load_batch, resolve
-        calib_paths, calib_source = resolve(
+        calib_paths, calib_source, calib_list = resolve(
             opts.calibration, default_list=opts.calibration_dir / f"{recipe.name}.txt",
             data_root=run.data_root, train_samples=train_samples, size=size, recipe=recipe.name,
             seed=opts.seed, log=log)
@@ -228,7 +228,8 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
 
     report = {
         "run": str(run.dir), "recipe": recipe.name, "eval_data": eval_source, "eval_images": len(y),
-        "calibration": {"source": calib_source, "images": int(len(calib)) if calib is not None else 0},
+        "calibration": {"source": calib_source, "list": str(calib_list) if calib_list else None,
+                        "images": int(len(calib)) if calib is not None else 0},
         "reference": {"artifact": "model.keras", "format": "keras", "accuracy": float_eval["accuracy"]},
         "artifacts": records, "budget": budget, "tensorrt": trt_info,
         "export_s": round(time.perf_counter() - t_all, 2),

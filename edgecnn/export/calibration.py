@@ -88,31 +88,31 @@ def list_matches(path: Path, root: Path) -> bool:
 
 def resolve(option: Path | None, *, default_list: Path, data_root: Path | None,
             train_samples: list[Sample] | None, size: int, recipe: str, seed: int,
-            log=print) -> tuple[list[Path], str]:
-    """Calibration image paths and a description of where they came from."""
+            log=print) -> tuple[list[Path], str, Path | None]:
+    """Calibration image paths, where they came from, and the list file recording them (if any)."""
     if option is not None:
         option = Path(option)
         if option.is_dir():
             paths = sorted(p for p in option.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
             if not paths:
                 raise InputError(f"calibration folder {option} holds no images")
-            return paths[:size], f"folder {option} ({min(size, len(paths))} images)"
+            return paths[:size], f"folder {option} ({min(size, len(paths))} images)", None
         if option.is_file():
             if data_root is None:
                 raise InputError("a calibration list needs the run's data root (metrics.json)")
-            return read_list(option, data_root)[:size], f"list {option}"
+            return read_list(option, data_root)[:size], f"list {option}", option
         raise InputError(f"--calibration {option}: no such file or folder")
     if default_list.is_file() and data_root is not None and list_matches(default_list, data_root):
         paths = read_list(default_list, data_root)
         if len(paths) >= min(size, len(train_samples or paths)):
-            return paths[:size], f"recorded list {default_list} (reused)"
+            return paths[:size], f"recorded list {default_list} (reused)", default_list
     if not train_samples:
         raise InputError("no calibration data: the run's training images are not reachable; "
                          "pass --calibration FILE|DIR")
     chosen = stratified_sample(train_samples, size, seed)
     write_list(default_list, data_root, chosen, recipe, seed)
     log(f"calibration: recorded {len(chosen)} class-stratified training images in {default_list}")
-    return [s.path for s in chosen], f"new list {default_list}"
+    return [s.path for s in chosen], f"new list {default_list}", default_list
 
 
 def load_batch(paths: list[Path], contract: C.Contract) -> np.ndarray:

@@ -1,0 +1,9 @@
+#!/bin/sh
+# System tools for the device tests (tests/test_devices_*.py): QEMU user mode and debootstrap for
+# phone-emulated, the adb client for phone, an OpenSSH server and client for jetson.
+# Run as root; idempotent (apt-get install skips what is already there).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends qemu-user-static debootstrap adb openssh-server openssh-client
+mkdir -p /run/sshd

@@ -1,0 +1,142 @@
+"""Shared helpers for tests/test_devices_*.py: a tiny real INT8 model, an image folder, a real sshd.
+
+Nothing here mocks a tool: a missing tool makes the caller skip with the reason returned.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ("cat", "dog", "bird")
+
+
+def tiny_int8_tflite(out: Path) -> Path:
+    """A real full-integer INT8 classifier (32x32 RGB int8 in, 3 classes int8 out) with its contract."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from edgecnn.artifact import tflite_with_contract
+    from edgecnn.contract import Contract, Quantization
+
+    keras = tf.keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3),
+        keras.layers.Softmax(),
+    ])
+    rng = np.random.default_rng(0)
+    calib = rng.uniform(-1, 1, size=(16, 32, 32, 3)).astype(np.float32)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[None]] for x in calib)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_content=data)
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    q = lambda d: Quantization(float(d["quantization"][0]), int(d["quantization"][1]))  # noqa: E731
+    contract = Contract(input_size=(32, 32), labels=LABELS).with_quantization("int8", q(i), q(o))
+    out.write_bytes(tflite_with_contract(data, contract))
+    return out
+
+
+def shared_tiny_model(tmp_path_factory) -> Path:
+    """The tiny model, built once per test session (shared by the device test modules)."""
+    p = tmp_path_factory.getbasetemp() / "tiny_int8.tflite"
+    if not p.is_file():
+        tmp = p.with_name("tiny_int8.partial.tflite")
+        tiny_int8_tflite(tmp)
+        tmp.replace(p)
+    return p
+
+
+def image_folder(root: Path, per_class: int = 3, size: int = 40) -> Path:
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    for k, label in enumerate(LABELS):
+        d = root / label
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            img[..., k] = 255  # a colour per class
+            Image.fromarray(img).save(d / f"img {i}.png")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sshd_path() -> str | None:
+    for p in (shutil.which("sshd"), "/usr/sbin/sshd"):
+        if p and Path(p).is_file():
+            return p
+    return None
+
+
+class Sshd:
+    """A real OpenSSH server on 127.0.0.1 with its own host key and a key made for the test."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Sshd":
+        r = self.root
+        r.mkdir(parents=True, exist_ok=True)
+        for name in ("host_key", "client_key", "other_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(r / name)], check=True)
+        (r / "authorized_keys").write_text((r / "client_key.pub").read_text())
+        self.host_key, self.client_key, self.other_key = r / "host_key", r / "client_key", r / "other_key"
+        self.known_hosts = r / "known_hosts"
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {(r / 'host_key.pub').read_text()}")
+        cfg = r / "sshd_config"
+        cfg.write_text("\n".join([
+            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {r / 'host_key'}",
+            f"AuthorizedKeysFile {r / 'authorized_keys'}", "UsePAM no", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "StrictModes no",
+            f"PidFile {r / 'sshd.pid'}", "MaxStartups 50", "MaxSessions 50", "LogLevel VERBOSE",
+            "PermitRootLogin yes", "AcceptEnv LANG", ""]))
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        self.log = r / "sshd.log"
+        self.proc = subprocess.Popen([sshd_path(), "-D", "-f", str(cfg), "-E", str(self.log)])
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {self.log.read_text()[-500:]}")
+            time.sleep(0.05)
+        raise RuntimeError("sshd did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    @property
+    def user_host(self) -> str:
+        import getpass
+        return f"{getpass.getuser()}@127.0.0.1"

@@ -1,0 +1,108 @@
+"""`edgecnn bench` on the host: real runners, real timings, budgets and exit codes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecnn import agent
+from edgecnn.cli import main
+from edgecnn.runtimes import available_runners, runner_for
+from tests.conftest import need_shared
+
+
+def test_runners_are_discovered_and_run(exported_run):
+    names = set(available_runners())
+    assert {"litert", "onnxruntime", "keras", "tensorrt"} <= names
+    for f in ("model_fp32.tflite", "model_fp32.onnx", "model_int8_qdq.onnx"):
+        with runner_for(exported_run / "export" / f, threads=1) as r:
+            assert r.probabilities(np.zeros((2, 96, 96, 3), np.float32)).shape == (2, 3)
+
+
+def test_tensorrt_absent_is_a_clear_error(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    p = tmp_path / "m.engine"
+    p.write_bytes(b"x")
+    with pytest.raises(Exception, match="TensorRT is not installed"):
+        with runner_for(p):
+            pass
+
+
+def test_latency_stats_are_ordered_and_a_slowed_runner_is_slower(exported_run):
+    path = exported_run / "export" / "model_int8.tflite"
+    with runner_for(path, threads=1) as r:
+        x = np.zeros((1, 96, 96, 3), np.int8)
+        fast = agent.measure_latency(r, x, warmup=3, runs=30, min_seconds=0)
+        orig = r.infer_one
+        r.infer_one = lambda v: (time.sleep(0.003), orig(v))
+        slow = agent.measure_latency(r, x, warmup=1, runs=30, min_seconds=0)
+    for s in (fast, slow):
+        assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"] and s["n"] == 30
+    assert slow["p50"] >= fast["p50"] + 2.5
+
+
+def test_bench_run_dir_side_by_side_with_accuracy(exported_run, tmp_path):
+    data = json.loads((exported_run / "metrics.json").read_text())["data"]["root"] + "/test"
+    out = tmp_path / "bench.json"
+    r = CliRunner().invoke(main, ["bench", str(exported_run), "--data", data, "--runs", "20", "--warmup", "2",
+                                  "--min-seconds", "0", "--threads", "1", "--json", str(out),
+                                  "--markdown", str(tmp_path / "b.md")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert len(doc["records"]) == 4 and doc["passed"] and doc["reference"] == "model_fp32.tflite"
+    for rec in doc["records"]:
+        for key in ("artifact", "format", "precision", "device", "size_mb", "accuracy", "reference_accuracy",
+                    "accuracy_drop_pp", "per_class", "flips", "latency_ms", "throughput_ips", "peak_rss_mb",
+                    "budgets", "passed"):
+            assert key in rec, key
+        assert rec["tensorflow_imported"] is False  # latency measured without TensorFlow in the process
+        assert rec["latency_ms"]["p50"] <= rec["latency_ms"]["p90"] <= rec["latency_ms"]["p99"]
+    fp32 = next(r for r in doc["records"] if r["artifact"] == "model_fp32.tflite")
+    assert fp32["accuracy_drop_pp"] == 0 and fp32["top1_agreement"] == 1.0
+    assert "| model_int8.tflite |" in (tmp_path / "b.md").read_text()
+
+
+def test_budget_failure_exits_1_and_says_which(exported_run, tmp_path):
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", str(exported_run / "export" / "model_int8.tflite"), "--runs", "5",
+                                  "--warmup", "1", "--min-seconds", "0", "--budget-mb", "0.5", "--json", str(out)])
+    assert r.exit_code == 1 and "size_mb" in r.output
+    rec = json.loads(out.read_text())["records"][0]
+    assert rec["budgets"]["size_mb"] == {"limit": 0.5, "value": rec["size_mb"], "pass": False}
+    assert rec["passed"] is False
+
+
+def test_foreign_reference_model_latency_only():
+    ref = need_shared("weights", "reference", "tf2_mobilenet_v2_1.0_224_ptq.tflite")
+    res = agent.run(ref, threads=1, warmup=2, runs=5)
+    assert res["input"]["dtype"] == "uint8" and res["latency_ms"]["n"] >= 5 and res["contract"] is None
+
+
+def test_bad_inputs_are_clear_errors(exported_run, tmp_path):
+    corrupt = tmp_path / "bad.tflite"
+    corrupt.write_bytes(b"\x00" * 64)
+    r = CliRunner().invoke(main, ["bench", str(corrupt), "--runs", "2"])
+    assert r.exit_code == 2 and "not a loadable TFLite model" in r.output
+    # a model whose input does not match its contract
+    ref = need_shared("weights", "reference", "tf2_mobilenet_v2_1.0_224_ptq.tflite")
+    m = tmp_path / "ref.tflite"
+    m.write_bytes(ref.read_bytes())
+    (tmp_path / "ref.tflite.contract.json").write_text((exported_run / "contract.json").read_text())
+    data = tmp_path / "data"
+    (data / "00_tshirts").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["bench", str(m), "--data", str(data), "--runs", "2"])
+    assert r.exit_code == 2 and "224x224" in r.output and "96x96" in r.output
+    # an empty data folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["bench", str(exported_run / "export" / "model_int8.tflite"), "--data", str(empty)])
+    assert r.exit_code == 2 and "no class subfolders" in r.output
+    assert "Traceback" not in r.output

@@ -1,0 +1,158 @@
+"""phone-emulated: the agent under QEMU user mode on a named Arm core vs the host, and the
+latency estimate from a device profile (anchors benched side by side on the host).
+
+The Arm64 sysroot is prepared once under the user cache (about a minute the first time).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devices_helpers import image_folder, shared_tiny_model
+from edgecnn.devices import get_device
+from edgecnn.devices import emulated as E
+from edgecnn.devices.base import DeviceError
+from edgecnn.paths import shared_data
+
+ARGS = ["--runs", "20", "--warmup", "3", "--min-seconds", "0.2"]
+REF = shared_data() / "weights" / "reference"
+
+
+def _need_tools():
+    missing = [t for t in ("qemu-aarch64-static", "debootstrap", "dpkg") if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}: apt-get install qemu-user-static debootstrap (.ci/devices-deps.sh)")
+
+
+@pytest.fixture(scope="session")
+def sysroot():
+    _need_tools()
+    t0 = time.perf_counter()
+    root = E.ensure_sysroot(log=print)
+    print(f"\nArm64 sysroot ready in {time.perf_counter() - t0:.1f} s "
+          f"(built in {json.loads((root / 'sysroot.json').read_text())['built_s']} s from nothing)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory):
+    return shared_tiny_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    return image_folder(tmp_path_factory.mktemp("emu") / "data")
+
+
+def test_sysroot_is_complete_and_cached(sysroot):
+    assert (sysroot / "root" / E.PYTHON).is_file() and (sysroot / "site" / "ai_edge_litert").is_dir()
+    assert E.ensure_sysroot(log=print) == sysroot  # second call: cached, no rebuild
+    assert not list(sysroot.parent.glob("arm64-sysroot.partial-*"))
+    view = E.core_view(sysroot, "cortex-a76")
+    info = (view / "proc" / "cpuinfo").read_text()
+    assert "CPU part\t: 0xd0b" in info and "asimddp" in info
+    assert (view / "sys/devices/system/cpu/possible").read_text() == "0-3\n"
+
+
+@pytest.mark.parametrize("profile", ["pixel3", "lowcost-a53"])
+def test_tiny_int8_end_to_end(sysroot, model, data, profile):
+    with get_device("phone-emulated", profile=profile, rounds=1) as dev:
+        res = dev.run_agent(model, ARGS, data=data)
+    a = res["agreement_with_host"]
+    assert res["platform"]["machine"] == "aarch64"          # really ran on the emulated Arm core
+    assert res["emulation"]["qemu_cpu"] == E.load_profile(profile)["qemu_cpu"]
+    assert a["images"] == 9 and a["top1_agreement"] == 1.0 and a["bit_exact"] and a["max_abs_diff"] == 0.0
+    assert res["images"] == 9 and res["accuracy"] is not None
+    assert res["latency_estimated"] is True
+    est = res["estimate"]
+    assert est["profile"] == profile and est["anchor"] == "mobilenet_v2_1.0_224_quant.tflite"
+    assert est["scale"] > 0 and res["latency_ms"]["p50"] == pytest.approx(est["candidate_host_ms"] * est["scale"], rel=1e-2)
+    print(f"\n{profile}: tiny model estimated p50 {res['latency_ms']['p50']:.3f} ms, "
+          f"uncertainty {est['uncertainty_pct']}%, agreement {a}")
+
+
+def _labels() -> list[str]:
+    labels, seen = [], set()
+    for i, line in enumerate((REF / "imagenet_labels.txt").read_text().splitlines()):
+        name = line.strip() or f"class {i}"
+        if name in seen:
+            name = f"{name} ({i})"
+        seen.add(name)
+        labels.append(name)
+    return labels
+
+
+def test_int8_mobilenet_v2_agrees_with_host(sysroot, tmp_path):
+    src = REF / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    if not src.is_file():
+        pytest.skip(f"needs the reference model {src.name} in the shared data folder weights/reference")
+    from edgecnn.contract import Contract
+    m = tmp_path / src.name
+    shutil.copyfile(src, m)
+    labels = _labels()
+    assert len(labels) == 1001
+    (tmp_path / (m.name + ".contract.json")).write_text(Contract(input_size=(224, 224), labels=tuple(labels)).to_json())
+    d = tmp_path / "photos" / labels[1]
+    d.mkdir(parents=True)
+    for bmp in sorted(REF.glob("*.bmp")):
+        shutil.copyfile(bmp, d / bmp.name)
+    with get_device("phone-emulated", profile="pixel3", rounds=2) as dev:
+        res = dev.run_agent(m, ARGS, data=tmp_path / "photos", outputs=True)
+    a = res["agreement_with_host"]
+    assert a["images"] == len(list(REF.glob("*.bmp"))) and a["top1_agreement"] == 1.0
+    assert a["bit_exact"] and a["int8"]  # INT8 with XNNPACK: bit-exact x86 vs emulated Arm64
+    assert res["outputs"].shape == (a["images"], 1001)
+    est = res["estimate"]
+    assert res["latency_estimated"] and est["anchor"] == "mobilenet_v2_1.0_224_quant.tflite"
+    # the candidate is a MobileNetV2 1.0/224 like the anchor: its estimate lies near the anchor's 12 ms
+    assert 4.0 < res["latency_ms"]["p50"] < 40.0
+    if len(est["anchors"]) == 2:
+        assert est["uncertainty_pct"] is not None
+    print(f"\nINT8 MobileNetV2 (tf2 PTQ) on {est['device']}: estimated p50 {res['latency_ms']['p50']:.1f} ms "
+          f"(p90 {res['latency_ms']['p90']:.1f}), uncertainty {est['uncertainty_pct']}%, "
+          f"scale {est['scale']}, anchors {json.dumps({k: (v['host_ms'], v['scale']) for k, v in est['anchors'].items()})}; "
+          f"agreement {a}; emulated run {res['emulation']['wall_s']} s")
+
+
+def test_no_anchor_means_no_latency(sysroot, model, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECNN_SHARED_DATA", str(tmp_path / "empty"))
+    with get_device("phone-emulated", profile="lowcost-a53", rounds=1, log=lambda m: None) as dev:
+        res = dev.run_agent(model, ARGS, data=None)
+    assert "latency_ms" not in res and not res.get("latency_estimated")
+    assert any("no anchor model available" in n for n in res["emulation"]["notes"])
+    # without --data: agreement on random images under the model's first label
+    assert res["agreement_with_host"]["inputs"].startswith("random images")
+    assert res["agreement_with_host"]["bit_exact"]
+    assert "accuracy" not in res
+
+
+def test_missing_tools_name_the_packages(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DeviceError, match=r"apt-get install qemu-user-static debootstrap"):
+        E.ensure_sysroot(log=print)
+
+
+def test_estimate_math_and_profiles():
+    prof = E.load_profile("pixel3")
+    assert prof["qemu_cpu"] == "cortex-a76" and {a["precision"] for a in prof["anchors"]} == {"int8", "float"}
+    assert all(a["source"] for p in E.list_profiles() for a in E.load_profile(p)["anchors"])
+    cand = {"p50": 2.0, "p90": 3.0, "p99": 4.0, "mean": 2.5, "n": 10}
+    anchors = {"mobilenet_v2_1.0_224_quant.tflite": 3.0, "build:mobilenet_v2_1.0_224_float": 5.0}
+    out = E.estimate(prof, cand, anchors, "int8")
+    assert out["estimate"]["scale"] == pytest.approx(4.0)        # 12 ms / 3 ms
+    assert out["latency_ms"]["p50"] == pytest.approx(8.0) and out["latency_ms"]["p90"] == pytest.approx(12.0)
+    assert out["estimate"]["uncertainty_pct"] == pytest.approx(12.5)  # float scale 3.5 vs 4.0
+    assert E.estimate(prof, cand, anchors, "float")["estimate"]["anchor"].startswith("build:")
+    with pytest.raises(Exception, match="unknown device profile"):
+        E.load_profile("no-such-phone")
+
+
+def test_apt_mirror_is_read_from_sources():
+    uri = E.apt_mirror()
+    assert uri.startswith(("http://", "https://", "file:/"))

@@ -1,0 +1,239 @@
+"""The jetson device over a real OpenSSH server on 127.0.0.1 (a key made for the test).
+
+TensorRT cannot run here: its command construction, version stamping and reuse decision are tested
+as functions; the engine build on a board is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devices_helpers import Sshd, free_port, image_folder, shared_tiny_model, sshd_path
+from edgecnn.devices import get_device
+from edgecnn.devices.base import DeviceError
+from edgecnn.devices.host import HostDevice
+from edgecnn.devices.ssh import (SSHTransport, engine_reusable, parse_board_stamp, remote_path, ssh_error,
+                                 trt_version_from_banner, trtexec_command)
+
+AGENT_ARGS = ["--runs", "20", "--warmup", "3", "--min-seconds", "0", "--threads", "1"]
+
+
+def _need_ssh():
+    missing = [t for t in ("ssh", "ssh-keygen") if not shutil.which(t)]
+    if missing or not sshd_path():
+        pytest.skip(f"needs OpenSSH ({', '.join(missing) or 'sshd'} missing): apt-get install openssh-server "
+                    f"openssh-client (.ci/devices-deps.sh)")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    _need_ssh()
+    s = Sshd(tmp_path_factory.mktemp("sshd")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory):
+    return shared_tiny_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    return image_folder(tmp_path_factory.mktemp("data") / "images with space")
+
+
+def jetson(sshd, **kw):
+    opts = dict(host=sshd.user_host, port=sshd.port, identity=str(sshd.client_key),
+                known_hosts=str(sshd.known_hosts))
+    opts.update(kw)
+    return get_device("jetson", **opts)
+
+
+def test_agent_over_ssh_matches_host(sshd, model, data):
+    with jetson(sshd) as dev:
+        res = dev.run_agent(model, AGENT_ARGS, data=data, outputs=True)
+    host = HostDevice().run_agent(model, AGENT_ARGS, data=data, outputs=True)
+    assert res["format"] == "tflite" and res["latency_ms"]["n"] >= 20
+    assert res["paths"] == host["paths"]  # mapped back to the local files, so bench can compare
+    assert res["top1"] == host["top1"] and res["accuracy"] == host["accuracy"]
+    assert np.array_equal(res["outputs"], host["outputs"])
+    assert res["board"]["host"] == f"{sshd.user_host}:{sshd.port}"
+
+
+def test_work_dir_removed_and_nothing_left(sshd, model):
+    with jetson(sshd) as dev:
+        dev.run_agent(model, AGENT_ARGS)
+        left = dev.transport.shell('ls -d "${TMPDIR:-/tmp}"/edgecnn.* 2>/dev/null | wc -l').stdout.strip()
+    assert left == "0"
+
+
+def test_hostile_file_names_are_not_commands(sshd, model, tmp_path):
+    evil_dir = tmp_path / "dir with space; touch PWNED_DIR"
+    evil_dir.mkdir()
+    evil = evil_dir / "a; touch PWNED.tflite"
+    shutil.copyfile(model, evil)
+    evil2 = evil_dir / "$(touch PWNED2) `touch PWNED3` 'q\".tflite"
+    shutil.copyfile(model, evil2)
+    with jetson(sshd) as dev:
+        r1 = dev.run_agent(evil, AGENT_ARGS)
+        r2 = dev.run_agent(evil2, AGENT_ARGS)
+        found = dev.transport.shell("find / -xdev -name 'PWNED*' 2>/dev/null | head -n 5").stdout.strip()
+    assert r1["artifact"] == evil.name and r2["artifact"] == evil2.name
+    assert found == ""
+    assert not list(Path.home().glob("PWNED*")) and not list(Path("/tmp").glob("PWNED*"))
+
+
+def test_transport_quotes_every_argument(sshd, tmp_path):
+    t = SSHTransport(sshd.user_host, port=sshd.port, identity=sshd.client_key, known_hosts=sshd.known_hosts)
+    try:
+        c = t.run(["printf", "%s\\n", "a; echo INJECTED", "$(echo X)", "b c"])
+        assert c.stdout.splitlines() == ["a; echo INJECTED", "$(echo X)", "b c"]
+        src = tmp_path / "in; rm -rf x.bin"
+        src.write_bytes(bytes(range(256)) * 10)
+        remote = str(tmp_path / "remote copy; echo no.bin")
+        t.push(src, remote)
+        back = tmp_path / "back.bin"
+        t.pull(remote, back)
+        assert back.read_bytes() == src.read_bytes()
+        assert remote_path("~/.cache/a b") == "\"$HOME\"/'.cache/a b'"
+        assert t.shell("echo " + remote_path("~/x y")).stdout.strip() == str(Path.home() / "x y")
+    finally:
+        t.close()
+
+
+def test_unreachable_host_is_one_clear_line(sshd, model):
+    port = free_port()  # nothing listens there
+    with jetson(sshd, port=port) as dev:
+        with pytest.raises(DeviceError, match=r"cannot reach .*connection refused"):
+            dev.run_agent(model, AGENT_ARGS)
+
+
+def test_refused_key_is_one_clear_line(sshd, model):
+    with jetson(sshd, identity=str(sshd.other_key)) as dev:
+        with pytest.raises(DeviceError, match=r"refused the key \(permission denied\)"):
+            dev.run_agent(model, AGENT_ARGS)
+
+
+def test_unknown_host_key_then_accept_new(sshd, model, tmp_path):
+    kh = tmp_path / "known_hosts"
+    kh.write_text("")
+    with jetson(sshd, known_hosts=str(kh)) as dev:
+        with pytest.raises(DeviceError, match=r"host key of .* is not known.*accept_new_host_key"):
+            dev.run_agent(model, AGENT_ARGS)
+    with jetson(sshd, known_hosts=str(kh), accept_new_host_key=True) as dev:
+        assert dev.run_agent(model, AGENT_ARGS)["format"] == "tflite"
+    assert sshd.host_key.with_suffix(".pub").read_text().split()[1] in kh.read_text()
+
+
+def test_changed_host_key_is_refused(sshd, model, tmp_path):
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{sshd.port} {(sshd.other_key.with_suffix('.pub')).read_text()}")
+    with jetson(sshd, known_hosts=str(kh), accept_new_host_key=True) as dev:
+        with pytest.raises(DeviceError, match=r"host key of .* has CHANGED"):
+            dev.run_agent(model, AGENT_ARGS)
+
+
+def test_missing_python3_and_runtime_on_the_board(sshd, model):
+    with jetson(sshd, python="/nonexistent/python3") as dev:
+        with pytest.raises(DeviceError, match=r"has no /nonexistent/python3: install python3 on the board"):
+            dev.run_agent(model, AGENT_ARGS)
+    bare = "/usr/bin/python3"  # the distribution's python3: no numpy, no LiteRT
+    if not Path(bare).is_file() or _imports(bare, "ai_edge_litert"):
+        pytest.skip(f"needs a python3 without LiteRT at {bare} to stand for a bare board")
+    with jetson(sshd, python=bare) as dev:
+        with pytest.raises(DeviceError, match=r"lacks .*ai_edge_litert: /usr/bin/python3 -m pip install .*ai-edge-litert"):
+            dev.run_agent(model, AGENT_ARGS)
+
+
+def _imports(python: str, module: str) -> bool:
+    import subprocess
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def test_bench_over_ssh_first_vs_shared_connection(sshd, model):
+    """Wall time of a bench over SSH: a fresh connection, then reusing the master connection."""
+    times = []
+    with jetson(sshd) as dev:
+        for _ in range(3):
+            t0 = time.perf_counter()
+            dev.run_agent(model, AGENT_ARGS)
+            times.append(time.perf_counter() - t0)
+    print(f"\nbench over ssh on loopback: first {times[0]:.2f} s, with connection sharing "
+          f"{times[1]:.2f} s / {times[2]:.2f} s")
+    t = SSHTransport(sshd.user_host, port=sshd.port, identity=sshd.client_key, known_hosts=sshd.known_hosts)
+    try:
+        t0 = time.perf_counter()
+        t.run(["true"])
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(5):
+            t.run(["true"])
+        shared = (time.perf_counter() - t0) / 5
+    finally:
+        t.close()
+    print(f"ssh command: first {first * 1000:.0f} ms, shared {shared * 1000:.0f} ms")
+    assert shared < first
+
+
+# ------------------------------------------------------------------ TensorRT on the board (no board here)
+JETSON_STAMP = """machine=aarch64
+l4t=# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023
+l4t_core=35.4.1-20230801124926
+jetpack=5.1.2-b104
+tensorrt_deb=8.5.2.2-1+cuda11.4
+tensorrt_py=
+trtexec=/usr/src/tensorrt/bin/trtexec
+trtexec_banner=TensorRT.trtexec [TensorRT v8502
+cuda=11.4.315
+gpu=NVIDIA Jetson Xavier NX Developer Kit
+compute_capability=
+"""
+
+
+def test_board_stamp_parsing():
+    s = parse_board_stamp(JETSON_STAMP)
+    assert s["tensorrt"] == "8.5.2" and s["cuda_runtime"] == "11.4" and s["machine"] == "aarch64"
+    assert s["l4t"].startswith("# R35 (release), REVISION: 4.1") and s["jetpack"] == "5.1.2-b104"
+    assert s["gpu"] == "NVIDIA Jetson Xavier NX Developer Kit" and s["compute_capability"] is None
+    assert trt_version_from_banner("[TensorRT v100300]") == "10.3.0"
+    assert parse_board_stamp("machine=x86_64\n")["tensorrt"] is None
+
+
+def test_engine_reuse_decision():
+    cur = parse_board_stamp(JETSON_STAMP)
+    rec = {**cur, "onnx_sha256": "abc"}
+    assert engine_reusable(rec, cur, "abc")
+    assert not engine_reusable(rec, cur, "def")                                   # another ONNX
+    assert not engine_reusable({**rec, "tensorrt": "8.5.3"}, cur, "abc")          # TensorRT upgrade
+    assert not engine_reusable({**rec, "l4t": "# R35 (release), REVISION: 3.1"}, cur, "abc")
+    assert not engine_reusable({**rec, "jetpack": "5.1.1"}, cur, "abc")           # JetPack changed
+    assert not engine_reusable(None, cur, "abc")
+    assert not engine_reusable(rec, {**cur, "tensorrt": None}, "abc")
+
+
+def test_trtexec_command_is_quoted_and_versioned():
+    c = trtexec_command("/usr/src/tensorrt/bin/trtexec", "/tmp/w/m; rm -rf ~.onnx", "~/.cache/edgecnn/engines/m.engine",
+                        "~/.cache/edgecnn/timing-trt8.5.2.cache", "8.5.2")
+    assert "'--onnx=/tmp/w/m; rm -rf ~.onnx'" in c
+    assert "--int8" in c and "--fp16" in c and "--buildOnly" in c and "--memPoolSize=workspace:1024M" in c
+    assert '--saveEngine="$HOME"/.cache/edgecnn/engines/m.engine' in c
+    c10 = trtexec_command("trtexec", "m.onnx", "e.engine", "t.cache", "10.3.0")
+    assert "--skipInference" in c10 and "--timingCacheFile=t.cache" in c10
+
+
+def test_ssh_error_lines():
+    assert "cannot reach h" in ssh_error("ssh: connect to host h port 22: Connection refused", "h", accept_new=False)
+    assert "refused the key" in ssh_error("u@h: Permission denied (publickey).", "h", accept_new=False)
+    assert "CHANGED" in ssh_error("@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @", "h", accept_new=False)
+    assert ssh_error("some other thing", "h", accept_new=False) is None
+
+
+def test_tensorrt_build_on_a_board():
+    pytest.skip("needs a board with TensorRT (a Jetson): TensorRT cannot be installed on these CI machines; "
+                "command construction, stamps and reuse are tested above")

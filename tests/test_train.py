@@ -1,0 +1,61 @@
+"""`edgecnn train` end to end on a small real subset (96 px, 3 classes, few epochs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import main
+from tests.conftest import SHARED, _train, need_shared
+
+
+def test_run_directory_is_complete(trained_run):
+    for name in ("model.keras", "labels.txt", "contract.json", "history.json", "metrics.json",
+                 "report/confusion.png", "report/curves.png"):
+        assert (trained_run / name).is_file(), name
+    m = json.loads((trained_run / "metrics.json").read_text())
+    assert set(m["per_class"]) == set((trained_run / "labels.txt").read_text().split())
+    assert all({"precision", "recall", "f1"} <= set(v) for v in m["per_class"].values())
+    assert len(m["confusion_matrix"]) == 3 and sum(map(sum, m["confusion_matrix"])) == 30
+    assert m["timings_s"]["phase1_s"] > 0 and m["weights"]["source"] == "found"
+    c = json.loads((trained_run / "contract.json").read_text())
+    assert c["input_size"] == [96, 96] and c["mean"] == [127.5] * 3 and c["model"]["recipe"] == "products"
+    assert list((trained_run / "report" / "gradcam").glob("*.png")) or m["test_accuracy"] == 1.0
+
+
+def test_imagenet_weights_beat_chance_and_random_init_does_not(trained_run, products_subset, tmp_path):
+    pre = json.loads((trained_run / "metrics.json").read_text())["test_accuracy"]
+    assert pre >= 0.8  # 3 classes: chance is 0.33
+    scratch = _train(products_subset, tmp_path / "scratch", weights="none")
+    none = json.loads((scratch / "metrics.json").read_text())["test_accuracy"]
+    assert pre - none >= 0.2, (pre, none)
+
+
+def test_training_is_reproducible(products_subset, tmp_path):
+    a = _train(products_subset, tmp_path / "a", extra=["--seed", "5"])
+    b = _train(products_subset, tmp_path / "b", extra=["--seed", "5"])
+    ha, hb = (json.loads((r / "history.json").read_text())["head"]["loss"] for r in (a, b))
+    assert ha == pytest.approx(hb, rel=1e-4)
+
+
+@pytest.mark.parametrize("weights,message", [
+    ("missing.weights.h5", "weights file not found"),
+    (str(SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet.weights.h5"), "does not fit MobileNetV2"),
+])
+def test_bad_weights_are_clear_errors(products_subset, tmp_path, weights, message):
+    if "imagenet" in weights:
+        need_shared("weights", "mobilenet_v2_1.0_224_imagenet.weights.h5")
+    r = CliRunner().invoke(main, ["train", "--recipe", "products", "--data", str(products_subset), "--out",
+                                  str(tmp_path / "o"), "--image-size", "96", "--epochs", "1", "--quiet",
+                                  "--weights", weights])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_bad_data_is_a_clear_error(tmp_path):
+    (tmp_path / "d" / "train" / "only").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["train", "--recipe", "products", "--data", str(tmp_path / "d"), "--out",
+                                  str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.output.startswith("Error: ") and "Traceback" not in r.output
+    assert not (tmp_path / "o" / "model.keras").exists()
