@@ -103,14 +103,7 @@ def _budget(limit, value, ok) -> dict:
 def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
     t0 = time.perf_counter()
     artifacts, run_dir = collect(o.target)
-    recipe = None
-    if run_dir is not None:
-        name = read_contract(run_dir / "model.keras" if (run_dir / "model.keras").exists() else artifacts[0],
-                             required=False)
-        try:
-            recipe = R.load(name.model.get("recipe")) if name and name.model.get("recipe") else None
-        except R.RecipeError:
-            recipe = None
+    recipe = R.of_contract(read_contract(artifacts[0], required=False)) if run_dir is not None else None
     budget_mb = o.budget_mb if o.budget_mb is not None else (recipe.budgets.size_mb if recipe else 20.0)
     max_drop = o.max_drop if o.max_drop is not None else (recipe.budgets.max_int8_drop_pp if recipe else None)
     max_p90 = o.max_p90_ms if o.max_p90_ms is not None else (recipe.budgets.max_p90_ms if recipe else None)
@@ -149,7 +142,7 @@ def _record(art: Path, res: dict, dev, ref_res: dict | None, budget_mb, max_drop
            "latency_estimated": bool(res.get("latency_estimated")), "estimate": res.get("estimate"),
            "throughput_ips": res.get("throughput_ips"), "peak_rss_mb": res.get("peak_rss_mb"),
            "tensorflow_imported": res.get("tensorflow_imported")}
-    for k in ("agreement_with_host", "emulation"):
+    for k in ("agreement_with_host", "emulation", "notes", "latency_source"):
         if k in res:
             rec[k] = res[k]
     if ref_res is not None and res.get("top1") is not None:
@@ -196,6 +189,7 @@ def render(doc: dict, markdown: bool = False) -> str:
         if r.get("estimate"):
             notes.append(f"~ {r['artifact']}: latency estimated from profile {r['estimate'].get('profile')} "
                          f"({r['estimate'].get('anchor', '')})")
+        notes += [f"{r['artifact']}: {n}" for n in r.get("notes") or []]
     notes.append(f"{'PASSED' if doc['passed'] else 'FAILED'} ({doc['wall_s']:.1f} s)")
     sep = "\n\n" if markdown else "\n"
     return out + sep + sep.join(notes) + "\n"

@@ -126,7 +126,8 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     test_dir = data_dir / "test" if (data_dir / "test").is_dir() else None
     ctx.invoke(bench, target=out_dir, device="host", data_dir=test_dir, reference=None, engine=None, threads=None,
                cpus=None, runs=200, warmup=20, min_seconds=1.0, max_images=None, budget_mb=None, max_drop=None,
-               max_p90_ms=None, json_path=out_dir / "bench.json", md_path=out_dir / "bench.md")
+               max_p90_ms=None, host=None, port=None, identity=None, accept_new_host_key=False, serial=None,
+               benchmark_binary=None, profile=None, json_path=out_dir / "bench.json", md_path=out_dir / "bench.md")
 
 
 # ------------------------------------------------------------------------------------ export
@@ -189,12 +190,22 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--budget-mb", type=click.FloatRange(0, min_open=True), default=None, help="Size budget (default: recipe's, 20).")
 @click.option("--max-drop", type=click.FloatRange(0, 100), default=None, metavar="PP", help="Accuracy drop budget vs the reference.")
 @click.option("--max-p90-ms", type=click.FloatRange(0, min_open=True), default=None, help="p90 latency budget.")
+@click.option("--host", default=None, metavar="USER@HOST", help="jetson: the board to reach over SSH.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="jetson: SSH port.")
+@click.option("--identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="jetson: SSH private key.")
+@click.option("--accept-new-host-key", is_flag=True, help="jetson: trust the board's key on first contact.")
+@click.option("--serial", default=None, help="phone: adb serial (needed when several devices are attached).")
+@click.option("--benchmark-binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="phone: LiteRT's benchmark_model binary for the phone's ABI.")
+@click.option("--profile", default=None, help="phone-emulated: device profile name or YAML (default pixel3).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the results as JSON (use - for stdout).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a Markdown table (e.g. for a PR comment).")
 def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds, max_images,
-          budget_mb, max_drop, max_p90_ms, json_path, md_path):
+          budget_mb, max_drop, max_p90_ms, host, port, identity, accept_new_host_key, serial, benchmark_binary,
+          profile, json_path, md_path):
     """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
 
     Exit status: 0 when every budget holds, 1 when one fails, 2 for bad input or an unreachable device.
@@ -205,8 +216,23 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
 
     if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
         raise click.BadParameter("expected comma-separated CPU ids, e.g. 0,1", param_hint="--cpus")
-    o = BenchOptions(target, device, {}, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds,
-                     max_images, budget_mb, max_drop, max_p90_ms)
+    given = {"host": host, "port": port, "identity": identity and str(identity),
+             "accept_new_host_key": accept_new_host_key or None, "serial": serial,
+             "benchmark_binary": benchmark_binary and str(benchmark_binary), "profile": profile}
+    allowed = {"jetson": {"host", "port", "identity", "accept_new_host_key"}, "phone": {"serial", "benchmark_binary"},
+               "phone-emulated": {"profile"}}.get(device, set())
+    stray = sorted(k for k, v in given.items() if v is not None and k not in allowed)
+    if stray:
+        raise click.UsageError(f"--{stray[0].replace('_', '-')} does not apply to --device {device}")
+    dev_opts = {k: v for k, v in given.items() if v is not None}
+    if device in ("jetson", "phone-emulated"):
+        dev_opts["log"] = _log
+    if device == "jetson" and engine:
+        dev_opts["engine"] = engine
+    if device == "phone" and threads:
+        dev_opts["threads"] = threads
+    o = BenchOptions(target, device, dev_opts, data_dir, reference, engine, threads, cpus, runs, warmup,
+                     min_seconds, max_images, budget_mb, max_drop, max_p90_ms)
     doc = run_bench(o, log=_log)
     to_stdout = json_path is not None and str(json_path) == "-"
     write_outputs(doc, None if to_stdout else json_path, md_path)
@@ -215,6 +241,34 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
     else:
         click.echo(render(doc))
     check(doc)
+
+
+# ------------------------------------------------------------------------------------ bundle
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--android", "android_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The Android app project (e.g. android_demo).")
+@click.option("--precision", type=click.Choice(["int8", "fp16", "fp32"]), default="int8", show_default=True,
+              help="Which export of a RUN_DIR to bundle.")
+@click.option("--budget-mb", type=click.FloatRange(0, min_open=True), default=None,
+              help="Size budget (default: the recipe's, 20).")
+def bundle(source, android_dir, precision, budget_mb):
+    """Put a model (RUN_DIR's export, or a .tflite), its labels and contract into the app's assets."""
+    from .bundle import DEFAULT_BUDGET_MB, bundle as run_bundle
+
+    if budget_mb is None:
+        from . import contract as C
+        from . import recipe as R
+        from .artifact import read_contract
+        c = C.load(source / "contract.json") if source.is_dir() else read_contract(source, required=False)
+        r = R.of_contract(c)
+        budget_mb = r.budgets.size_mb if r else DEFAULT_BUDGET_MB
+    res = run_bundle(source, android_dir, precision, budget_mb=budget_mb, log=_log)
+    for f in res["files"]:
+        click.echo(f"  {f['name']:<16} {f['bytes'] / 1e6:8.3f} MB  sha256 {f['sha256'][:12]}")
+    click.echo(f"bundled {res['model']} ({res['input_dtype']} {res['input_size'][0]}x{res['input_size'][1]}, "
+               f"{res['num_classes']} classes) into {res['assets_dir']}: {res['total_bytes'] / 1e6:.2f} MB "
+               f"of {res['budget_mb']} MB budget")
 
 
 def run() -> None:

@@ -155,3 +155,14 @@ def load(name_or_file: str | Path) -> Recipe:
 
 def to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+
+
+def of_contract(contract) -> Recipe | None:
+    """The built-in recipe a run's contract names (for its budgets), or None."""
+    name = contract.model.get("recipe") if contract is not None else None
+    if not name:
+        return None
+    try:
+        return load(name)
+    except RecipeError:
+        return None
