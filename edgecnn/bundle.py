@@ -26,7 +26,6 @@ Needs the standard library, numpy and (for the tensor check) ai-edge-litert: nev
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import BudgetError, EdgecnnError, InputError
+from .io import sha256_file
 
 PRECISIONS = ("int8", "fp16", "fp32")
 DEFAULT_BUDGET_MB = 20.0
@@ -99,7 +99,7 @@ def _app_problems(contract) -> list[str]:
     return out
 
 
-def _reconciled(model: Path, contract, log) -> "Contract":
+def _reconciled(model: Path, contract, log):
     """The contract as it applies to this model, exactly as the agent applies it.
 
     ``edgecnn.runtimes.base.reconcile``: input size and class count must match the model's
@@ -133,13 +133,6 @@ def _reconciled(model: Path, contract, log) -> "Contract":
 def _q(v) -> str:
     return "none" if v is None else v if isinstance(v, str) else f"scale {v.scale:.9g}, zero point {v.zero_point}"
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _previous_files(assets: Path) -> set[str]:
@@ -209,7 +202,7 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
         shutil.copyfile(model, staging / MODEL_NAME)
         (staging / CONTRACT_NAME).write_text(contract.to_json(), encoding="utf-8")
         (staging / LABELS_NAME).write_text("".join(f"{l}\n" for l in contract.labels), encoding="utf-8")
-        files = [{"name": n, "bytes": (staging / n).stat().st_size, "sha256": _sha256(staging / n)}
+        files = [{"name": n, "bytes": (staging / n).stat().st_size, "sha256": sha256_file(staging / n)}
                  for n in (MODEL_NAME, LABELS_NAME, CONTRACT_NAME)]
         manifest = {
             "schema": "edgecnn.bundle/1",

@@ -19,10 +19,8 @@ import os
 import re
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 ANDROID = REPO / "android_demo"
@@ -146,53 +144,10 @@ def run_jobs(jar: Path, jobs: list[list[str]], workdir: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------ model
-@functools.lru_cache(maxsize=None)
 def tiny_int8_tflite(with_contract: bool = True) -> bytes:
-    """A real full-integer INT8 classifier: 32x32 RGB in (int8), 3 classes out (int8).
-
-    A few conv layers, converted with TFLiteConverter (representative dataset, TFLITE_BUILTINS_INT8,
-    int8 input and output). With ``with_contract`` its contract rides along as in an export.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    from edgecnn.artifact import tflite_with_contract
-    from edgecnn.contract import Contract, Quantization
-
-    keras = tf.keras
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3),
-        keras.layers.Softmax(),
-    ])
-    rng = np.random.default_rng(0)
-    calib = rng.uniform(-1, 1, size=(16, 32, 32, 3)).astype(np.float32)
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[None]] for x in calib)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")       # "Statistics for quantized inputs were expected..."
-        flat = conv.convert()
-    if not with_contract:
-        return flat
-
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=flat)
-    iq = it.get_input_details()[0]["quantization"]
-    oq = it.get_output_details()[0]["quantization"]
-    contract = Contract(input_size=(32, 32), labels=("healthy", "rust", "blight"),
-                        model={"arch": "tiny-test-cnn"})
-    contract = contract.with_quantization("int8", Quantization(float(iq[0]), int(iq[1])),
-                                          Quantization(float(oq[0]), int(oq[1])))
-    return tflite_with_contract(flat, contract)
+    """A real full-integer INT8 classifier (32x32 RGB int8 in, 3 classes int8 out); see tiny_model."""
+    from tiny_model import tiny_int8_tflite as build
+    return build(with_contract)
 
 
 def tensorflow_available() -> tuple[bool, str]:

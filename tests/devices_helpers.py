@@ -5,7 +5,6 @@ Nothing here mocks a tool: a missing tool makes the caller skip with the reason 
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -19,39 +18,8 @@ LABELS = ("cat", "dog", "bird")
 
 def tiny_int8_tflite(out: Path) -> Path:
     """A real full-integer INT8 classifier (32x32 RGB int8 in, 3 classes int8 out) with its contract."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    from edgecnn.artifact import tflite_with_contract
-    from edgecnn.contract import Contract, Quantization
-
-    keras = tf.keras
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3),
-        keras.layers.Softmax(),
-    ])
-    rng = np.random.default_rng(0)
-    calib = rng.uniform(-1, 1, size=(16, 32, 32, 3)).astype(np.float32)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[None]] for x in calib)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    data = conv.convert()
-
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=data)
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
-    q = lambda d: Quantization(float(d["quantization"][0]), int(d["quantization"][1]))  # noqa: E731
-    contract = Contract(input_size=(32, 32), labels=LABELS).with_quantization("int8", q(i), q(o))
-    out.write_bytes(tflite_with_contract(data, contract))
+    from tiny_model import tiny_int8_tflite as build
+    out.write_bytes(build(True, LABELS))
     return out
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from devices_helpers import image_folder, shared_tiny_model
@@ -69,6 +67,9 @@ def test_tiny_int8_end_to_end(sysroot, model, data, profile):
     assert res["emulation"]["qemu_cpu"] == E.load_profile(profile)["qemu_cpu"]
     assert a["images"] == 9 and a["top1_agreement"] == 1.0 and a["bit_exact"] and a["max_abs_diff"] == 0.0
     assert res["images"] == 9 and res["accuracy"] is not None
+    if not (REF / "mobilenet_v2_1.0_224_quant.tflite").is_file():
+        assert not res.get("latency_estimated") and any("anchor" in n for n in res.get("notes", []))
+        pytest.skip("latency estimate needs the anchor model in the shared data folder weights/reference")
     assert res["latency_estimated"] is True
     est = res["estimate"]
     assert est["profile"] == profile and est["anchor"] == "mobilenet_v2_1.0_224_quant.tflite"

@@ -144,11 +144,9 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
         log(f"calibration: {len(calib)} images from {calib_source}")
 
     from ..native import captured_output
-    with captured_output():
+    with captured_output():  # TensorFlow's import-time log lines
         import keras
-        import tensorflow as tf  # noqa: F401
     model = keras.saving.load_model(str(run.dir / "model.keras"), compile=False)
-    t = time.perf_counter()
     ref = np.concatenate([np.asarray(model.predict_on_batch(x_eval[i:i + 64]))
                           for i in range(0, len(x_eval), 64)])
     float_eval = compare(y, ref.argmax(1), None, contract.labels, eval_paths)

@@ -8,7 +8,7 @@ Images are preprocessed by the contract, exactly like inference.
 
 from __future__ import annotations
 
-import hashlib
+
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +16,10 @@ import numpy as np
 from .. import contract as C
 from ..data import IMAGE_EXTENSIONS, Sample
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, sha256_file
 
 HEADER = "# edgecnn calibration set"
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def stratified_sample(samples: list[Sample], n: int, seed: int) -> list[Sample]:
@@ -49,7 +42,7 @@ def write_list(path: Path, root: Path, samples: list[Sample], recipe: str, seed:
              "# class-stratified sample of the training split; paths relative to the data root",
              "# path\tsha256"]
     for s in samples:
-        lines.append(f"{s.path.relative_to(root).as_posix()}\t{sha256(s.path)}")
+        lines.append(f"{s.path.relative_to(root).as_posix()}\t{sha256_file(s.path)}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -65,7 +58,7 @@ def read_list(path: Path, root: Path) -> list[Path]:
         p = root / parts[0]
         if not p.is_file():
             raise InputError(f"{path}:{i}: {parts[0]} is not under the data root {root}")
-        if sha256(p) != parts[1]:
+        if sha256_file(p) != parts[1]:
             raise InputError(f"{path}:{i}: {parts[0]} changed since the calibration set was recorded "
                              f"(checksum differs); delete {path.name} to record a new one")
         out.append(p)

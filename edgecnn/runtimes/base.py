@@ -88,7 +88,7 @@ def first_line(e: BaseException, limit: int = 200) -> str:
     return (text[0] if text else type(e).__name__)[:limit]
 
 
-def reconcile(runner: Runner, contract, source) -> "Contract":
+def reconcile(runner: Runner, contract, source):
     """The contract as it applies to this loaded model, or a ContractError if they disagree.
 
     Size and class count must match the model's tensors. The input/output types and quantisation
