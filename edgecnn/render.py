@@ -33,5 +33,10 @@ def export_table(rep: dict) -> str:
         if fb:
             out += (f"; fallback kept {len(fb['float_ops'])} op(s) in float -> {fb['artifact']}"
                     f" ({'within' if fb['pass'] else 'still over'} budget)")
+            if fb.get("cost"):
+                c = fb["cost"]
+                out += (f"\nfallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "
+                        f"p50 {c['latency_p50_ms']['mixed']:.2f} vs {c['latency_p50_ms']['int8']:.2f} ms "
+                        f"(x{c['latency_ratio']:.2f}, {c['note']})")
     out += f"\n{rep['eval_images']} images of {rep['eval_data']}; calibration: {rep['calibration']['source']}; {rep['export_s']:.0f} s"
     return out

@@ -17,10 +17,23 @@ from tests.conftest import need_shared
 
 def test_runners_are_discovered_and_run(exported_run):
     names = set(available_runners())
-    assert {"litert", "onnxruntime", "keras", "tensorrt"} <= names
+    assert {"litert", "onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt", "keras", "tensorrt"} <= names
     for f in ("model_fp32.tflite", "model_fp32.onnx", "model_int8_qdq.onnx"):
         with runner_for(exported_run / "export" / f, threads=1) as r:
             assert r.probabilities(np.zeros((2, 96, 96, 3), np.float32)).shape == (2, 3)
+
+
+def test_gpu_execution_providers_absent_are_clear_errors(exported_run):
+    import onnxruntime as ort
+
+    from edgecnn.runtimes.base import RuntimeMissing
+    for engine, provider in (("onnxruntime-cuda", "CUDAExecutionProvider"),
+                             ("onnxruntime-tensorrt", "TensorrtExecutionProvider")):
+        if provider in ort.get_available_providers():
+            continue
+        with pytest.raises(RuntimeMissing, match=provider):
+            with runner_for(exported_run / "export" / "model_fp32.onnx", engine=engine):
+                pass
 
 
 def test_tensorrt_absent_is_a_clear_error(tmp_path):

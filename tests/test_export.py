@@ -124,6 +124,9 @@ def test_bad_calibration_drives_fallback_and_keeps_artifacts(trained_run, tmp_pa
     assert fb["float_ops"] and all("tensor" in op and "op" in op for op in fb["float_ops"])
     assert (run / "export" / "model_int8.tflite").is_file()
     assert (run / "export" / "model_int8_mixed.tflite").is_file()
+    cost = fb["cost"]
+    assert cost["size_mb"]["mixed"] > cost["size_mb"]["int8"] > 0  # float ops carry float weights
+    assert cost["latency_p50_ms"]["mixed"] > 0 and cost["latency_p50_ms"]["int8"] > 0
     if fb["pass"]:
         assert r.exit_code == 0
     else:

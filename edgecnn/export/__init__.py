@@ -210,8 +210,12 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
         if not budget["pass"]:
             log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp exceeds the budget of {max_drop} pp: "
                 f"measuring per-layer quantisation sensitivity")
-            budget["fallback"] = _fallback(model, calib, opts, max_drop, tflite_artifact, log)
-            budget["pass"] = budget["fallback"]["pass"]
+            budget["fallback"] = fb = _fallback(model, calib, opts, max_drop, tflite_artifact, log)
+            budget["pass"] = fb["pass"]
+            if fb["artifact"]:
+                fb["cost"] = _fallback_cost(out_dir / "model_int8.tflite", out_dir / fb["artifact"])
+                log(f"fallback cost: {fb['cost']['size_mb']['mixed']:.2f} MB vs {fb['cost']['size_mb']['int8']:.2f} MB, "
+                    f"p50 {fb['cost']['latency_p50_ms']['mixed']:.2f} ms vs {fb['cost']['latency_p50_ms']['int8']:.2f} ms")
 
     trt_info = None
     if opts.tensorrt:
@@ -243,6 +247,23 @@ def check_budget(report: dict) -> None:
         raise BudgetError(f"INT8 accuracy drop {b['int8_drop_pp']:.2f} pp exceeds the budget of {b['max_drop_pp']} pp "
                           f"and keeping the most sensitive ops in float did not bring it within budget; "
                           f"every artifact and export_report.json were kept in {report['run']}/export")
+
+
+def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> dict:
+    """Size and p50 latency of the mixed model vs full INT8, measured side by side by the agent in
+    fresh processes (never with TensorFlow imported), best of two interleaved rounds."""
+    from ..devices import get_device
+
+    host = get_device("host")
+    args = ["--runs", str(runs), "--warmup", "10", "--threads", "2"]
+    p50 = {"int8": [], "mixed": []}
+    for _ in range(2):
+        for key, path in (("int8", int8), ("mixed", mixed)):
+            p50[key].append(host.run_agent(path, args)["latency_ms"]["p50"])
+    lat = {k: min(v) for k, v in p50.items()}
+    size = {"int8": round(int8.stat().st_size / 1e6, 4), "mixed": round(mixed.stat().st_size / 1e6, 4)}
+    return {"size_mb": size, "latency_p50_ms": lat, "latency_ratio": lat["mixed"] / lat["int8"],
+            "note": "host CPU, 2 threads, fresh processes without TensorFlow"}
 
 
 def _fallback(model, calib, opts: ExportOptions, max_drop: float, write, log) -> dict:

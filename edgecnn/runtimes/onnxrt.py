@@ -57,3 +57,26 @@ class OnnxRuntimeRunner(Runner):
             return f"onnxruntime {onnxruntime.__version__}"
         except Exception:
             return "unknown"
+
+
+class OnnxRuntimeCudaRunner(OnnxRuntimeRunner):
+    """ONNX Runtime on an NVIDIA GPU (onnxruntime-gpu): ``--engine onnxruntime-cuda``."""
+
+    name = "onnxruntime-cuda"
+    default_for_format = False
+
+    def activate(self) -> None:
+        self.options.setdefault("providers", ["CUDAExecutionProvider"])
+        super().activate()
+
+
+class OnnxRuntimeTensorRTRunner(OnnxRuntimeRunner):
+    """ONNX Runtime's TensorRT execution provider (builds and caches engines itself):
+    ``--engine onnxruntime-tensorrt``."""
+
+    name = "onnxruntime-tensorrt"
+    default_for_format = False
+
+    def activate(self) -> None:
+        self.options.setdefault("providers", ["TensorrtExecutionProvider"])
+        super().activate()
