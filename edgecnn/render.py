@@ -28,11 +28,14 @@ def export_table(rep: dict) -> str:
                  "agree", "flips"], rows)
     b = rep.get("budget")
     if b:
-        out += f"\nINT8 budget: drop {b['int8_drop_pp']:.2f} pp <= {b['max_drop_pp']} pp: {'PASS' if b['pass'] else 'FAIL'}"
         fb = b.get("fallback")
-        if fb:
+        op = "<=" if b["int8_drop_pp"] <= b["max_drop_pp"] else ">"
+        out += f"\nINT8 budget: model_int8.tflite drop {b['int8_drop_pp']:.2f} pp {op} {b['max_drop_pp']} pp"
+        if not fb:
+            out += f": {'PASS' if b['pass'] else 'FAIL'}"
+        else:
             out += (f"; fallback kept {len(fb['float_ops'])} op(s) in float -> {fb['artifact']}"
-                    f" ({'within' if fb['pass'] else 'still over'} budget)")
+                    f" ({'within' if fb['pass'] else 'still over'} budget): {'PASS' if b['pass'] else 'FAIL'}")
             if fb.get("cost"):
                 c = fb["cost"]
                 out += (f"\nfallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "
