@@ -37,7 +37,7 @@ class BenchOptions:
     cpus: str | None = None
     runs: int = 200
     warmup: int = 20
-    min_seconds: float = 1.0
+    min_seconds: float = 2.0
     max_images: int | None = None
     budget_mb: float | None = None
     max_drop: float | None = None
@@ -163,7 +163,7 @@ def _record(art: Path, res: dict, dev, ref_res: dict | None, budget_mb, max_drop
 
 
 def check(doc: dict) -> None:
-    failed = [f"{r['artifact']}: {name} {b['value']} > {b['limit']}" for r in doc["records"]
+    failed = [f"{r['artifact']}: {name} {b['value']:.2f} > {b['limit']}" for r in doc["records"]
               for name, b in r["budgets"].items() if not b["pass"]]
     if failed:
         raise BudgetError("budget failed: " + "; ".join(failed))

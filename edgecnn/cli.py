@@ -125,7 +125,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
                fallback_steps=6, json_out=False)
     test_dir = data_dir / "test" if (data_dir / "test").is_dir() else None
     ctx.invoke(bench, target=out_dir, device="host", data_dir=test_dir, reference=None, engine=None, threads=None,
-               cpus=None, runs=200, warmup=20, min_seconds=1.0, max_images=None, budget_mb=None, max_drop=None,
+               cpus=None, runs=200, warmup=20, min_seconds=2.0, max_images=None, budget_mb=None, max_drop=None,
                max_p90_ms=None, host=None, port=None, identity=None, accept_new_host_key=False, serial=None,
                benchmark_binary=None, profile=None, json_path=out_dir / "bench.json", md_path=out_dir / "bench.md")
 
@@ -184,8 +184,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--cpus", default=None, metavar="LIST", help="Pin the agent to these CPU ids, e.g. 0,1.")
 @click.option("--runs", type=click.IntRange(1, 100000), default=200, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0, 10000), default=20, show_default=True)
-@click.option("--min-seconds", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
-              help="Keep timing until at least this long has passed.")
+@click.option("--min-seconds", type=click.FloatRange(0, 3600), default=2.0, show_default=True,
+              help="Keep timing until at least this long has passed (steadier p50 on a busy machine).")
 @click.option("--max-images", type=click.IntRange(1), default=None, help="Use at most N images of --data.")
 @click.option("--budget-mb", type=click.FloatRange(0, min_open=True), default=None, help="Size budget (default: recipe's, 20).")
 @click.option("--max-drop", type=click.FloatRange(0, 100), default=None, metavar="PP", help="Accuracy drop budget vs the reference.")

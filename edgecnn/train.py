@@ -59,6 +59,10 @@ class _KeepBest:
                 self.best, self.weights, self.epoch = None, None, None
                 self.mode_max = "acc" in monitor
 
+            def on_train_begin(self, logs=None):
+                # before the first epoch ends, "the best so far" is what the phase started from
+                self.weights = self.model.get_weights()
+
             def on_epoch_end(self, epoch, logs=None):
                 v = (logs or {}).get(monitor)
                 if v is None:
@@ -242,7 +246,8 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
             h = None
             try:
                 h = model.fit(train_ds, validation_data=val_ds, epochs=cap(ft.epochs), class_weight=cw,
-                              callbacks=cbs, verbose=_fit_verbose() if opts.progress else 0)
+                              callbacks=cbs, shuffle=False,  # the dataset shuffles itself
+                              verbose=_fit_verbose() if opts.progress else 0)
             except KeyboardInterrupt:
                 interrupted = True
                 keep.restore()

@@ -59,3 +59,31 @@ def test_bad_data_is_a_clear_error(tmp_path):
                                   str(tmp_path / "o")])
     assert r.exit_code == 2 and r.output.startswith("Error: ") and "Traceback" not in r.output
     assert not (tmp_path / "o" / "model.keras").exists()
+
+
+def test_ctrl_c_keeps_the_best_weights_so_far(products_subset, tmp_path):
+    """A real SIGINT during fine-tuning: the run is still written, from the best weights, exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "train", "--recipe", "traffic_signs",
+                              "--data", str(products_subset), "--out", str(out), "--image-size", "96", "--quiet"],
+                             stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        deadline = time.time() + 300
+        while "phase 2: fine-tuning" not in log.read_text() and time.time() < deadline and p.poll() is None:
+            time.sleep(0.5)
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=300)
+    text = log.read_text()
+    assert rc == 130, text
+    assert "keeping the best fine-tuned weights so far" in text and "Traceback" not in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["interrupted"] is True and (out / "model.keras").is_file()
+    assert m["test_accuracy"] >= 0.8  # phase 1's head survived: not half-updated weights
