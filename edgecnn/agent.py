@@ -58,6 +58,14 @@ def measure_latency(runner, x: np.ndarray, warmup: int, runs: int, min_seconds: 
 
 
 def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process. Linux: VmHWM, which starts afresh at exec (ru_maxrss
+    would carry over the high-water mark of the parent that spawned us, e.g. one holding TensorFlow)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     try:
         import resource
         kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -66,12 +74,22 @@ def peak_rss_mb() -> float | None:
         return None
 
 
+def default_threads() -> int:
+    """All cores up to 4 (LiteRT alone would use one thread)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
+
+
 def run(model: Path, *, data: Path | None = None, engine: str | None = None, threads: int | None = None,
         warmup: int = 10, runs: int = 100, min_seconds: float = 0.0, latency: bool = True,
         max_images: int | None = None, outputs: Path | None = None, cpus: list[int] | None = None) -> dict:
     if cpus:
         os.sched_setaffinity(0, set(cpus))
     contract = read_contract(model, required=data is not None)
+    threads = threads or default_threads()
     t_load = time.perf_counter()
     with runner_for(model, engine=engine, threads=threads) as r:
         load_ms = (time.perf_counter() - t_load) * 1e3
@@ -128,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model", type=Path)
     ap.add_argument("--data", type=Path, help="class folders for accuracy")
     ap.add_argument("--engine", help="runner name (default: by file format)")
-    ap.add_argument("--threads", type=int)
+    ap.add_argument("--threads", type=int, help="inference threads (default: all cores up to 4)")
     ap.add_argument("--cpus", help="comma-separated CPU ids to pin to")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--runs", type=int, default=100)

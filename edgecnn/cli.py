@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before anything imports T
 
 import click
 
-from .errors import EdgecnnError
+from .errors import BudgetError, EdgecnnError
 from .native import filter_native_stderr
 
 
@@ -123,11 +123,19 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     ctx.invoke(export, run_dir=out_dir, int8=False, fp16=False, fp32=False, onnx=False, tensorrt=False,
                calibration=None, calibration_size=None, max_drop=None, eval_data=None, int8_input="int8",
                fallback_steps=6, json_out=False)
+    from .bench import BenchOptions, bench as run_bench, render, write_outputs
+
     test_dir = data_dir / "test" if (data_dir / "test").is_dir() else None
-    ctx.invoke(bench, target=out_dir, device="host", data_dir=test_dir, reference=None, engine=None, threads=None,
-               cpus=None, runs=200, warmup=20, min_seconds=2.0, max_images=None, budget_mb=None, max_drop=None,
-               max_p90_ms=None, host=None, port=None, identity=None, accept_new_host_key=False, serial=None,
-               benchmark_binary=None, profile=None, json_path=out_dir / "bench.json", md_path=out_dir / "bench.md")
+    doc = run_bench(BenchOptions(out_dir, data=test_dir), log=_log)
+    write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
+    click.echo(render(doc))
+    ok = [r for r in doc["records"] if r["passed"] and r["precision"].startswith("int8")]
+    if not ok:
+        raise BudgetError(f"no INT8 model meets the budgets: see the tables above and {out_dir / 'bench.json'}")
+    best = min(ok, key=lambda r: r["size_mb"])
+    click.echo(f"deploy: {best['artifact']} ({best['size_mb']:.2f} MB, accuracy {best['accuracy']:.2%}, drop "
+               f"{best['accuracy_drop_pp']:+.2f} pp vs float, p50 {best['latency_ms']['p50']:.2f} ms on this host)\n"
+               f"next:   edgecnn bundle {out_dir / 'export' / best['artifact']} --android android_demo")
 
 
 # ------------------------------------------------------------------------------------ export
@@ -180,7 +188,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--reference", type=click.Path(path_type=Path), default=None,
               help="Float reference model (default: the run's model_fp32.tflite, else model.keras).")
 @click.option("--engine", default=None, help="Runner to use (litert, onnxruntime, tensorrt); default by format.")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Inference threads.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Inference threads (default: all cores up to 4).")
 @click.option("--cpus", default=None, metavar="LIST", help="Pin the agent to these CPU ids, e.g. 0,1.")
 @click.option("--runs", type=click.IntRange(1, 100000), default=200, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0, 10000), default=20, show_default=True)

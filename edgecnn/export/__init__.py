@@ -139,7 +139,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
         calib_paths, calib_source, calib_list = resolve(
             opts.calibration, default_list=opts.calibration_dir / f"{recipe.name}.txt",
             data_root=run.data_root, train_samples=train_samples, size=size, recipe=recipe.name,
-            seed=opts.seed, log=log)
+            seed=opts.seed, run_list=out_dir / "calibration.txt", log=log)
         calib = load_batch(calib_paths, contract)
         log(f"calibration: {len(calib)} images from {calib_source}")
 

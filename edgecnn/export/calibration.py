@@ -81,7 +81,7 @@ def list_matches(path: Path, root: Path) -> bool:
 
 def resolve(option: Path | None, *, default_list: Path, data_root: Path | None,
             train_samples: list[Sample] | None, size: int, recipe: str, seed: int,
-            log=print) -> tuple[list[Path], str, Path | None]:
+            run_list: Path | None = None, log=print) -> tuple[list[Path], str, Path | None]:
     """Calibration image paths, where they came from, and the list file recording them (if any)."""
     if option is not None:
         option = Path(option)
@@ -103,9 +103,14 @@ def resolve(option: Path | None, *, default_list: Path, data_root: Path | None,
         raise InputError("no calibration data: the run's training images are not reachable; "
                          "pass --calibration FILE|DIR")
     chosen = stratified_sample(train_samples, size, seed)
-    write_list(default_list, data_root, chosen, recipe, seed)
-    log(f"calibration: recorded {len(chosen)} class-stratified training images in {default_list}")
-    return [s.path for s in chosen], f"new list {default_list}", default_list
+    dest = default_list
+    if default_list.is_file() and run_list is not None:
+        # the recorded list belongs to another dataset: never overwrite it, record this one beside the run
+        dest = run_list
+        log(f"calibration: {default_list} records another dataset; keeping it")
+    write_list(dest, data_root, chosen, recipe, seed)
+    log(f"calibration: recorded {len(chosen)} class-stratified training images in {dest}")
+    return [s.path for s in chosen], f"new list {dest}", dest
 
 
 def load_batch(paths: list[Path], contract: C.Contract) -> np.ndarray:
