@@ -284,8 +284,9 @@ def preprocess(path: str | Path, contract: Contract) -> np.ndarray:
 
 
 def preprocess_batch(paths: Sequence[str | Path], contract: Contract) -> np.ndarray:
-    return np.stack([preprocess(p, contract) for p in paths]) if paths else np.zeros(
-        (0, *contract.input_shape[1:]), dtype=contract.input_dtype)
+    if not paths:
+        return np.zeros((0, *contract.input_shape[1:]), dtype=contract.input_dtype)
+    return np.stack([preprocess(p, contract) for p in paths])
 
 
 def topk(scores: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -29,8 +29,6 @@ def test_every_artifact_loads_runs_and_matches_float(exported_run):
         path = exported_run / "export" / a["artifact"]
         assert path.stat().st_size / 1e6 == pytest.approx(a["size_mb"], abs=1e-3)
         c = read_contract(path)
-        x = C.preprocess_batch(sorted((exported_run.parent).glob("*.none"))[:0], c)  # empty batch ok
-        assert x.shape[0] == 0
         with runner_for(path) as r:
             img = np.zeros((1, 96, 96, 3), np.float32) if c.input_dtype == "float32" else \
                 np.zeros((1, 96, 96, 3), c.input_dtype)
@@ -134,15 +132,14 @@ def test_bad_calibration_drives_fallback_and_keeps_artifacts(trained_run, tmp_pa
     assert not list((run / "export").glob(".tmp-*"))  # no half-written files left behind
 
 
-def test_run_without_contract_or_with_truncated_model(trained_run, tmp_path):
+def test_run_without_contract_or_with_truncated_model(trained_run, exported_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, symlinks=True)
     (run / "contract.json").unlink()
     r = CliRunner().invoke(main, ["export", str(run)])
     assert r.exit_code == 2 and "contract" in r.output and "Traceback" not in r.output
     tfl = tmp_path / "cut.tflite"
-    good = (trained_run.parent.parent / "exported0" / "products" / "export" / "model_int8.tflite")
-    data = good.read_bytes() if good.is_file() else b"TFL3" * 100
+    data = (exported_run / "export" / "model_int8.tflite").read_bytes()
     tfl.write_bytes(data[: len(data) // 3])
     (tmp_path / "cut.tflite.contract.json").write_text((trained_run / "contract.json").read_text())
     with pytest.raises(Exception, match="not a loadable TFLite model"):

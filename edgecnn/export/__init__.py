@@ -84,7 +84,7 @@ def _eval_samples(run: Run, eval_data: Path | None) -> tuple[list[D.Sample], str
         if root is None or not (root / "test").is_dir():
             raise InputError("the run has no reachable test split: pass --eval-data DIR (class folders)")
         eval_data = root / "test"
-    samples, skipped = D.scan_eval_folder(eval_data, run.contract.labels)
+    samples, _ = D.scan_eval_folder(eval_data, run.contract.labels)
     return samples, str(eval_data)
 
 
