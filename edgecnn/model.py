@@ -102,8 +102,9 @@ def backbone_layers(model) -> list:
     return model.layers[1:names.index(POOL)]
 
 
-def set_trainable(model, unfreeze_last: int) -> int:
-    """Freeze the backbone except its last N layers; BatchNorm always stays frozen (inference mode).
+def set_trainable(model, unfreeze_last: int, train_batchnorm: bool = False) -> int:
+    """Freeze the backbone except its last N layers; BatchNorm stays frozen (inference mode)
+    unless train_batchnorm.
 
     Returns the number of trainable backbone layers that have weights.
     """
@@ -113,7 +114,7 @@ def set_trainable(model, unfreeze_last: int) -> int:
     start = max(0, len(bb) - unfreeze_last)
     n = 0
     for i, layer in enumerate(bb):
-        train = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+        train = i >= start and (train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))
         layer.trainable = train
         n += int(train and bool(layer.weights))
     for name in (DROPOUT, HEAD):

@@ -58,6 +58,9 @@ class FineTunePhase(_Strict):
     epochs: int = Field(5, ge=0, le=1000)
     learning_rate: float = Field(1e-5, gt=0, le=1.0)
     unfreeze_layers: int = Field(30, ge=0, le=200)
+    # BatchNorm layers normally stay frozen (inference mode) while fine-tuning; for a domain far
+    # from ImageNet, re-estimating their statistics can help.
+    train_batchnorm: bool = False
 
 
 class EarlyStopping(_Strict):

@@ -234,14 +234,14 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
         timings["phase2_s"] = 0.0
         if not interrupted and cap(ft.epochs) > 0 and ft.unfreeze_layers > 0:
             t = time.perf_counter()
-            n_train = M.set_trainable(model, ft.unfreeze_layers)
+            n_train = M.set_trainable(model, ft.unfreeze_layers, ft.train_batchnorm)
             model.compile(optimizer=keras.optimizers.Adam(ft.learning_rate), loss=loss, metrics=["accuracy"])
             onehot = lambda x, y: (x, tf.one_hot(y, n_cls))  # noqa: E731
             train_ds = D.image_dataset(ds.train, contract, batch_size=tr.batch_size, augment=augment,
                                        shuffle=True, seed=opts.seed).map(onehot)
             val_ds = D.image_dataset(ds.val, contract, batch_size=tr.batch_size).map(onehot)
             log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
-                f"BatchNorm frozen) at lr {ft.learning_rate:g}")
+                f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
             keep, cbs = _callbacks(recipe)
             h = None
             try:
