@@ -63,7 +63,7 @@ def collect(target: Path) -> tuple[list[Path], Path | None]:
     return [target], run_dir
 
 
-def default_reference(artifacts: list[Path], run_dir: Path | None) -> Path | None:
+def default_reference(run_dir: Path | None) -> Path | None:
     if run_dir is not None:
         for cand in (run_dir / "export" / "model_fp32.tflite", run_dir / "model.keras"):
             if cand.is_file():
@@ -109,7 +109,7 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
     if o.data is not None and not Path(o.data).is_dir():
         raise InputError(f"--data {o.data}: no such folder")
 
-    reference = o.reference or (default_reference(artifacts, run_dir) if o.data else None)
+    reference = o.reference or (default_reference(run_dir) if o.data else None)
     if o.reference is not None and Path(o.reference).suffix not in tuple(FORMATS):
         raise InputError(f"--reference {o.reference}: unknown model format")
     ref_res = None

@@ -47,46 +47,49 @@ def _quiet_tf() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-class _KeepBest:
-    """Keras callback factory: remembers the best weights so Ctrl-C can restore them."""
+def _keep_best(monitor: str):
+    """A Keras callback that remembers the best weights, so Ctrl-C can restore them."""
+    import keras
 
-    def __new__(cls, monitor: str):
-        import keras
+    class KeepBest(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.weights, self.epoch = None, None, None
+            self.mode_max = "acc" in monitor
 
-        class KeepBest(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.best, self.weights, self.epoch = None, None, None
-                self.mode_max = "acc" in monitor
+        def start_from(self, value: float, weights) -> None:
+            """The phase's starting point competes too: fine-tuning must not end worse than it began."""
+            self.best, self.weights, self.epoch = value, weights, -1
 
-            def on_train_begin(self, logs=None):
-                # before the first epoch ends, "the best so far" is what the phase started from
+        def on_train_begin(self, logs=None):
+            # before the first epoch ends, "the best so far" is what the phase started from
+            if self.weights is None:
                 self.weights = self.model.get_weights()
 
-            def on_epoch_end(self, epoch, logs=None):
-                v = (logs or {}).get(monitor)
-                if v is None:
-                    return
-                if self.best is None or (v > self.best if self.mode_max else v < self.best):
-                    self.best, self.epoch = v, epoch
-                    self.weights = self.model.get_weights()
+        def on_epoch_end(self, epoch, logs=None):
+            v = (logs or {}).get(monitor)
+            if v is None:
+                return
+            if self.best is None or (v > self.best if self.mode_max else v < self.best):
+                self.best, self.epoch = v, epoch
+                self.weights = self.model.get_weights()
 
-            def restore(self):
-                if self.weights is not None:
-                    self.model.set_weights(self.weights)
+        def restore(self):
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
 
-        return KeepBest()
+    return KeepBest()
 
 
 def _callbacks(recipe: Recipe):
     import keras
 
     es, rl = recipe.training.early_stopping, recipe.training.reduce_lr
-    keep = _KeepBest(es.monitor)
+    keep = _keep_best(es.monitor)
     return keep, [
         keep,
-        keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience, restore_best_weights=True,
-                                      mode="auto"),
+        # KeepBest restores the best weights (also on Ctrl-C); EarlyStopping only stops
+        keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience, mode="auto"),
         keras.callbacks.ReduceLROnPlateau(monitor=es.monitor, factor=rl.factor, patience=rl.patience,
                                           min_lr=rl.min_lr, verbose=0),
     ]
@@ -220,8 +223,8 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
                          class_weight=cw, callbacks=cbs, shuffle=True, verbose=0)
         except KeyboardInterrupt:
             interrupted = True
-            keep.restore()
             log("interrupted: keeping the best head so far")
+        keep.restore()
         history["head"] = _history(h)
         timings["phase1_head_s"] = time.perf_counter() - t1
         timings["phase1_s"] = time.perf_counter() - t
@@ -243,6 +246,8 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
             log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
                 f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
             keep, cbs = _callbacks(recipe)
+            start = model.evaluate(val_ds, verbose=0, return_dict=True)
+            keep.start_from(start[tr.early_stopping.monitor.removeprefix("val_")], model.get_weights())
             h = None
             try:
                 h = model.fit(train_ds, validation_data=val_ds, epochs=cap(ft.epochs), class_weight=cw,
@@ -250,8 +255,10 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
                               verbose=_fit_verbose() if opts.progress else 0)
             except KeyboardInterrupt:
                 interrupted = True
-                keep.restore()
                 log("interrupted: keeping the best fine-tuned weights so far")
+            keep.restore()
+            if keep.epoch == -1:
+                log(f"phase 2: no epoch beat the starting point on {tr.early_stopping.monitor}: kept phase 1's weights")
             history["fine_tune"] = _history(h)
             timings["phase2_s"] = time.perf_counter() - t
             log(f"phase 2: {len(history['fine_tune'].get('loss', []))} epochs, {timings['phase2_s']:.1f} s")

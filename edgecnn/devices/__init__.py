@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import sys
 
+from ..discovery import discover
 from ..errors import InputError
 from .base import Device, DeviceError, Transport
 
@@ -12,15 +12,7 @@ __all__ = ["Device", "DeviceError", "Transport", "available_devices", "get_devic
 
 
 def available_devices() -> dict[str, type[Device]]:
-    found: dict[str, type[Device]] = {}
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name == "base":
-            continue
-        m = importlib.import_module(f"{__name__}.{mod.name}")
-        for obj in vars(m).values():
-            if isinstance(obj, type) and issubclass(obj, Device) and obj is not Device and obj.name:
-                found[obj.name] = obj
-    return found
+    return discover(sys.modules[__name__], Device, "name")
 
 
 def get_device(name: str, **options) -> Device:

@@ -17,7 +17,7 @@ from ..errors import EdgecnnError, InputError
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # What the agent needs on a device: pure Python over numpy, Pillow and one runtime.
-AGENT_MODULES = ("__init__.py", "agent.py", "artifact.py", "contract.py", "data.py", "errors.py",
+AGENT_MODULES = ("__init__.py", "agent.py", "artifact.py", "contract.py", "data.py", "discovery.py", "errors.py",
                  "evaluate.py", "io.py", "runtimes/__init__.py", "runtimes/base.py", "runtimes/litert.py",
                  "runtimes/onnxrt.py", "runtimes/tensorrt.py")
 

@@ -3,11 +3,11 @@ is an engine. Adding an engine is one new file here."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import sys
 from pathlib import Path
 
 from ..artifact import format_of
+from ..discovery import discover
 from ..errors import InputError
 from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec
 
@@ -16,15 +16,7 @@ __all__ = ["Runner", "RuntimeMissing", "ModelLoadError", "TensorSpec", "runner_f
 
 def available_runners() -> dict[str, type[Runner]]:
     """{runner name: class}, discovered from the modules of this package (no framework imported)."""
-    found: dict[str, type[Runner]] = {}
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name == "base":
-            continue
-        m = importlib.import_module(f"{__name__}.{mod.name}")
-        for obj in vars(m).values():
-            if isinstance(obj, type) and issubclass(obj, Runner) and obj is not Runner and obj.formats:
-                found[obj.name] = obj
-    return found
+    return discover(sys.modules[__name__], Runner, "formats")
 
 
 def runner_for(path: str | Path, engine: str | None = None, **kw) -> Runner:
