@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +83,58 @@ def _keep_best(monitor: str):
     return KeepBest()
 
 
-def _callbacks(recipe: Recipe):
+class _Interrupt:
+    """Ctrl-C during fit() as a request, not an exception.
+
+    A KeyboardInterrupt raised at an arbitrary bytecode can land inside a library callback (a weakref
+    finaliser, a tf.data thread) where it is printed and swallowed, and training silently goes on.
+    So the first Ctrl-C only sets a flag; a Keras callback stops training at the next batch and the
+    best weights so far are kept. A second Ctrl-C raises KeyboardInterrupt as usual.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # a second Ctrl-C aborts at once
+        print("interrupt: stopping after this batch (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def callback(self):
+        import keras
+
+        outer = self
+
+        class StopOnInterrupt(keras.callbacks.Callback):
+            def _check(self, *_, **__):
+                if outer.requested:
+                    self.model.stop_training = True
+
+            on_train_batch_end = on_epoch_end = _check
+
+        return StopOnInterrupt()
+
+
+def _callbacks(recipe: Recipe, interrupt: _Interrupt):
     import keras
 
     es, rl = recipe.training.early_stopping, recipe.training.reduce_lr
     keep = _keep_best(es.monitor)
     return keep, [
         keep,
+        interrupt.callback(),
         # KeepBest restores the best weights (also on Ctrl-C); EarlyStopping only stops
         keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience, mode="auto"),
         keras.callbacks.ReduceLROnPlateau(monitor=es.monitor, factor=rl.factor, patience=rl.patience,
@@ -214,14 +261,17 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
             f"images in {timings['phase1_features_s']:.1f} s")
         head = M.head_model(model)
         head.compile(optimizer=keras.optimizers.Adam(tr.head.learning_rate), loss=loss, metrics=["accuracy"])
-        keep, cbs = _callbacks(recipe)
         t1 = time.perf_counter()
         h = None
-        try:
-            h = head.fit(xt, keras.utils.to_categorical(yt, n_cls), batch_size=tr.batch_size,
-                         epochs=cap(tr.head.epochs), validation_data=(xv, keras.utils.to_categorical(yv, n_cls)),
-                         class_weight=cw, callbacks=cbs, shuffle=True, verbose=0)
-        except KeyboardInterrupt:
+        with _Interrupt() as stop:
+            keep, cbs = _callbacks(recipe, stop)
+            try:
+                h = head.fit(xt, keras.utils.to_categorical(yt, n_cls), batch_size=tr.batch_size,
+                             epochs=cap(tr.head.epochs), validation_data=(xv, keras.utils.to_categorical(yv, n_cls)),
+                             class_weight=cw, callbacks=cbs, shuffle=True, verbose=0)
+            except KeyboardInterrupt:
+                stop.requested = True
+        if stop.requested:
             interrupted = True
             log("interrupted: keeping the best head so far")
         keep.restore()
@@ -245,15 +295,18 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
             val_ds = D.image_dataset(ds.val, contract, batch_size=tr.batch_size).map(onehot)
             log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
                 f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
-            keep, cbs = _callbacks(recipe)
-            start = model.evaluate(val_ds, verbose=0, return_dict=True)
-            keep.start_from(start[tr.early_stopping.monitor.removeprefix("val_")], model.get_weights())
             h = None
-            try:
-                h = model.fit(train_ds, validation_data=val_ds, epochs=cap(ft.epochs), class_weight=cw,
-                              callbacks=cbs, shuffle=False,  # the dataset shuffles itself
-                              verbose=_fit_verbose() if opts.progress else 0)
-            except KeyboardInterrupt:
+            with _Interrupt() as stop:
+                start = model.evaluate(val_ds, verbose=0, return_dict=True)
+                keep, cbs = _callbacks(recipe, stop)
+                keep.start_from(start[tr.early_stopping.monitor.removeprefix("val_")], model.get_weights())
+                try:
+                    h = model.fit(train_ds, validation_data=val_ds, epochs=cap(ft.epochs), class_weight=cw,
+                                  callbacks=cbs, shuffle=False,  # the dataset shuffles itself
+                                  verbose=_fit_verbose() if opts.progress else 0)
+                except KeyboardInterrupt:
+                    stop.requested = True
+            if stop.requested:
                 interrupted = True
                 log("interrupted: keeping the best fine-tuned weights so far")
             keep.restore()
