@@ -1,6 +1,8 @@
 """Our INT8 / float TFLite exports of MobileNetV2 1.0 at 224 against Google's two reference INT8
 MobileNetV2 1.0/224 models, measured interleaved in one run, each in a fresh agent process that
-never imports TensorFlow. Prints and saves the ratios.
+never imports TensorFlow; then the same pairs timed in turns inside one agent process (--baseline),
+and the repeatability of five `edgecnn bench` runs, absolute and against a baseline. Prints and
+saves the ratios.
 
     python benchmarks/reference_latency.py [--rounds 5] [--runs 200] [--threads 2]
 
@@ -53,9 +55,10 @@ def build_ours(out: Path) -> dict[str, Path]:
     return paths
 
 
-def agent_p50(model: Path, runs: int, threads: int, min_seconds: float) -> dict:
+def agent_p50(model: Path, runs: int, threads: int, min_seconds: float, baseline: Path | None = None) -> dict:
+    extra = ["--baseline", str(baseline)] if baseline else []
     p = subprocess.run([sys.executable, "-m", "edgecnn.agent", str(model), "--runs", str(runs), "--warmup", "20",
-                        "--threads", str(threads), "--min-seconds", str(min_seconds)],
+                        "--threads", str(threads), "--min-seconds", str(min_seconds), *extra],
                        capture_output=True, text=True, cwd=ROOT, check=True)
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert not res["tensorflow_imported"]
@@ -90,6 +93,18 @@ def main() -> int:
                 p50s[k].append(agent_p50(models[k], a.runs, a.threads, a.min_seconds)["latency_ms"]["p50"])
             print(f"round {rnd + 1}/{a.rounds}: " + ", ".join(f"{k} {p50s[k][-1]:.2f} ms" for k in models),
                   flush=True)
+        # the same comparisons timed in turns in one process (agent --baseline): a slow spell of this
+        # shared machine lands on both models of a pair, so the ratio holds where absolute times drift
+        pairs = {"ours_int8_vs_google_tf2_ptq": ("ours_int8", "google_tf2_ptq_int8"),
+                 "ours_int8_vs_google_qat": ("ours_int8", "google_qat_uint8"),
+                 "ours_fp32_vs_ours_int8": ("ours_fp32", "ours_int8")}
+        turns: dict[str, list[float]] = {k: [] for k in pairs}
+        for rnd in range(a.rounds):
+            for k, (m, base) in pairs.items():
+                turns[k].append(agent_p50(models[m], a.runs, a.threads, a.min_seconds,
+                                          baseline=models[base])["vs_baseline"]["p50_ratio"])
+            print(f"in turns, round {rnd + 1}/{a.rounds}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in turns.items()),
+                  flush=True)
         # wall time of one CLI bench of one artifact with 200 inferences (no minimum window)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "edgecnn.cli", "bench", str(models["ours_int8"]), "--runs", "200",
@@ -104,6 +119,15 @@ def main() -> int:
                                 "--threads", str(a.threads), "--json", jf.name],
                                capture_output=True, text=True, cwd=ROOT, check=True)
                 repeat.append(json.loads(Path(jf.name).read_text())["records"][0]["latency_ms"]["p50"])
+        # the same five runs' question asked as a CI gate would: our INT8 against a baseline, in turns
+        repeat_ratio = []
+        for _ in range(5):
+            with tempfile.NamedTemporaryFile(suffix=".json") as jf:
+                subprocess.run([sys.executable, "-m", "edgecnn.cli", "bench", str(models["ours_int8"]),
+                                "--baseline", str(models["google_tf2_ptq_int8"]),
+                                "--threads", str(a.threads), "--json", jf.name],
+                               capture_output=True, text=True, cwd=ROOT, check=True)
+                repeat_ratio.append(json.loads(Path(jf.name).read_text())["records"][0]["vs_baseline"]["p50_ratio"])
 
     med = {k: statistics.median(v) for k, v in p50s.items()}
     ours = repeat
@@ -118,6 +142,12 @@ def main() -> int:
         "repeat_bench_p50_ms": repeat,
         "repeat_bench_p50_spread_pct": 100 * (max(ours) - min(ours)) / statistics.median(ours),
         "repeat_bench_p50_cv_pct": 100 * statistics.stdev(ours) / statistics.mean(ours),
+        "ratios_in_turns_median": {k: statistics.median(v) for k, v in turns.items()},
+        "ratios_in_turns_per_round": turns,
+        "repeat_bench_baseline_p50_ratio": repeat_ratio,
+        "repeat_bench_baseline_p50_ratio_cv_pct": 100 * statistics.stdev(repeat_ratio) / statistics.mean(repeat_ratio),
+        "repeat_bench_baseline_p50_ratio_spread_pct":
+            100 * (max(repeat_ratio) - min(repeat_ratio)) / statistics.median(repeat_ratio),
         "bench_one_artifact_200_runs_wall_s": round(bench_wall, 2),
         "build_ours_s": round(build_s, 1),
     }
@@ -133,6 +163,13 @@ def main() -> int:
     print(f"ours INT8 p50 over 5 repeated 'edgecnn bench' runs: {', '.join(f'{v:.3f}' for v in repeat)} ms: "
           f"spread {result['repeat_bench_p50_spread_pct']:.1f}% (max-min)/median, "
           f"CV {result['repeat_bench_p50_cv_pct']:.1f}% (goal <= 5%)")
+    rt = result["ratios_in_turns_median"]
+    print(f"timed in turns in one process (median of {a.rounds}): ours INT8 / Google TF2 PTQ "
+          f"{rt['ours_int8_vs_google_tf2_ptq']:.3f}, ours INT8 / Google QAT {rt['ours_int8_vs_google_qat']:.3f}, "
+          f"ours float / ours INT8 {rt['ours_fp32_vs_ours_int8']:.2f}x")
+    print(f"ours INT8 / Google TF2 PTQ p50 ratio over 5 repeated 'edgecnn bench --baseline' runs: "
+          f"{', '.join(f'{v:.3f}' for v in repeat_ratio)}: CV {result['repeat_bench_baseline_p50_ratio_cv_pct']:.1f}%, "
+          f"spread {result['repeat_bench_baseline_p50_ratio_spread_pct']:.1f}%")
     print(f"wall time of 'edgecnn bench' of one artifact with 200 inferences: {bench_wall:.1f} s")
     print(f"saved {a.out.relative_to(ROOT)}")
     return 0

@@ -5,7 +5,7 @@ about 2x slower here), and no Click: argparse only, so a bare board with python3
 reads the artifact and its contract, preprocesses images by the contract, measures latency and
 accuracy, and prints (or writes) one JSON document.
 
-    python -m edgecnn.agent MODEL [--data DIR] [--threads N] [--runs N] [--json OUT]
+    python -m edgecnn.agent MODEL [--data DIR] [--threads N] [--runs N] [--baseline MODEL] [--json OUT]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a plain file from a zip or folder: make 
 
 from edgecnn import contract as C  # noqa: E402
 from edgecnn.artifact import format_of, read_contract  # noqa: E402
-from edgecnn.errors import EdgecnnError  # noqa: E402
+from edgecnn.errors import EdgecnnError, InputError  # noqa: E402
 from edgecnn.runtimes import runner_for  # noqa: E402
 from edgecnn.runtimes.base import reconcile  # noqa: E402
 
@@ -57,6 +57,54 @@ def measure_latency(runner, x: np.ndarray, warmup: int, runs: int, min_seconds: 
     return latency_stats(times)
 
 
+def measure_alternating(a, xa: np.ndarray, b, xb: np.ndarray, warmup: int, runs: int, min_seconds: float,
+                        block: int = 20, settle: int = 3) -> tuple[dict, dict]:
+    """Latency of two models measured in turns in one process: blocks of `block` timed inferences,
+    A then B, each block's first `settle` inferences untimed (the other model has just used the caches).
+    A slow spell of a busy machine lands on both, so their ratio holds where absolute times do not."""
+    one_a = getattr(a, "infer_one", None) or (lambda v: a.infer(v))
+    one_b = getattr(b, "infer_one", None) or (lambda v: b.infer(v))
+    for _ in range(warmup):
+        one_a(xa)
+        one_b(xb)
+    ta: list[int] = []
+    tb: list[int] = []
+
+    def turn(one, x, out):
+        for _ in range(settle):
+            one(x)
+        for _ in range(block):
+            t0 = time.perf_counter_ns()
+            one(x)
+            out.append(time.perf_counter_ns() - t0)
+
+    start = time.perf_counter()
+    while len(ta) < runs or (time.perf_counter() - start) < min_seconds:
+        turn(one_a, xa, ta)
+        turn(one_b, xb, tb)
+        if len(ta) >= 100 * max(runs, 1):
+            break
+    return latency_stats(ta), latency_stats(tb)
+
+
+def latency_input(r, contract, samples) -> np.ndarray:
+    """One input for timing: the first image by the contract, else contract-shaped random pixels."""
+    if samples:
+        x = C.preprocess(samples[0].path, contract)[None]
+    else:
+        rng = np.random.default_rng(0)
+        shape = tuple(v or 1 for v in r.input.shape)
+        x = rng.integers(0, 256, shape).astype(np.float32)
+        if contract is not None:
+            x = C.preprocess_array(x[0].astype(np.uint8), contract)[None]
+        elif r.input.dtype != "float32":
+            info = np.iinfo(r.input.dtype)
+            x = rng.integers(info.min, info.max + 1, shape).astype(r.input.dtype)
+        else:
+            x = (x / 127.5 - 1.0).astype(np.float32)
+    return np.ascontiguousarray(x.astype(r.input.dtype, copy=False))
+
+
 def peak_rss_mb() -> float | None:
     """Peak resident memory of this process. Linux: VmHWM, which starts afresh at exec (ru_maxrss
     would carry over the high-water mark of the parent that spawned us, e.g. one holding TensorFlow)."""
@@ -85,7 +133,10 @@ def default_threads() -> int:
 
 def run(model: Path, *, data: Path | None = None, engine: str | None = None, threads: int | None = None,
         warmup: int = 10, runs: int = 100, min_seconds: float = 0.0, latency: bool = True,
-        max_images: int | None = None, outputs: Path | None = None, cpus: list[int] | None = None) -> dict:
+        max_images: int | None = None, outputs: Path | None = None, cpus: list[int] | None = None,
+        baseline: Path | None = None) -> dict:
+    """Describe, time and evaluate one model. With `baseline`, both models are timed in turns in this
+    process (measure_alternating) and the result carries the baseline's latency and the ratios."""
     if cpus:
         os.sched_setaffinity(0, set(cpus))
     contract = read_contract(model, required=data is not None)
@@ -108,22 +159,11 @@ def run(model: Path, *, data: Path | None = None, engine: str | None = None, thr
             samples, skipped = scan_eval_folder(data, contract.labels)
             samples = samples[:max_images] if max_images else samples
             result["skipped"] = skipped
-        if latency:
-            if samples:
-                x = C.preprocess(samples[0].path, contract)[None]
-            else:
-                rng = np.random.default_rng(0)
-                shape = tuple(v or 1 for v in r.input.shape)
-                x = rng.integers(0, 256, shape).astype(np.float32)
-                if contract is not None:
-                    x = C.preprocess_array(x[0].astype(np.uint8), contract)[None]
-                elif r.input.dtype != "float32":
-                    info = np.iinfo(r.input.dtype)
-                    x = rng.integers(info.min, info.max + 1, shape).astype(r.input.dtype)
-                else:
-                    x = (x / 127.5 - 1.0).astype(np.float32)
-            x = np.ascontiguousarray(x.astype(r.input.dtype, copy=False))
-            lat = measure_latency(r, x, warmup, runs, min_seconds)
+        if latency and baseline is not None:
+            result.update(_versus(r, latency_input(r, contract, samples), baseline, threads,
+                                  warmup, runs, min_seconds))
+        elif latency:
+            lat = measure_latency(r, latency_input(r, contract, samples), warmup, runs, min_seconds)
             result.update(latency_ms=lat, throughput_ips=round(1000.0 / lat["mean"], 2), warmup=warmup)
         if samples:
             probs = []
@@ -141,6 +181,26 @@ def run(model: Path, *, data: Path | None = None, engine: str | None = None, thr
     return result
 
 
+def _versus(r, x: np.ndarray, baseline: Path, threads: int, warmup: int, runs: int, min_seconds: float) -> dict:
+    """The candidate (runner r, input x) and the baseline model timed in turns; the ratios."""
+    baseline = Path(baseline)
+    if not baseline.is_file():
+        raise InputError(f"baseline model not found: {baseline}")
+    bc = read_contract(baseline, required=False)
+    with runner_for(baseline, threads=threads) as b:
+        if bc is not None:
+            bc = reconcile(b, bc, baseline)
+        lat, blat = measure_alternating(r, x, b, latency_input(b, bc, []), warmup, runs, min_seconds)
+        bdesc = b.describe()
+    return {"latency_ms": lat, "throughput_ips": round(1000.0 / lat["mean"], 2), "warmup": warmup,
+            "baseline": {"artifact": baseline.name, "format": format_of(baseline),
+                         "size_mb": round(baseline.stat().st_size / 1e6, 4), "runtime": bdesc.get("runtime"),
+                         "latency_ms": blat},
+            "vs_baseline": {"p50_ratio": lat["p50"] / blat["p50"], "p90_ratio": lat["p90"] / blat["p90"],
+                            "method": "timed in turns in one process (blocks of 20 inferences)"},
+            "peak_rss_includes_baseline": True}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="edgecnn-agent", description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
@@ -152,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--min-seconds", type=float, default=0.0)
     ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--baseline", type=Path, help="a second model timed in turns with MODEL (ratios in the JSON)")
     ap.add_argument("--max-images", type=int)
     ap.add_argument("--outputs", type=Path, help="save the class scores (N, classes) as .npy")
     ap.add_argument("--json", type=Path, help="write the result here instead of stdout")
@@ -159,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = run(a.model, data=a.data, engine=a.engine, threads=a.threads, warmup=a.warmup, runs=a.runs,
                   min_seconds=a.min_seconds, latency=not a.no_latency, max_images=a.max_images,
-                  outputs=a.outputs, cpus=[int(c) for c in a.cpus.split(",")] if a.cpus else None)
+                  outputs=a.outputs, cpus=[int(c) for c in a.cpus.split(",")] if a.cpus else None,
+                  baseline=a.baseline)
     except EdgecnnError as e:
         print(json.dumps({"schema": SCHEMA, "error": str(e), "exit_code": e.exit_code}))
         return e.exit_code

@@ -8,6 +8,7 @@ holds.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,38 @@ class BenchOptions:
     budget_mb: float | None = None
     max_drop: float | None = None
     max_p90_ms: float | None = None
+    repeat: int = 1
+    baseline: Path | None = None          # timed in turns with each artifact, in the same agent process
+    max_slowdown_pct: float | None = None  # budget on the p50 ratio against the baseline
+
+
+NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a busy machine
+
+
+def combine_latency(runs: list[dict]) -> dict:
+    """Latency of several agent processes: the median of each statistic, min/max of the extremes,
+    the p50 of every repeat and their spread ((max - min) / median), so a busy machine shows."""
+    if len(runs) == 1:
+        return runs[0]
+    med = lambda k: statistics.median(r[k] for r in runs)  # noqa: E731
+    p50s = [r["p50"] for r in runs]
+    out = {k: med(k) for k in ("p50", "p90", "p99", "mean", "std")}
+    out.update(min=min(r["min"] for r in runs), max=max(r["max"] for r in runs), n=sum(r["n"] for r in runs),
+               repeats=len(runs), p50_per_repeat=[round(v, 4) for v in p50s],
+               p50_spread_pct=round(100 * (max(p50s) - min(p50s)) / out["p50"], 2))
+    return out
+
+
+def combine_runs(first: dict, runs: list[dict]) -> dict:
+    """The first agent result (accuracy and all) with the latency of every run combined."""
+    c = combine_latency([r["latency_ms"] for r in runs])
+    out = {**first, "latency_ms": c, "throughput_ips": round(1000.0 / c["mean"], 2)}
+    if first.get("vs_baseline"):
+        out["baseline"] = {**first["baseline"], "latency_ms": combine_latency([r["baseline"]["latency_ms"] for r in runs])}
+        out["vs_baseline"] = {**first["vs_baseline"],
+                              **{k: statistics.median(r["vs_baseline"][k] for r in runs) for k in ("p50_ratio", "p90_ratio")},
+                              "p50_ratio_per_repeat": [round(r["vs_baseline"]["p50_ratio"], 4) for r in runs]}
+    return out
 
 
 def collect(target: Path) -> tuple[list[Path], Path | None]:
@@ -108,6 +141,14 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
     max_p90 = o.max_p90_ms if o.max_p90_ms is not None else (recipe.budgets.max_p90_ms if recipe else None)
     if o.data is not None and not Path(o.data).is_dir():
         raise InputError(f"--data {o.data}: no such folder")
+    if o.baseline is not None:
+        o.baseline = Path(o.baseline)
+        if not o.baseline.is_file():
+            raise InputError(f"--baseline {o.baseline}: no such model file")
+        if o.baseline.suffix not in BENCHABLE:
+            raise InputError(f"--baseline {o.baseline.name}: not a benchable model (expected {', '.join(BENCHABLE)})")
+    elif o.max_slowdown_pct is not None:
+        raise InputError("--max-slowdown needs --baseline (the model to compare against)")
 
     reference = o.reference or (default_reference(run_dir) if o.data else None)
     if o.reference is not None and Path(o.reference).suffix not in tuple(FORMATS):
@@ -119,17 +160,35 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
 
     records = []
     with get_device(o.device, **o.device_options) as dev:
+        if o.baseline is not None and not getattr(dev, "supports_baseline", False):
+            raise InputError(f"--baseline is timed in turns in one agent process: the {o.device} device cannot "
+                             f"(host and jetson can)")
+        versus = {"baseline": o.baseline} if o.baseline is not None else {}
+        results = {}
         for art in artifacts:
-            log(f"bench {art.name} on {o.device}...")
-            res = dev.run_agent(art, _agent_args(o), data=o.data)
-            records.append(_record(art, res, dev, ref_res, budget_mb, max_drop, max_p90))
+            log(f"bench {art.name} on {o.device}" + (f" in turns with {o.baseline.name}" if versus else "") + "...")
+            results[art] = dev.run_agent(art, _agent_args(o), data=o.data, **versus)
+        # more latency-only rounds, each artifact in a fresh agent process, interleaved (the order
+        # alternates) so that a slow spell of a busy machine does not land on one artifact only
+        timed = [a for a in artifacts if results[a].get("latency_ms") and not results[a].get("latency_estimated")]
+        runs = {a: [results[a]] for a in timed}
+        for r in range(1, o.repeat if timed else 1):
+            log(f"latency repeat {r + 1}/{o.repeat}...")
+            for art in (timed[::-1] if r % 2 else timed):
+                runs[art].append(dev.run_agent(art, _agent_args(o), **versus))
+        for art in artifacts:
+            res = results[art]
+            if art in runs and len(runs[art]) > 1:
+                res = combine_runs(res, runs[art])
+            records.append(_record(art, res, dev, ref_res, budget_mb, max_drop, max_p90, o.max_slowdown_pct))
     doc = {"schema": SCHEMA, "target": str(o.target), "device": o.device, "reference": reference.name if reference else None,
            "data": str(o.data) if o.data else None, "records": records,
            "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
     return doc
 
 
-def _record(art: Path, res: dict, dev, ref_res: dict | None, budget_mb, max_drop, max_p90) -> dict:
+def _record(art: Path, res: dict, dev, ref_res: dict | None, budget_mb, max_drop, max_p90,
+            max_slowdown: float | None = None) -> dict:
     lat = res.get("latency_ms") or {}
     rec = {"artifact": art.name, "format": res.get("format"), "precision": precision_of(art, res),
            "device": dev.name, "device_info": dev.describe(), "runtime": res.get("runtime"),
@@ -137,10 +196,16 @@ def _record(art: Path, res: dict, dev, ref_res: dict | None, budget_mb, max_drop
            "size_mb": res.get("size_mb"), "accuracy": res.get("accuracy"), "reference_accuracy": None,
            "accuracy_drop_pp": None, "per_class": None, "flips": None, "top1_agreement": None,
            "images": res.get("images"),
-           "latency_ms": {k: lat.get(k) for k in ("p50", "p90", "p99", "mean", "std", "n")} if lat else None,
+           "latency_ms": {k: lat[k] for k in ("p50", "p90", "p99", "mean", "std", "n", "repeats", "p50_per_repeat",
+                                              "p50_spread_pct") if k in lat} if lat else None,
            "latency_estimated": bool(res.get("latency_estimated")), "estimate": res.get("estimate"),
            "throughput_ips": res.get("throughput_ips"), "peak_rss_mb": res.get("peak_rss_mb"),
            "tensorflow_imported": res.get("tensorflow_imported")}
+    if res.get("vs_baseline"):
+        b = res["baseline"]
+        rec["baseline"] = {"artifact": b["artifact"], "format": b.get("format"), "size_mb": b.get("size_mb"),
+                           "latency_ms": {k: b["latency_ms"][k] for k in ("p50", "p90", "p99", "mean", "n")}}
+        rec["vs_baseline"] = res["vs_baseline"]
     for k in ("agreement_with_host", "emulation", "notes", "latency_source"):
         if k in res:
             rec[k] = res[k]
@@ -157,6 +222,9 @@ def _record(art: Path, res: dict, dev, ref_res: dict | None, budget_mb, max_drop
         budgets["accuracy_drop_pp"] = _budget(max_drop, rec["accuracy_drop_pp"], rec["accuracy_drop_pp"] <= max_drop)
     if max_p90 is not None and lat:
         budgets["p90_ms"] = _budget(max_p90, lat["p90"], lat["p90"] <= max_p90)
+    if max_slowdown is not None and rec.get("vs_baseline"):
+        slower = 100.0 * (rec["vs_baseline"]["p50_ratio"] - 1.0)
+        budgets["slowdown_pct"] = _budget(max_slowdown, round(slower, 2), slower <= max_slowdown)
     rec["budgets"] = budgets
     rec["passed"] = all(b["pass"] for b in budgets.values())
     return rec
@@ -189,6 +257,18 @@ def render(doc: dict, markdown: bool = False) -> str:
             notes.append(f"~ {r['artifact']}: latency estimated from profile {r['estimate'].get('profile')} "
                          f"({r['estimate'].get('anchor', '')})")
         notes += [f"{r['artifact']}: {n}" for n in r.get("notes") or []]
+        if r.get("vs_baseline"):
+            v, b = r["vs_baseline"], r["baseline"]
+            notes.append(f"{r['artifact']} vs {b['artifact']}: p50 x{v['p50_ratio']:.3f}, p90 x{v['p90_ratio']:.3f} "
+                         f"({(r['latency_ms'] or {}).get('p50', float('nan')):.2f} vs {b['latency_ms']['p50']:.2f} ms, "
+                         f"timed in turns in one process)")
+        lat = r["latency_ms"] or {}
+        if lat.get("repeats"):
+            spread = lat["p50_spread_pct"]
+            busy = (f": a busy machine; compare against a baseline benched in the same run"
+                    if spread > NOISY_PCT else "")
+            notes.append(f"{r['artifact']}: p50 is the median of {lat['repeats']} agent runs, which spread "
+                         f"{spread:.1f}%{busy}")
     notes.append(f"{'PASSED' if doc['passed'] else 'FAILED'} ({doc['wall_s']:.1f} s)")
     sep = "\n\n" if markdown else "\n"
     return out + sep + sep.join(notes) + "\n"

@@ -195,10 +195,17 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--warmup", type=click.IntRange(0, 10000), default=20, show_default=True)
 @click.option("--min-seconds", type=click.FloatRange(0, 3600), default=2.0, show_default=True,
               help="Keep timing until at least this long has passed (steadier p50 on a busy machine).")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Time each model in N fresh agent processes, interleaved; report the median and the spread.")
 @click.option("--max-images", type=click.IntRange(1), default=None, help="Use at most N images of --data.")
 @click.option("--budget-mb", type=click.FloatRange(0, min_open=True), default=None, help="Size budget (default: recipe's, 20).")
 @click.option("--max-drop", type=click.FloatRange(0, 100), default=None, metavar="PP", help="Accuracy drop budget vs the reference.")
 @click.option("--max-p90-ms", type=click.FloatRange(0, min_open=True), default=None, help="p90 latency budget.")
+@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="MODEL",
+              help="Time each model in turns with this one in the same process (host, jetson): the p50 ratio "
+                   "holds on a busy machine where absolute times drift.")
+@click.option("--max-slowdown", "max_slowdown", type=click.FloatRange(min=-100), default=None, metavar="PCT",
+              help="Fail when p50 is more than PCT% above the baseline's (needs --baseline).")
 @click.option("--host", default=None, metavar="USER@HOST", help="jetson: the board to reach over SSH.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="jetson: SSH port.")
 @click.option("--identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -212,8 +219,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
               help="Write the results as JSON (use - for stdout).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a Markdown table (e.g. for a PR comment).")
-def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds, max_images,
-          budget_mb, max_drop, max_p90_ms, host, port, identity, accept_new_host_key, serial, benchmark_binary,
+def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds, repeat, max_images,
+          budget_mb, max_drop, max_p90_ms, baseline, max_slowdown, host, port, identity, accept_new_host_key, serial, benchmark_binary,
           profile, json_path, md_path):
     """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
 
@@ -241,7 +248,7 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
     if device == "phone" and threads:
         dev_opts["threads"] = threads
     o = BenchOptions(target, device, dev_opts, data_dir, reference, engine, threads, cpus, runs, warmup,
-                     min_seconds, max_images, budget_mb, max_drop, max_p90_ms)
+                     min_seconds, max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown)
     doc = run_bench(o, log=_log)
     to_stdout = json_path is not None and str(json_path) == "-"
     write_outputs(doc, None if to_stdout else json_path, md_path)

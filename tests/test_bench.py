@@ -63,6 +63,49 @@ def test_latency_stats_are_ordered_and_a_slowed_runner_is_slower(exported_run):
     assert slow["p50"] >= fast["p50"] + 5.0 and slow["min"] >= 10.0
 
 
+def test_models_timed_in_turns_keep_their_ratio(exported_run):
+    """Two models timed in turns in one process: a 10 ms handicap on B shows in B's times only."""
+    path = exported_run / "export" / "model_int8.tflite"
+    with runner_for(path, threads=1) as a, runner_for(path, threads=1) as b:
+        x = np.zeros((1, 96, 96, 3), np.int8)
+        orig = b.infer_one
+        b.infer_one = lambda v: (time.sleep(0.010), orig(v))
+        la, lb = agent.measure_alternating(a, x, b, x, warmup=1, runs=40, min_seconds=0, block=10, settle=2)
+    assert la["n"] == lb["n"] == 40
+    assert lb["min"] >= 10.0 and la["p50"] < 5.0 and la["p50"] / lb["p50"] < 0.5
+
+
+def test_baseline_ratio_and_slowdown_budget(exported_run, tmp_path):
+    """fp32 against an INT8 baseline is slower (budget fails, exit 1); INT8 against fp32 passes."""
+    exp = exported_run / "export"
+    quick = ["--runs", "60", "--warmup", "5", "--min-seconds", "0.3", "--threads", "1"]
+    out = tmp_path / "slow.json"
+    r = CliRunner().invoke(main, ["bench", str(exp / "model_fp32.tflite"), "--baseline", str(exp / "model_int8.tflite"),
+                                  "--max-slowdown", "10", "--json", str(out), *quick])
+    assert r.exit_code == 1, r.output
+    rec = json.loads(out.read_text())["records"][0]
+    assert rec["baseline"]["artifact"] == "model_int8.tflite" and rec["vs_baseline"]["p50_ratio"] > 1.3
+    assert rec["vs_baseline"]["p50_ratio"] == pytest.approx(rec["latency_ms"]["p50"] / rec["baseline"]["latency_ms"]["p50"])
+    assert rec["budgets"]["slowdown_pct"]["pass"] is False and "slowdown_pct" in r.output
+    out = tmp_path / "fast.json"
+    r = CliRunner().invoke(main, ["bench", str(exp / "model_int8.tflite"), "--baseline", str(exp / "model_fp32.tflite"),
+                                  "--max-slowdown", "10", "--repeat", "2", "--json", str(out), *quick])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())["records"][0]
+    assert rec["vs_baseline"]["p50_ratio"] < 0.8 and len(rec["vs_baseline"]["p50_ratio_per_repeat"]) == 2
+    assert rec["latency_ms"]["repeats"] == 2 and rec["budgets"]["slowdown_pct"]["pass"] is True
+    assert "timed in turns" in r.output and "median of 2 agent runs" in r.output
+
+
+def test_baseline_usage_errors(exported_run, tmp_path):
+    m = str(exported_run / "export" / "model_int8.tflite")
+    for args, msg in ((["--max-slowdown", "5"], "needs --baseline"),
+                      (["--baseline", str(tmp_path / "none.tflite")], "no such model file"),
+                      (["--baseline", m, "--device", "phone-emulated"], "cannot")):
+        r = CliRunner().invoke(main, ["bench", m, *args])
+        assert r.exit_code == 2 and msg in r.output, r.output
+
+
 def test_bench_run_dir_side_by_side_with_accuracy(exported_run, tmp_path):
     data = json.loads((exported_run / "metrics.json").read_text())["data"]["root"] + "/test"
     out = tmp_path / "bench.json"

@@ -67,6 +67,18 @@ def test_agent_over_ssh_matches_host(sshd, model, data):
     assert res["board"]["host"] == f"{sshd.user_host}:{sshd.port}"
 
 
+def test_baseline_timed_in_turns_on_the_board(sshd, model, tmp_path):
+    """--baseline travels in its own folder (the same file name as the artifact does not clash)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    twin = other / model.name
+    shutil.copyfile(model, twin)
+    with jetson(sshd) as dev:
+        res = dev.run_agent(model, AGENT_ARGS, baseline=twin)
+    assert res["baseline"]["artifact"] == model.name and res["baseline"]["latency_ms"]["n"] >= 20
+    assert res["vs_baseline"]["p50_ratio"] == pytest.approx(res["latency_ms"]["p50"] / res["baseline"]["latency_ms"]["p50"])
+
+
 def test_work_dir_removed_and_nothing_left(sshd, model):
     with jetson(sshd) as dev:
         dev.run_agent(model, AGENT_ARGS)

@@ -221,7 +221,9 @@ class PhoneDevice(Device):
         return self.info
 
     def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False) -> dict:
+                  outputs: bool = False, baseline: Path | None = None) -> dict:
+        if baseline is not None:
+            raise InputError(f"the {self.name} device cannot time a baseline in turns (host and jetson can)")
         artifact = Path(artifact)
         if artifact.suffix != ".tflite":
             raise InputError(f"{artifact.name}: the phone device runs .tflite models (LiteRT benchmark tool)")

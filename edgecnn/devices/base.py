@@ -102,6 +102,7 @@ class Device:
 
     name = ""
     measures_latency = True
+    supports_baseline = False   # can time a second model in turns with the first (agent --baseline)
 
     def __init__(self, **options):
         self.options = options
@@ -120,5 +121,5 @@ class Device:
         return {"device": self.name}
 
     def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False) -> dict:
+                  outputs: bool = False, baseline: Path | None = None) -> dict:
         raise NotImplementedError

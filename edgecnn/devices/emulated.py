@@ -390,7 +390,8 @@ def estimate(profile: dict, candidate_ms: dict, anchors_host: dict[str, float], 
         "scale": round(s, 4), "uncertainty_pct": round(unc, 1) if unc is not None else None,
         "candidate_host_ms": round(candidate_ms["p50"], 4),
         "anchors": {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()} for m, d in scales.items()},
-        "method": "candidate_host_ms * anchor_device_ms / anchor_host_ms, benched side by side on the host",
+        "method": "candidate_host_ms * anchor_device_ms / anchor_host_ms, the candidate and the anchor timed "
+                  "in turns in one process on the host",
         "note": None if unc is not None else "single anchor: no uncertainty from a second anchor"}}
 
 
@@ -445,7 +446,9 @@ class EmulatedPhoneDevice(Device):
 
     # -- the device
     def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False) -> dict:
+                  outputs: bool = False, baseline: Path | None = None) -> dict:
+        if baseline is not None:
+            raise InputError(f"the {self.name} device cannot time a baseline in turns (host and jetson can)")
         import numpy as np
         artifact = Path(artifact)
         lat_args, ns = _latency_args(agent_args)
@@ -483,7 +486,6 @@ class EmulatedPhoneDevice(Device):
             res["outputs"] = np.load(emu_out)
 
         # 2) latency: anchors and candidate side by side on the host, scaled by the profile
-        anchors_ms: dict[str, list[float]] = {}
         cand: list[dict] = []
         anchors = []
         for a in self.profile["anchors"]:
@@ -496,19 +498,27 @@ class EmulatedPhoneDevice(Device):
                 anchors.append((a["model"], p))
         host_lat = [*lat_args, "--threads", str(host_threads)]
         cand_rss = None
+        ratios: dict[str, list[float]] = {}
         if anchors:
+            # the candidate and each anchor timed in turns in one host process: their ratio holds on a
+            # busy machine where separate runs drift by 10-20%; the candidate's peak RSS from its own run
+            cand_rss = self.host.run_agent(artifact, [*base, "--runs", "10", "--warmup", "2", "--threads",
+                                                      str(host_threads)]).get("peak_rss_mb")
             for _ in range(self.rounds):
-                r = self.host.run_agent(artifact, host_lat + (["--engine", ns.engine] if ns.engine else []))
-                cand.append(r["latency_ms"])
-                cand_rss = r.get("peak_rss_mb")
                 for model, p in anchors:
-                    anchors_ms.setdefault(model, []).append(self.host.run_agent(p, host_lat)["latency_ms"]["p50"])
+                    r = self.host.run_agent(artifact, host_lat + (["--engine", ns.engine] if ns.engine else []),
+                                            baseline=p)
+                    cand.append(r["latency_ms"])
+                    ratios.setdefault(model, []).append(r["vs_baseline"]["p50_ratio"])
         precision = "int8" if (res.get("input") or {}).get("dtype") in ("int8", "uint8") else "float"
         est = {}
         if cand:
             med = {k: float(np.median([c[k] for c in cand])) for k in cand[0] if k != "n"}
             med["n"] = int(sum(c["n"] for c in cand))
-            est = estimate(self.profile, med, {m: float(np.median(v)) for m, v in anchors_ms.items()}, precision)
+            # each anchor's host time as seen from the candidate's: candidate p50 / (candidate/anchor ratio)
+            anchors_ms = {m: med["p50"] / float(np.median(v)) for m, v in ratios.items()}
+            est = estimate(self.profile, med, anchors_ms, precision)
+            est["estimate"]["ratios_to_anchor"] = {m: [round(x, 4) for x in v] for m, v in ratios.items()}
             est["estimate"]["host_threads"] = host_threads
             est["estimate"]["profile_threads"] = self.profile["threads"]
             est["estimate"]["rounds"] = self.rounds

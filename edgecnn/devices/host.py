@@ -13,6 +13,7 @@ from .base import Device, LocalTransport, parse_agent_output
 
 class HostDevice(Device):
     name = "host"
+    supports_baseline = True
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -23,11 +24,13 @@ class HostDevice(Device):
                 "processor": platform.processor() or platform.machine()}
 
     def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False) -> dict:
+                  outputs: bool = False, baseline: Path | None = None) -> dict:
         with tempfile.TemporaryDirectory(prefix="edgecnn-agent-") as tmp:
             argv = [sys.executable, "-m", "edgecnn.agent", str(artifact), *agent_args]
             if data is not None:
                 argv += ["--data", str(data)]
+            if baseline is not None:
+                argv += ["--baseline", str(baseline)]
             out_file = Path(tmp) / "outputs.npy"
             if outputs:
                 argv += ["--outputs", str(out_file)]

@@ -375,7 +375,7 @@ class JetsonDevice(Device):
                               f"{self.python} -m pip install {' '.join(pip[m] for m in missing)}")
 
     def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False) -> dict:
+                  outputs: bool = False, baseline: Path | None = None) -> dict:
         artifact = Path(artifact)
         if not artifact.is_file():
             raise InputError(f"model file not found: {artifact}")
@@ -407,6 +407,12 @@ class JetsonDevice(Device):
                     remote_data = f"{work}/data"
                     t.push_dir(Path(data), remote_data)
             argv = [self.python, "agent.pyz", model_remote, *args]
+            if baseline is not None:   # as is, in its own folder (its name may equal the artifact's)
+                baseline = Path(baseline)
+                t.shell(f"mkdir -p {q(work + '/baseline')}", timeout=60)
+                for f in (baseline, *_sidecars(baseline)):
+                    t.push(f, f"{work}/baseline/{f.name}")
+                argv += ["--baseline", f"baseline/{baseline.name}"]
             if remote_data:
                 argv += ["--data", "data"]
             if outputs and remote_data:
