@@ -141,12 +141,12 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
     max_p90 = o.max_p90_ms if o.max_p90_ms is not None else (recipe.budgets.max_p90_ms if recipe else None)
     if o.data is not None and not Path(o.data).is_dir():
         raise InputError(f"--data {o.data}: no such folder")
-    if o.baseline is not None:
-        o.baseline = Path(o.baseline)
-        if not o.baseline.is_file():
-            raise InputError(f"--baseline {o.baseline}: no such model file")
-        if o.baseline.suffix not in BENCHABLE:
-            raise InputError(f"--baseline {o.baseline.name}: not a benchable model (expected {', '.join(BENCHABLE)})")
+    baseline = Path(o.baseline) if o.baseline is not None else None
+    if baseline is not None:
+        if not baseline.is_file():
+            raise InputError(f"--baseline {baseline}: no such model file")
+        if baseline.suffix not in BENCHABLE:
+            raise InputError(f"--baseline {baseline.name}: not a benchable model (expected {', '.join(BENCHABLE)})")
     elif o.max_slowdown_pct is not None:
         raise InputError("--max-slowdown needs --baseline (the model to compare against)")
 
@@ -160,13 +160,13 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
 
     records = []
     with get_device(o.device, **o.device_options) as dev:
-        if o.baseline is not None and not getattr(dev, "supports_baseline", False):
+        if baseline is not None and not dev.supports_baseline:
             raise InputError(f"--baseline is timed in turns in one agent process: the {o.device} device cannot "
                              f"(host and jetson can)")
-        versus = {"baseline": o.baseline} if o.baseline is not None else {}
+        versus = {"baseline": baseline} if baseline is not None else {}
         results = {}
         for art in artifacts:
-            log(f"bench {art.name} on {o.device}" + (f" in turns with {o.baseline.name}" if versus else "") + "...")
+            log(f"bench {art.name} on {o.device}" + (f" in turns with {baseline.name}" if versus else "") + "...")
             results[art] = dev.run_agent(art, _agent_args(o), data=o.data, **versus)
         # more latency-only rounds, each artifact in a fresh agent process, interleaved (the order
         # alternates) so that a slow spell of a busy machine does not land on one artifact only
@@ -265,8 +265,7 @@ def render(doc: dict, markdown: bool = False) -> str:
         lat = r["latency_ms"] or {}
         if lat.get("repeats"):
             spread = lat["p50_spread_pct"]
-            busy = (f": a busy machine; compare against a baseline benched in the same run"
-                    if spread > NOISY_PCT else "")
+            busy = ": a busy machine; gate on a ratio instead (--baseline)" if spread > NOISY_PCT else ""
             notes.append(f"{r['artifact']}: p50 is the median of {lat['repeats']} agent runs, which spread "
                          f"{spread:.1f}%{busy}")
     notes.append(f"{'PASSED' if doc['passed'] else 'FAILED'} ({doc['wall_s']:.1f} s)")
