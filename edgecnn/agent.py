@@ -41,9 +41,14 @@ def latency_stats(samples_ns: list[int]) -> dict:
             "n": int(len(a))}
 
 
+def _infer_one(runner):
+    """The runner's latency path (no copy-out) where it has one, else a full inference."""
+    return getattr(runner, "infer_one", None) or (lambda v: runner.infer(v))
+
+
 def measure_latency(runner, x: np.ndarray, warmup: int, runs: int, min_seconds: float) -> dict:
     """Single-image latency: warm-up, then at least `runs` timed inferences and `min_seconds`."""
-    one = getattr(runner, "infer_one", None) or (lambda v: runner.infer(v))
+    one = _infer_one(runner)
     for _ in range(warmup):
         one(x)
     times: list[int] = []
@@ -62,8 +67,7 @@ def measure_alternating(a, xa: np.ndarray, b, xb: np.ndarray, warmup: int, runs:
     """Latency of two models measured in turns in one process: blocks of `block` timed inferences,
     A then B, each block's first `settle` inferences untimed (the other model has just used the caches).
     A slow spell of a busy machine lands on both, so their ratio holds where absolute times do not."""
-    one_a = getattr(a, "infer_one", None) or (lambda v: a.infer(v))
-    one_b = getattr(b, "infer_one", None) or (lambda v: b.infer(v))
+    one_a, one_b = _infer_one(a), _infer_one(b)
     for _ in range(warmup):
         one_a(xa)
         one_b(xb)
