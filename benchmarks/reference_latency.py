@@ -31,11 +31,11 @@ from edgecnn.paths import shared_data  # noqa: E402
 
 def build_ours(out: Path) -> dict[str, Path]:
     """model_fp32.tflite and model_int8.tflite at 224, with an embedded contract."""
-    from edgecnn import contract as C
+    from edgecnn.agent import contract as C
     from edgecnn import model as M
-    from edgecnn.artifact import tflite_with_contract
+    from edgecnn.agent.artifact import tflite_with_contract
     from edgecnn.export.tflite import convert
-    from edgecnn.runtimes import runner_for
+    from edgecnn.agent.runtimes import runner_for
 
     photos = sorted((shared_data() / "products" / "train").glob("*/*.jpg"))[::9][:100]
     labels = tuple(sorted(p.name for p in (shared_data() / "products" / "train").iterdir()))

@@ -1,29 +1,34 @@
 """`edgecnn bench`: latency, accuracy vs the float reference, size and budgets, per artifact x device.
 
-Each artifact runs through the agent on the chosen device (on the host: a fresh Python process
-that never imports TensorFlow). Accuracy is compared with the float reference (the run's float
-TFLite, else its model.keras) on the same images. The exit status is 0 only when every budget
-holds.
+Each artifact runs through the agent on the chosen device as a typed request (on the host: a fresh,
+isolated Python process that never imports TensorFlow). Accuracy is compared with the float
+reference (the run's float TFLite, else its model.keras) on the same images, and only when both were
+made from the same model (provenance). Budgets come from the run's own recipe, overridden by the
+command line. Images that could not be read are listed in the verdict. The exit status is 0 only
+when every budget holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import recipe as R
-from .artifact import FORMATS, read_contract
+from .agent.artifact import FORMATS, format_of, read_contract
+from .agent.errors import BudgetError, InputError
+from .agent.io import atomic_write_json, atomic_write_text, sha256_file
+from .agent.protocol import AgentRequest, AgentResult, Latency, VsBaseline
 from .devices import get_device
-from .errors import BudgetError, InputError
 from .evaluate import compare
-from .io import atomic_write_json, atomic_write_text
-from .render import _fmt, table
+from .render import fmt, table
+from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, run_of_artifact
 
-SCHEMA = "edgecnn.bench/1"
+SCHEMA = "edgecnn.bench/2"
 BENCHABLE = (".tflite", ".onnx", ".engine", ".plan")
+NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a busy machine
 
 
 @dataclass
@@ -35,7 +40,7 @@ class BenchOptions:
     reference: Path | None = None
     engine: str | None = None
     threads: int | None = None
-    cpus: str | None = None
+    cpus: tuple[int, ...] | None = None
     runs: int = 200
     warmup: int = 20
     min_seconds: float = 2.0
@@ -48,186 +53,228 @@ class BenchOptions:
     max_slowdown_pct: float | None = None  # budget on the p50 ratio against the baseline
 
 
-NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a busy machine
+@dataclass
+class Plan:
+    """What a bench will judge: the artifacts, their run, the reference and the budgets."""
+
+    artifacts: list[Path]
+    run: Run | None
+    budgets: Budgets
+    reference: Path | None
+    notes: list[str]
+    max_slowdown_pct: float | None = None
 
 
-def combine_latency(runs: list[dict]) -> dict:
+def combine_latency(runs: list[Latency]) -> Latency:
     """Latency of several agent processes: the median of each statistic, min/max of the extremes,
     the p50 of every repeat and their spread ((max - min) / median), so a busy machine shows."""
     if len(runs) == 1:
         return runs[0]
-    med = lambda k: statistics.median(r[k] for r in runs)  # noqa: E731
-    p50s = [r["p50"] for r in runs]
-    out = {k: med(k) for k in ("p50", "p90", "p99", "mean", "std")}
-    out.update(min=min(r["min"] for r in runs), max=max(r["max"] for r in runs), n=sum(r["n"] for r in runs),
-               repeats=len(runs), p50_per_repeat=[round(v, 4) for v in p50s],
-               p50_spread_pct=round(100 * (max(p50s) - min(p50s)) / out["p50"], 2))
-    return out
+    med = {k: statistics.median(getattr(r, k) for r in runs) for k in ("p50", "p90", "p99", "mean", "std")}
+    p50s = [r.p50 for r in runs]
+    return Latency(**med, min=min(r.min for r in runs), max=max(r.max for r in runs),
+                   n=sum(r.n or 0 for r in runs), repeats=len(runs), p50_per_repeat=tuple(round(v, 4) for v in p50s),
+                   p50_spread_pct=round(100 * (max(p50s) - min(p50s)) / med["p50"], 2))
 
 
-def combine_runs(first: dict, runs: list[dict]) -> dict:
+def combine_runs(first: AgentResult, runs: list[AgentResult]) -> AgentResult:
     """The first agent result (accuracy and all) with the latency of every run combined."""
-    c = combine_latency([r["latency_ms"] for r in runs])
-    out = {**first, "latency_ms": c, "throughput_ips": round(1000.0 / c["mean"], 2)}
-    if first.get("vs_baseline"):
-        out["baseline"] = {**first["baseline"], "latency_ms": combine_latency([r["baseline"]["latency_ms"] for r in runs])}
-        out["vs_baseline"] = {**first["vs_baseline"],
-                              **{k: statistics.median(r["vs_baseline"][k] for r in runs) for k in ("p50_ratio", "p90_ratio")},
-                              "p50_ratio_per_repeat": [round(r["vs_baseline"]["p50_ratio"], 4) for r in runs]}
+    out = dataclasses.replace(first, latency_ms=combine_latency([r.latency_ms for r in runs]))
+    if first.vs_baseline is not None:
+        ratios = [r.vs_baseline.p50_ratio for r in runs]
+        out = dataclasses.replace(
+            out, baseline=dataclasses.replace(first.baseline, latency_ms=combine_latency(
+                [r.baseline.latency_ms for r in runs])),
+            vs_baseline=VsBaseline(p50_ratio=statistics.median(ratios),
+                                   p90_ratio=statistics.median(r.vs_baseline.p90_ratio for r in runs),
+                                   method=first.vs_baseline.method,
+                                   p50_ratio_per_repeat=tuple(round(v, 4) for v in ratios)))
     return out
 
 
-def collect(target: Path) -> tuple[list[Path], Path | None]:
-    """(artifacts, run dir or None) for an artifact file or a run directory."""
+def collect(target: Path) -> tuple[list[Path], Run | None]:
+    """(artifacts, their run or None) for an artifact file or a run directory."""
     target = Path(target)
     if target.is_dir():
-        export = target / "export"
-        arts = sorted(p for p in export.glob("*") if p.suffix in BENCHABLE and not p.name.startswith(".")) \
-            if export.is_dir() else []
+        run = load_run(target)
+        arts = sorted(p for p in run.export_dir.glob("*") if p.suffix in BENCHABLE and not p.name.startswith(".")) \
+            if run.export_dir.is_dir() else []
         if not arts:
             raise InputError(f"{target} holds no exported models in export/ (run 'edgecnn export {target}')")
-        return arts, target
+        return arts, run
     if not target.is_file():
         raise InputError(f"no such model or run directory: {target}")
     if target.suffix not in BENCHABLE:
         raise InputError(f"{target.name}: not a benchable model (expected {', '.join(BENCHABLE)})")
-    run_dir = target.parent.parent if (target.parent.name == "export" and
-                                       (target.parent.parent / "contract.json").is_file()) else None
-    return [target], run_dir
+    return [target], run_of_artifact(target)
 
 
-def default_reference(run_dir: Path | None) -> Path | None:
-    if run_dir is not None:
-        for cand in (run_dir / "export" / "model_fp32.tflite", run_dir / "model.keras"):
-            if cand.is_file():
-                return cand
-    return None
+def default_reference(run: Run | None) -> Path | None:
+    """The run's float TFLite (same provenance, checked with the other artifacts), else its model.keras."""
+    if run is None:
+        return None
+    fp32 = run.export_dir / "model_fp32.tflite"
+    return fp32 if fp32.is_file() else run.model_path
 
 
-def precision_of(path: Path, agent: dict) -> str:
+def precision_of(path: Path, res: AgentResult) -> str:
     name = path.name.lower()
     for p in ("int8_qdq", "int8_mixed", "int8", "fp16", "fp32"):
         if p in name:
             return p.replace("_", "-")
-    dtype = (agent.get("input") or {}).get("dtype")
-    return "int8" if dtype in ("int8", "uint8") else "fp32"
+    return "int8" if res.input is not None and res.input.dtype in ("int8", "uint8") else "fp32"
 
 
-def _agent_args(o: BenchOptions, latency: bool = True) -> list[str]:
-    a = ["--runs", str(o.runs), "--warmup", str(o.warmup), "--min-seconds", str(o.min_seconds)]
-    if o.threads:
-        a += ["--threads", str(o.threads)]
-    if o.cpus:
-        a += ["--cpus", o.cpus]
-    if o.engine:
-        a += ["--engine", o.engine]
-    if o.max_images:
-        a += ["--max-images", str(o.max_images)]
-    if not latency:
-        a.append("--no-latency")
-    return a
+def plan(o: BenchOptions) -> Plan:
+    """Check the options and the provenance of everything compared before anything runs."""
+    artifacts, run = collect(o.target)
+    if o.data is not None and not Path(o.data).is_dir():
+        raise InputError(f"--data {o.data}: no such folder")
+    _check_baseline(o)
+    contracts = {a: read_contract(a, required=False) for a in artifacts}
+    if run is not None:
+        for a in artifacts:
+            check_same_model(a, contracts[a], run)
+    if o.reference is not None and Path(o.reference).suffix not in tuple(FORMATS):
+        raise InputError(f"--reference {o.reference}: unknown model format")
+    reference = Path(o.reference) if o.reference else (default_reference(run) if o.data else None)
+    notes = []
+    if reference is not None and o.data is not None:
+        ref_contract = read_contract(reference, required=False)
+        for a in artifacts:
+            note = check_comparable(a.name, contracts[a], reference.name, ref_contract, o.reference is not None)
+            notes += [note] if note else []
+    budgets = Budgets.resolve(run, size_mb=o.budget_mb, max_drop_pp=o.max_drop, max_p90_ms=o.max_p90_ms)
+    return Plan(artifacts, run, budgets, reference if o.data is not None else None, notes, o.max_slowdown_pct)
+
+
+def _check_baseline(o: BenchOptions) -> None:
+    if o.baseline is None:
+        if o.max_slowdown_pct is not None:
+            raise InputError("--max-slowdown needs --baseline (the model to compare against)")
+        return
+    baseline = Path(o.baseline)
+    if not baseline.is_file():
+        raise InputError(f"--baseline {baseline}: no such model file")
+    if baseline.suffix not in BENCHABLE:
+        raise InputError(f"--baseline {baseline.name}: not a benchable model (expected {', '.join(BENCHABLE)})")
+
+
+def request_for(o: BenchOptions, model: Path, *, latency: bool = True, data: bool = True,
+                baseline: bool = True) -> AgentRequest:
+    """The typed request a device runs for one model."""
+    return AgentRequest(model=str(model), data=str(o.data) if data and o.data is not None else None,
+                        engine=o.engine, threads=o.threads, cpus=tuple(o.cpus) if o.cpus else None,
+                        warmup=o.warmup, runs=o.runs, min_seconds=o.min_seconds, latency=latency,
+                        max_images=o.max_images,
+                        baseline=str(o.baseline) if baseline and o.baseline is not None else None)
+
+
+def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
+    t0 = time.perf_counter()
+    p = plan(o)
+    ref = _reference(o, p, log)
+    with get_device(o.device, log=log, **o.device_options) as dev:
+        for art in p.artifacts:
+            dev.check_request(request_for(o, art), format_of(art))
+        results = _run_all(o, p, dev, log)
+        records = [_record(art, results[art], dev, ref, p) for art in p.artifacts]
+    return {"schema": SCHEMA, "target": str(o.target), "device": o.device,
+            "reference": _reference_doc(p.reference, ref), "data": str(o.data) if o.data else None,
+            "budgets_source": p.budgets.source, "notes": p.notes, "records": records,
+            "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:
+    if p.reference is None:
+        return None
+    log(f"reference: {p.reference.name} on the host ({'Keras' if p.reference.suffix == '.keras' else 'LiteRT'})")
+    with get_device("host") as host:
+        return host.run(dataclasses.replace(request_for(o, p.reference, latency=False, baseline=False), engine=None))
+
+
+def _reference_doc(path: Path | None, ref: AgentResult | None) -> dict | None:
+    if path is None:
+        return None
+    c = ref.contract if ref is not None else None
+    return {"artifact": path.name, "sha256": sha256_file(path),
+            "provenance": c.provenance.to_dict() if c is not None and c.provenance else None}
+
+
+def _run_all(o: BenchOptions, p: Plan, dev, log) -> dict[Path, AgentResult]:
+    """Each artifact once (accuracy and latency), then latency-only repeats in fresh agent processes,
+    interleaved (the order alternates) so a slow spell of a busy machine does not land on one only."""
+    results = {}
+    for art in p.artifacts:
+        log(f"bench {art.name} on {o.device}" + (f" in turns with {o.baseline.name}" if o.baseline else "") + "...")
+        results[art] = dev.run(request_for(o, art, data=dev.capabilities.accuracy))
+    timed = [a for a in p.artifacts if results[a].latency_ms is not None and not results[a].latency_estimated]
+    runs = {a: [results[a]] for a in timed}
+    for r in range(1, o.repeat if timed else 1):
+        log(f"latency repeat {r + 1}/{o.repeat}...")
+        for art in (timed[::-1] if r % 2 else timed):
+            runs[art].append(dev.run(request_for(o, art, data=False)))
+    return {a: combine_runs(results[a], runs[a]) if len(runs.get(a, [])) > 1 else results[a] for a in p.artifacts}
 
 
 def _budget(limit, value, ok) -> dict:
     return {"limit": limit, "value": value, "pass": bool(ok)}
 
 
-def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
-    t0 = time.perf_counter()
-    artifacts, run_dir = collect(o.target)
-    recipe = R.of_contract(read_contract(artifacts[0], required=False)) if run_dir is not None else None
-    budget_mb = o.budget_mb if o.budget_mb is not None else (recipe.budgets.size_mb if recipe else 20.0)
-    max_drop = o.max_drop if o.max_drop is not None else (recipe.budgets.max_int8_drop_pp if recipe else None)
-    max_p90 = o.max_p90_ms if o.max_p90_ms is not None else (recipe.budgets.max_p90_ms if recipe else None)
-    if o.data is not None and not Path(o.data).is_dir():
-        raise InputError(f"--data {o.data}: no such folder")
-    baseline = Path(o.baseline) if o.baseline is not None else None
-    if baseline is not None:
-        if not baseline.is_file():
-            raise InputError(f"--baseline {baseline}: no such model file")
-        if baseline.suffix not in BENCHABLE:
-            raise InputError(f"--baseline {baseline.name}: not a benchable model (expected {', '.join(BENCHABLE)})")
-    elif o.max_slowdown_pct is not None:
-        raise InputError("--max-slowdown needs --baseline (the model to compare against)")
-
-    reference = o.reference or (default_reference(run_dir) if o.data else None)
-    if o.reference is not None and Path(o.reference).suffix not in tuple(FORMATS):
-        raise InputError(f"--reference {o.reference}: unknown model format")
-    ref_res = None
-    if o.data is not None and reference is not None:
-        log(f"reference: {reference.name} on the host ({'Keras' if reference.suffix == '.keras' else 'LiteRT'})")
-        ref_res = get_device("host").run_agent(reference, _agent_args(o, latency=False), data=o.data)
-
-    records = []
-    with get_device(o.device, **o.device_options) as dev:
-        if baseline is not None and not dev.supports_baseline:
-            raise InputError(f"--baseline is timed in turns in one agent process: the {o.device} device cannot "
-                             f"(host and jetson can)")
-        versus = {"baseline": baseline} if baseline is not None else {}
-        results = {}
-        for art in artifacts:
-            log(f"bench {art.name} on {o.device}" + (f" in turns with {baseline.name}" if versus else "") + "...")
-            results[art] = dev.run_agent(art, _agent_args(o), data=o.data, **versus)
-        # more latency-only rounds, each artifact in a fresh agent process, interleaved (the order
-        # alternates) so that a slow spell of a busy machine does not land on one artifact only
-        timed = [a for a in artifacts if results[a].get("latency_ms") and not results[a].get("latency_estimated")]
-        runs = {a: [results[a]] for a in timed}
-        for r in range(1, o.repeat if timed else 1):
-            log(f"latency repeat {r + 1}/{o.repeat}...")
-            for art in (timed[::-1] if r % 2 else timed):
-                runs[art].append(dev.run_agent(art, _agent_args(o), **versus))
-        for art in artifacts:
-            res = results[art]
-            if art in runs and len(runs[art]) > 1:
-                res = combine_runs(res, runs[art])
-            records.append(_record(art, res, dev, ref_res, budget_mb, max_drop, max_p90, o.max_slowdown_pct))
-    doc = {"schema": SCHEMA, "target": str(o.target), "device": o.device, "reference": reference.name if reference else None,
-           "data": str(o.data) if o.data else None, "records": records,
-           "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
-    return doc
+def _versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> dict:
+    if ref is None or res.evaluation is None or ref.evaluation is None:
+        return {}
+    if ref.evaluation.paths != res.evaluation.paths:
+        raise InputError(f"{art.name}: the reference and the artifact saw different images "
+                         f"({ref.evaluation.images} vs {res.evaluation.images})")
+    e = res.evaluation
+    c = compare(e.y_true, e.top1, ref.evaluation.top1, res.contract.labels, e.paths)
+    return {k: c[k] for k in ("reference_accuracy", "accuracy_drop_pp", "per_class", "flips", "top1_agreement",
+                              "worst_class")}
 
 
-def _record(art: Path, res: dict, dev, ref_res: dict | None, budget_mb, max_drop, max_p90,
-            max_slowdown: float | None = None) -> dict:
-    lat = res.get("latency_ms") or {}
-    rec = {"artifact": art.name, "format": res.get("format"), "precision": precision_of(art, res),
-           "device": dev.name, "device_info": dev.describe(), "runtime": res.get("runtime"),
-           "runtime_version": res.get("version"), "threads": res.get("threads"),
-           "size_mb": res.get("size_mb"), "accuracy": res.get("accuracy"), "reference_accuracy": None,
+def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) -> dict:
+    lat = res.latency_ms
+    rec = {"artifact": art.name, "sha256": sha256_file(art),
+           "provenance": res.contract.provenance.to_dict() if res.contract and res.contract.provenance else None,
+           "format": res.format, "precision": precision_of(art, res), "device": dev.name,
+           "device_info": dev.describe(), "runtime": res.runtime, "runtime_version": res.runtime_version,
+           "threads": res.threads, "size_mb": res.size_mb,
+           "accuracy": res.evaluation.accuracy if res.evaluation else None, "reference_accuracy": None,
            "accuracy_drop_pp": None, "per_class": None, "flips": None, "top1_agreement": None,
-           "images": res.get("images"),
-           "latency_ms": {k: lat[k] for k in ("p50", "p90", "p99", "mean", "std", "n", "repeats", "p50_per_repeat",
-                                              "p50_spread_pct") if k in lat} if lat else None,
-           "latency_estimated": bool(res.get("latency_estimated")), "estimate": res.get("estimate"),
-           "throughput_ips": res.get("throughput_ips"), "peak_rss_mb": res.get("peak_rss_mb"),
-           "tensorflow_imported": res.get("tensorflow_imported")}
-    if res.get("vs_baseline"):
-        b = res["baseline"]
-        rec["baseline"] = {"artifact": b["artifact"], "format": b.get("format"), "size_mb": b.get("size_mb"),
-                           "latency_ms": {k: b["latency_ms"][k] for k in ("p50", "p90", "p99", "mean", "n")}}
-        rec["vs_baseline"] = res["vs_baseline"]
-    for k in ("agreement_with_host", "emulation", "notes", "latency_source"):
-        if k in res:
-            rec[k] = res[k]
-    if ref_res is not None and res.get("top1") is not None:
-        if ref_res["paths"] != res["paths"]:
-            raise InputError(f"{art.name}: the reference and the artifact saw different images")
-        labels = res["contract"]["labels"]
-        c = compare(res["y_true"], res["top1"], ref_res["top1"], labels, res["paths"])
-        rec.update(reference_accuracy=c["reference_accuracy"], accuracy_drop_pp=c["accuracy_drop_pp"],
-                   per_class=c["per_class"], flips=c["flips"], top1_agreement=c["top1_agreement"],
-                   worst_class=c["worst_class"])
-    budgets = {"size_mb": _budget(budget_mb, rec["size_mb"], rec["size_mb"] is not None and rec["size_mb"] <= budget_mb)}
-    if max_drop is not None and rec["accuracy_drop_pp"] is not None:
-        budgets["accuracy_drop_pp"] = _budget(max_drop, rec["accuracy_drop_pp"], rec["accuracy_drop_pp"] <= max_drop)
-    if max_p90 is not None and lat:
-        budgets["p90_ms"] = _budget(max_p90, lat["p90"], lat["p90"] <= max_p90)
+           "images": res.evaluation.images if res.evaluation else None,
+           "skipped": [dataclasses.asdict(s) for s in res.skipped],
+           "latency_ms": _latency_doc(lat), "latency_estimated": res.latency_estimated, "estimate": res.estimate,
+           "latency_source": res.latency_source, "throughput_ips": res.throughput_ips,
+           "peak_rss_mb": res.peak_rss_mb, "tensorflow_imported": res.tensorflow_imported,
+           "agreement_with_host": res.agreement_with_host, "device_detail": res.device_detail,
+           "notes": list(res.notes)}
+    if res.vs_baseline is not None:
+        b = res.baseline
+        rec["baseline"] = {"artifact": b.artifact, "format": b.format, "size_mb": b.size_mb,
+                           "latency_ms": _latency_doc(b.latency_ms)}
+        rec["vs_baseline"] = dataclasses.asdict(res.vs_baseline)
+    rec.update(_versus_reference(art, res, ref))
+    rec["budgets"] = _budgets(rec, p.budgets, p.max_slowdown_pct)
+    rec["passed"] = all(b["pass"] for b in rec["budgets"].values())
+    return rec
+
+
+def _latency_doc(lat: Latency | None) -> dict | None:
+    return None if lat is None else {k: v for k, v in dataclasses.asdict(lat).items() if v is not None}
+
+
+def _budgets(rec: dict, b: Budgets, max_slowdown: float | None) -> dict:
+    out = {"size_mb": _budget(b.size_mb, rec["size_mb"], rec["size_mb"] <= b.size_mb)}
+    if b.max_drop_pp is not None and rec["accuracy_drop_pp"] is not None:
+        out["accuracy_drop_pp"] = _budget(b.max_drop_pp, rec["accuracy_drop_pp"], rec["accuracy_drop_pp"] <= b.max_drop_pp)
+    if b.max_p90_ms is not None and rec["latency_ms"]:
+        p90 = rec["latency_ms"]["p90"]
+        out["p90_ms"] = _budget(b.max_p90_ms, p90, p90 <= b.max_p90_ms)
     if max_slowdown is not None and rec.get("vs_baseline"):
         slower = 100.0 * (rec["vs_baseline"]["p50_ratio"] - 1.0)
-        budgets["slowdown_pct"] = _budget(max_slowdown, round(slower, 2), slower <= max_slowdown)
-    rec["budgets"] = budgets
-    rec["passed"] = all(b["pass"] for b in budgets.values())
-    return rec
+        out["slowdown_pct"] = _budget(max_slowdown, round(slower, 2), slower <= max_slowdown)
+    return out
 
 
 def check(doc: dict) -> None:
@@ -242,35 +289,53 @@ def render(doc: dict, markdown: bool = False) -> str:
     for r in doc["records"]:
         lat = r["latency_ms"] or {}
         est = "~" if r.get("latency_estimated") else ""
-        rows.append([r["artifact"], r["format"] or "-", r["precision"], r["device"], _fmt(r["size_mb"], ".2f"),
-                     _fmt(r["accuracy"], ".2%"), _fmt(r["accuracy_drop_pp"], "+.2f"),
-                     est + _fmt(lat.get("p50"), ".2f"), est + _fmt(lat.get("p90"), ".2f"),
-                     est + _fmt(lat.get("p99"), ".2f"), _fmt(r["throughput_ips"], ".0f"), _fmt(r["peak_rss_mb"], ".0f"),
+        images = "-" if r["images"] is None else f"{r['images']}" + (f" (+{len(r['skipped'])} unread)" if r["skipped"] else "")
+        rows.append([r["artifact"], r["format"] or "-", r["precision"], r["device"], fmt(r["size_mb"], ".2f"),
+                     images, fmt(r["accuracy"], ".2%"), fmt(r["accuracy_drop_pp"], "+.2f"),
+                     est + fmt(lat.get("p50"), ".2f"), est + fmt(lat.get("p90"), ".2f"),
+                     est + fmt(lat.get("p99"), ".2f"), fmt(r["throughput_ips"], ".0f"), fmt(r["peak_rss_mb"], ".0f"),
                      " ".join(f"{k}:{'ok' if b['pass'] else 'FAIL'}" for k, b in r["budgets"].items())])
-    out = table(["artifact", "format", "precision", "device", "MB", "accuracy", "drop pp", "p50 ms", "p90 ms",
-                 "p99 ms", "img/s", "RSS MB", "budgets"], rows, markdown=markdown)
+    out = table(["artifact", "format", "precision", "device", "MB", "images", "accuracy", "drop pp", "p50 ms",
+                 "p90 ms", "p99 ms", "img/s", "RSS MB", "budgets"], rows, markdown=markdown)
+    sep = "\n\n" if markdown else "\n"
+    return out + sep + sep.join(_notes(doc)) + "\n"
+
+
+def _notes(doc: dict) -> list[str]:
     notes = []
     if doc.get("reference"):
-        notes.append(f"accuracy drop vs {doc['reference']} on {doc['data']}")
+        notes.append(f"accuracy drop vs {doc['reference']['artifact']} on {doc['data']}")
+    notes.append(f"budgets: {doc['budgets_source']}")
+    notes += doc.get("notes") or []
+    skipped = {s["path"]: s["reason"] for r in doc["records"] for s in r["skipped"]}
+    if skipped:
+        shown = "; ".join(f"{Path(p).name} ({why})" for p, why in list(skipped.items())[:5])
+        notes.append(f"{len(skipped)} image(s) of --data could not be read and are not counted: {shown}"
+                     + (" ..." if len(skipped) > 5 else "") + " (all listed in the JSON)")
     for r in doc["records"]:
-        if r.get("estimate"):
-            notes.append(f"~ {r['artifact']}: latency estimated from profile {r['estimate'].get('profile')} "
-                         f"({r['estimate'].get('anchor', '')})")
-        notes += [f"{r['artifact']}: {n}" for n in r.get("notes") or []]
-        if r.get("vs_baseline"):
-            v, b = r["vs_baseline"], r["baseline"]
-            notes.append(f"{r['artifact']} vs {b['artifact']}: p50 x{v['p50_ratio']:.3f}, p90 x{v['p90_ratio']:.3f} "
-                         f"({(r['latency_ms'] or {}).get('p50', float('nan')):.2f} vs {b['latency_ms']['p50']:.2f} ms, "
-                         f"timed in turns in one process)")
-        lat = r["latency_ms"] or {}
-        if lat.get("repeats"):
-            spread = lat["p50_spread_pct"]
-            busy = ": a busy machine; gate on a ratio instead (--baseline)" if spread > NOISY_PCT else ""
-            notes.append(f"{r['artifact']}: p50 is the median of {lat['repeats']} agent runs, which spread "
-                         f"{spread:.1f}%{busy}")
+        notes += _record_notes(r)
     notes.append(f"{'PASSED' if doc['passed'] else 'FAILED'} ({doc['wall_s']:.1f} s)")
-    sep = "\n\n" if markdown else "\n"
-    return out + sep + sep.join(notes) + "\n"
+    return notes
+
+
+def _record_notes(r: dict) -> list[str]:
+    notes = []
+    if r.get("estimate"):
+        notes.append(f"~ {r['artifact']}: latency estimated from profile {r['estimate'].get('profile')} "
+                     f"({r['estimate'].get('anchor', '')})")
+    notes += [f"{r['artifact']}: {n}" for n in r.get("notes") or []]
+    if r.get("vs_baseline"):
+        v, b = r["vs_baseline"], r["baseline"]
+        notes.append(f"{r['artifact']} vs {b['artifact']}: p50 x{v['p50_ratio']:.3f}, p90 x{v['p90_ratio']:.3f} "
+                     f"({(r['latency_ms'] or {}).get('p50', float('nan')):.2f} vs {b['latency_ms']['p50']:.2f} ms, "
+                     f"timed in turns in one process)")
+    lat = r["latency_ms"] or {}
+    if lat.get("repeats"):
+        spread = lat["p50_spread_pct"]
+        busy = ": a busy machine; gate on a ratio instead (--baseline)" if spread > NOISY_PCT else ""
+        notes.append(f"{r['artifact']}: p50 is the median of {lat['repeats']} agent runs, which spread "
+                     f"{spread:.1f}%{busy}")
+    return notes
 
 
 def write_outputs(doc: dict, json_path: Path | None, markdown_path: Path | None) -> None:

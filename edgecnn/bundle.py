@@ -34,11 +34,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import BudgetError, EdgecnnError, InputError
-from .io import sha256_file
+from .agent.errors import BudgetError, EdgecnnError, InputError
+from .agent.io import sha256_file
+from .rundir import DEFAULT_SIZE_MB, check_same_model, run_of_artifact
 
 PRECISIONS = ("int8", "fp16", "fp32")
-DEFAULT_BUDGET_MB = 20.0
 MB = 1_000_000
 MODEL_NAME = "model.tflite"
 CONTRACT_NAME = "contract.json"
@@ -107,8 +107,8 @@ def _reconciled(model: Path, contract, log):
     (the file is the truth). Without LiteRT installed the contract is used as it is (the app
     checks the tensors again on the phone).
     """
-    from .runtimes.base import RuntimeMissing, reconcile
-    from .runtimes.litert import LiteRTRunner
+    from .agent.runtimes.base import RuntimeMissing, reconcile
+    from .agent.runtimes.litert import LiteRTRunner
 
     try:
         with LiteRTRunner(model) as r:
@@ -163,14 +163,14 @@ def _swap_in(staging: Path, assets: Path) -> None:
 
 
 def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8", *,
-           budget_mb: float = DEFAULT_BUDGET_MB, log: Callable[[str], None] | None = print) -> dict:
+           budget_mb: float = DEFAULT_SIZE_MB, log: Callable[[str], None] | None = print) -> dict:
     """Copy a model, its labels and contract into the Android app's assets; return what was written.
 
     ``source``: a run folder (uses ``export/model_<precision>.tflite``) or a ``.tflite`` file.
     ``android_dir``: the Android project (``android_demo/``). Raises InputError (bad input, no
     contract, a contract the app cannot honour) or BudgetError (model over ``budget_mb``).
     """
-    from .artifact import read_contract
+    from .agent.artifact import read_contract
 
     log = log or (lambda _msg: None)
     model = resolve_model(source, precision)
@@ -190,6 +190,9 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
                           f"not bundled (export INT8, a smaller input size or alpha, or raise --budget-mb)")
 
     contract = read_contract(model)          # embedded, or a sidecar beside the model
+    run = run_of_artifact(model)
+    if run is not None:                      # never bundle a stale export of another model
+        check_same_model(model, contract, run)
     contract = _reconciled(model, contract, log)
     problems = _app_problems(contract)
     if problems:

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before anything imports T
 
 import click
 
-from .errors import BudgetError, EdgecnnError
+from .agent.errors import BudgetError, EdgecnnError
 from .native import filter_native_stderr
 
 
@@ -270,15 +270,10 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
               help="Size budget (default: the recipe's, 20).")
 def bundle(source, android_dir, precision, budget_mb):
     """Put a model (RUN_DIR's export, or a .tflite), its labels and contract into the app's assets."""
-    from .bundle import DEFAULT_BUDGET_MB, bundle as run_bundle
+    from .bundle import bundle as run_bundle
+    from .rundir import budgets_for
 
-    if budget_mb is None:
-        from . import contract as C
-        from . import recipe as R
-        from .artifact import read_contract
-        c = C.load(source / "contract.json") if source.is_dir() else read_contract(source, required=False)
-        r = R.of_contract(c)
-        budget_mb = r.budgets.size_mb if r else DEFAULT_BUDGET_MB
+    budget_mb = budgets_for(source, size_mb=budget_mb).size_mb
     res = run_bundle(source, android_dir, precision, budget_mb=budget_mb, log=_log)
     for f in res["files"]:
         click.echo(f"  {f['name']:<16} {f['bytes'] / 1e6:8.3f} MB  sha256 {f['sha256'][:12]}")

@@ -22,23 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import contract as C
-from .errors import InputError
+from .agent import contract as C
+from .agent.images import DataError, Sample, check_image, class_dirs, is_image, subdirs
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 SPLITS = ("train", "val", "test")
-_TF_NATIVE = {"JPEG": {"RGB", "L"}, "PNG": {"RGB", "RGBA", "L", "LA", "P"}, "BMP": {"RGB"}}
-
-
-class DataError(InputError):
-    pass
-
-
-@dataclass(frozen=True)
-class Sample:
-    path: Path        # the user's file
-    label: int
-    load_path: Path   # what the training pipeline decodes (the file itself, or its normalised copy)
 
 
 @dataclass
@@ -62,14 +49,6 @@ class Dataset:
         return out
 
 
-def _is_image(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-
-
-def _subdirs(p: Path) -> list[Path]:
-    return sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
-
-
 def find_layout(root: Path) -> tuple[str, dict[str, Path]]:
     """Return ("splits"|"flat", {split: folder}) or raise DataError saying what is wrong."""
     root = Path(root)
@@ -77,7 +56,7 @@ def find_layout(root: Path) -> tuple[str, dict[str, Path]]:
         raise DataError(f"data folder not found: {root}")
     if not root.is_dir():
         raise DataError(f"--data must be a folder, got a file: {root}")
-    subs = _subdirs(root)
+    subs = subdirs(root)
     names = {d.name for d in subs}
     if names & set(SPLITS):
         if "train" not in names:
@@ -89,42 +68,11 @@ def find_layout(root: Path) -> tuple[str, dict[str, Path]]:
                             f"(split folders must be train/, val/, test/)")
         return "splits", {s: root / s for s in SPLITS if s in names}
     if not subs:
-        loose = [p.name for p in root.iterdir() if _is_image(p)][:1]
+        loose = [p.name for p in root.iterdir() if is_image(p)][:1]
         hint = " (images lie directly in it)" if loose else ""
         raise DataError(f"{root} has no class subfolders{hint}: expected {root}/train/<class>/<image> "
                         f"or {root}/<class>/<image>")
     return "flat", {"train": root}
-
-
-def _class_dirs(split_dir: Path) -> dict[str, Path]:
-    dirs = {d.name: d for d in _subdirs(split_dir)}
-    if not dirs:
-        raise DataError(f"{split_dir} has no class subfolders")
-    return dirs
-
-
-def check_image(path: Path) -> tuple[str | None, bool]:
-    """(error reason or None, needs normalising) after fully decoding the file once."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if path.stat().st_size == 0:
-            return "empty file (0 bytes)", False
-        with Image.open(path) as im:
-            fmt, mode, (w, h) = im.format, im.mode, im.size
-            orientation = im.getexif().get(0x0112, 1)
-            large = max(w, h) > C.LARGE_IMAGE_SIDE
-            if large and fmt == "JPEG":
-                im.draft("RGB", (max(1, w // 8), max(1, h // 8)))
-            elif w * h > C.MAX_DECODE_PIXELS:
-                return f"{w}x{h} is too large to decode safely", False
-            im.load()
-    except UnidentifiedImageError:
-        return "not a recognised image", False
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... on bad files
-        return f"corrupt or truncated ({str(e).splitlines()[0][:120]})", False
-    native = mode in _TF_NATIVE.get(fmt, set())
-    return None, (not native) or large or orientation not in (1, None)
 
 
 def _normalized_copy(path: Path, cache_dir: Path) -> Path:
@@ -143,7 +91,7 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
     root = Path(root)
     layout, split_dirs = find_layout(root)
 
-    per_split_classes = {s: _class_dirs(d) for s, d in split_dirs.items()}
+    per_split_classes = {s: class_dirs(d) for s, d in split_dirs.items()}
     classes = sorted(per_split_classes["train"])
     for split, dirs in per_split_classes.items():
         if split == "train":
@@ -163,7 +111,7 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
     for split, dirs in per_split_classes.items():
         for ci, name in enumerate(classes):
             for p in sorted(dirs[name].rglob("*")):
-                if _is_image(p):
+                if is_image(p):
                     files.append((split, ci, p))
 
     from tqdm.auto import tqdm
@@ -218,37 +166,6 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
         val += [group[i] for i in idx[:n_val]]
         train += [group[i] for i in idx[n_val:]]
     return train, val
-
-
-def scan_eval_folder(root: str | Path, labels: list[str] | tuple[str, ...]) -> tuple[list[Sample], list[dict]]:
-    """A folder of class subfolders (or a root whose test/ holds them) for evaluation.
-
-    Folders are matched to the model's labels by name; an unknown folder is an error.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"evaluation folder not found: {root}")
-    if (root / "test").is_dir() and not (set(d.name for d in _subdirs(root)) & set(labels)):
-        root = root / "test"
-    dirs = _class_dirs(root)
-    unknown = sorted(set(dirs) - set(labels))
-    if unknown:
-        raise DataError(f"{root}: folder(s) {', '.join(unknown)} match no label of the model "
-                        f"(labels: {', '.join(labels[:6])}{'...' if len(labels) > 6 else ''})")
-    samples, skipped = [], []
-    paths = [(labels.index(name), p) for name, d in dirs.items() for p in sorted(d.rglob("*")) if _is_image(p)]
-    if not paths:
-        raise DataError(f"{root}: no images in its class folders")
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda lp: check_image(lp[1]), paths))
-    for (label, p), (err, _) in zip(paths, results):
-        if err:
-            skipped.append({"path": str(p), "reason": err})
-        else:
-            samples.append(Sample(p, label, p))
-    if not samples:
-        raise DataError(f"{root}: none of its {len(paths)} images could be read")
-    return samples, skipped
 
 
 # ----------------------------------------------------------------------------- TensorFlow side

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from .agent.errors import InputError
 from .paths import REPO_ROOT, shared_data
 
 BACKBONE_END = "out_relu"   # last backbone activation (Grad-CAM target)

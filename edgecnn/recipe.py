@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import InputError
+from .agent.errors import InputError
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -117,16 +118,18 @@ def available() -> dict[str, Path]:
 
 
 def resolve_path(name_or_file: str | Path) -> Path:
-    p = Path(name_or_file)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    """A bare name (no folder, no .yaml/.yml) is a built-in recipe, never a file; anything else is a file."""
+    text = str(name_or_file)
+    p = Path(text)
+    if p.suffix in (".yaml", ".yml") or "/" in text or os.sep in text:
         if not p.is_file():
             raise RecipeError(f"recipe file not found: {p}")
         return p
     known = available()
-    if str(name_or_file) not in known:
-        raise RecipeError(f"unknown recipe {str(name_or_file)!r}; built-in recipes: "
+    if text not in known:
+        raise RecipeError(f"unknown recipe {text!r}; built-in recipes: "
                           f"{', '.join(known) or 'none'} (or pass a path to a .yaml file)")
-    return known[str(name_or_file)]
+    return known[text]
 
 
 def _format_error(src: str, e: ValidationError) -> str:
@@ -147,25 +150,20 @@ def load(name_or_file: str | Path) -> Recipe:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise RecipeError(f"recipe {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+    return from_dict(data, str(path))
+
+
+def from_dict(data, source: str) -> Recipe:
+    """A recipe from parsed YAML/JSON (a run's recipe.json, a recipe file), validated."""
     if not isinstance(data, dict):
-        raise RecipeError(f"recipe {path}: expected a mapping of keys, got {type(data).__name__}")
-    data.setdefault("name", path.stem)
+        raise RecipeError(f"recipe {source}: expected a mapping of keys, got {type(data).__name__}")
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise RecipeError(_format_error(str(path), e)) from None
+        raise RecipeError(_format_error(source, e)) from None
 
 
 def to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
-
-
-def of_contract(contract) -> Recipe | None:
-    """The built-in recipe a run's contract names (for its budgets), or None."""
-    name = contract.model.get("recipe") if contract is not None else None
-    if not name:
-        return None
-    try:
-        return load(name)
-    except RecipeError:
-        return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def _fmt(v, spec: str, none: str = "-") -> str:
+def fmt(v, spec: str, none: str = "-") -> str:
     return none if v is None else format(v, spec)
 
 
@@ -17,13 +17,13 @@ def table(headers: list[str], rows: list[list[str]], markdown: bool = False) -> 
 
 
 def export_table(rep: dict) -> str:
-    rows = [["model.keras (reference)", "keras", "fp32", "-", _fmt(rep["reference"]["accuracy"], ".2%"),
+    rows = [["model.keras (reference)", "keras", "fp32", "-", fmt(rep["reference"]["accuracy"], ".2%"),
              "-", "-", "-", "-"]]
     for a in rep["artifacts"]:
         wc = a.get("worst_class") or {}
-        rows.append([a["artifact"], a["format"], a["precision"], f"{a['size_mb']:.2f}", _fmt(a["accuracy"], ".2%"),
-                     _fmt(a.get("accuracy_drop_pp"), "+.2f"), _fmt(wc.get("drop_pp"), "+.1f"),
-                     _fmt(a.get("top1_agreement"), ".2%"), str(len(a.get("flips", [])))])
+        rows.append([a["artifact"], a["format"], a["precision"], f"{a['size_mb']:.2f}", fmt(a["accuracy"], ".2%"),
+                     fmt(a.get("accuracy_drop_pp"), "+.2f"), fmt(wc.get("drop_pp"), "+.1f"),
+                     fmt(a.get("top1_agreement"), ".2%"), str(len(a.get("flips", [])))])
     out = table(["artifact", "format", "precision", "MB", "accuracy", "drop pp", "worst class pp",
                  "agree", "flips"], rows)
     b = rep.get("budget")

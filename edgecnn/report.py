@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import contract as C
-from .io import atomic_path
+from .agent import contract as C
+from .agent.io import atomic_path
 
 
 def _plt():

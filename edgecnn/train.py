@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from . import contract as C
+from .agent import contract as C
 from . import data as D
 from . import model as M
-from .io import atomic_path, atomic_write_json, atomic_write_text
+from .agent.io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 from .recipe import Recipe
+from .rundir import RECIPE_FILE, recipe_json, recipe_sha256, refuse_existing, staged
 
-RUN_FILES = ("model.keras", "labels.txt", "contract.json", "history.json", "metrics.json")
 
 
 @dataclass
@@ -43,6 +42,7 @@ class TrainOptions:
     seed: int = 0
     gradcam: int = 0
     progress: bool = True
+    overwrite: bool = False        # replace an existing run directory whole (export/ included)
 
 
 def _quiet_tf() -> None:
@@ -193,182 +193,234 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[s
     }
 
 
+@dataclass
+class _Session:
+    """What the phases of one training run share."""
+
+    recipe: Recipe
+    opts: TrainOptions
+    ds: D.Dataset
+    contract: C.Contract
+    model: object
+    weights: M.WeightsChoice
+    class_weight: dict | None
+    loss: object
+    augment: object
+    log: Callable[[str], None]
+    timings: dict[str, float]
+    history: dict[str, dict[str, list[float]]]
+    interrupted: bool = False
+
+    def cap(self, epochs: int) -> int:
+        return min(epochs, self.opts.epochs) if self.opts.epochs else epochs
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.ds.classes)
+
+
 def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print) -> dict:
+    """Scan, build, phase 1 (head), phase 2 (fine-tune), evaluate, and write the run whole."""
     _quiet_tf()
     t_start = time.perf_counter()
     import keras
     import tensorflow as tf
 
-    from . import report
-
-    size = opts.image_size or recipe.image_size
     if opts.image_size:
-        recipe = recipe.with_overrides(image_size=size)
-    out = Path(opts.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+        recipe = recipe.with_overrides(image_size=opts.image_size)
+    refuse_existing(Path(opts.out_dir), opts.overwrite)
     keras.utils.set_random_seed(opts.seed)
     tf.config.experimental.enable_op_determinism()
-    timings: dict[str, float] = {}
-
     with tempfile.TemporaryDirectory(prefix="edgecnn-norm-") as cache:
-        t = time.perf_counter()
-        ds = D.scan(opts.data_dir, val_fraction=recipe.training.validation_split, seed=opts.seed,
-                    cache_dir=cache, progress=opts.progress)
-        timings["scan_s"] = time.perf_counter() - t
-        log(f"data: {len(ds.classes)} classes, train {len(ds.train)}, val {len(ds.val)} ({ds.val_source}), "
-            f"test {len(ds.test)}; skipped {len(ds.skipped)} unreadable, normalised {len(ds.normalized)}")
-        for s in ds.skipped[:5]:
-            log(f"  skipped {s['path']}: {s['reason']}")
-        if len(ds.skipped) > 5:
-            log(f"  ... and {len(ds.skipped) - 5} more (all listed in metrics.json)")
+        s = _start(recipe, opts, cache, log)
+        _phase1_head(s)
+        if not s.interrupted:
+            _phase2_fine_tune(s)
+        M.set_trainable(s.model, 0)
+        evals = _evaluate(s)
+        with staged(Path(opts.out_dir)) as out:
+            s.timings["total_s"] = time.perf_counter() - t_start
+            return _write_run(s, evals, out)
 
-        contract = C.Contract(input_size=(size, size), labels=tuple(ds.classes),
-                              model={"arch": recipe.model.arch, "alpha": recipe.model.alpha,
-                                     "recipe": recipe.name})
-        wch = M.resolve_weights(opts.weights, recipe.model.alpha)
-        log(wch.message)
-        model = M.build(len(ds.classes), size, alpha=recipe.model.alpha, dropout=recipe.model.dropout,
-                        weights=wch)
 
-        tr = recipe.training
-        cap = (lambda n: min(n, opts.epochs)) if opts.epochs else (lambda n: n)
-        y_train = np.array([s.label for s in ds.train])
-        cw = class_weights(y_train, len(ds.classes), tr.class_weight)
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=tr.label_smoothing)
-        n_cls = len(ds.classes)
-        history: dict[str, dict[str, list[float]]] = {}
-        interrupted = False
-        augment = D.augmenter(recipe.augmentation, opts.seed)
+def _start(recipe: Recipe, opts: TrainOptions, cache: str, log) -> _Session:
+    """Scan the data (unreadable files listed), build the model, settle class weights and loss."""
+    import keras
 
-        # ---------------------------------------------------------------- phase 1: head
-        t = time.perf_counter()
-        M.set_trainable(model, 0)
-        fx = M.feature_extractor(model)
-        views = tr.head.augmented_views if augment is not None else 0
-        clean_train = D.image_dataset(ds.train, contract, batch_size=tr.batch_size)
-        parts = [extract_features(fx, clean_train, "features train (clean)", opts.progress)]
-        if views:
-            aug_ds = D.image_dataset(ds.train, contract, batch_size=tr.batch_size, augment=augment)
-            for v in range(views):
-                parts.append(extract_features(fx, aug_ds, f"features train (view {v + 1}/{views})",
-                                              opts.progress))
-        xv, yv = extract_features(fx, D.image_dataset(ds.val, contract, batch_size=tr.batch_size),
-                                  "features val", opts.progress)
-        xt = np.concatenate([p[0] for p in parts])
-        yt = np.concatenate([p[1] for p in parts])
-        timings["phase1_features_s"] = time.perf_counter() - t
-        log(f"phase 1: cached backbone features of {len(xt)} train images/views and {len(xv)} val "
-            f"images in {timings['phase1_features_s']:.1f} s")
-        head = M.head_model(model)
-        head.compile(optimizer=keras.optimizers.Adam(tr.head.learning_rate), loss=loss, metrics=["accuracy"])
-        t1 = time.perf_counter()
-        h = None
-        with _Interrupt() as stop:
-            keep, cbs = _callbacks(recipe, stop)
-            try:
-                h = head.fit(xt, keras.utils.to_categorical(yt, n_cls), batch_size=tr.batch_size,
-                             epochs=cap(tr.head.epochs), validation_data=(xv, keras.utils.to_categorical(yv, n_cls)),
-                             class_weight=cw, callbacks=cbs, shuffle=True, verbose=0)
-            except KeyboardInterrupt:
-                stop.requested = True
-        if stop.requested:
-            interrupted = True
-            log("interrupted: keeping the best head so far")
-        keep.restore()
-        history["head"] = _history(h)
-        timings["phase1_head_s"] = time.perf_counter() - t1
-        timings["phase1_s"] = time.perf_counter() - t
-        best_val = max(history["head"].get("val_accuracy", [0]) or [0])
-        log(f"phase 1: {len(history['head'].get('loss', []))} epochs, best val accuracy {best_val:.3f}, "
-            f"{timings['phase1_s']:.1f} s")
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    ds = D.scan(opts.data_dir, val_fraction=recipe.training.validation_split, seed=opts.seed,
+                cache_dir=cache, progress=opts.progress)
+    timings["scan_s"] = time.perf_counter() - t
+    log(f"data: {len(ds.classes)} classes, train {len(ds.train)}, val {len(ds.val)} ({ds.val_source}), "
+        f"test {len(ds.test)}; skipped {len(ds.skipped)} unreadable, normalised {len(ds.normalized)}")
+    for sk in ds.skipped[:5]:
+        log(f"  skipped {sk['path']}: {sk['reason']}")
+    if len(ds.skipped) > 5:
+        log(f"  ... and {len(ds.skipped) - 5} more (all listed in metrics.json)")
+    size = recipe.image_size
+    contract = C.Contract(input_size=(size, size), labels=tuple(ds.classes),
+                          model={"arch": recipe.model.arch, "alpha": recipe.model.alpha, "recipe": recipe.name})
+    wch = M.resolve_weights(opts.weights, recipe.model.alpha)
+    log(wch.message)
+    model = M.build(len(ds.classes), size, alpha=recipe.model.alpha, dropout=recipe.model.dropout, weights=wch)
+    tr = recipe.training
+    y_train = np.array([sm.label for sm in ds.train])
+    return _Session(recipe, opts, ds, contract, model, wch,
+                    class_weights(y_train, len(ds.classes), tr.class_weight),
+                    keras.losses.CategoricalCrossentropy(label_smoothing=tr.label_smoothing),
+                    D.augmenter(recipe.augmentation, opts.seed), log, timings, {})
 
-        # ---------------------------------------------------------------- phase 2: fine-tune
-        ft = tr.fine_tune
-        timings["phase2_s"] = 0.0
-        if not interrupted and cap(ft.epochs) > 0 and ft.unfreeze_layers > 0:
-            t = time.perf_counter()
-            n_train = M.set_trainable(model, ft.unfreeze_layers, ft.train_batchnorm)
-            model.compile(optimizer=keras.optimizers.Adam(ft.learning_rate), loss=loss, metrics=["accuracy"])
-            onehot = lambda x, y: (x, tf.one_hot(y, n_cls))  # noqa: E731
-            train_ds = D.image_dataset(ds.train, contract, batch_size=tr.batch_size, augment=augment,
-                                       shuffle=True, seed=opts.seed).map(onehot)
-            val_ds = D.image_dataset(ds.val, contract, batch_size=tr.batch_size).map(onehot)
-            log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
-                f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
-            h = None
-            with _Interrupt() as stop:
-                start = model.evaluate(val_ds, verbose=0, return_dict=True)
-                keep, cbs = _callbacks(recipe, stop)
-                keep.start_from(start[tr.early_stopping.monitor.removeprefix("val_")], model.get_weights())
-                try:
-                    h = model.fit(train_ds, validation_data=val_ds, epochs=cap(ft.epochs), class_weight=cw,
-                                  callbacks=cbs, shuffle=False,  # the dataset shuffles itself
-                                  verbose=_fit_verbose() if opts.progress else 0)
-                except KeyboardInterrupt:
-                    stop.requested = True
-            if stop.requested:
-                interrupted = True
-                log("interrupted: keeping the best fine-tuned weights so far")
-            keep.restore()
-            if keep.epoch == -1:
-                log(f"phase 2: no epoch beat the starting point on {tr.early_stopping.monitor}: kept phase 1's weights")
-            history["fine_tune"] = _history(h)
-            timings["phase2_s"] = time.perf_counter() - t
-            log(f"phase 2: {len(history['fine_tune'].get('loss', []))} epochs, {timings['phase2_s']:.1f} s")
-        M.set_trainable(model, 0)
 
-        # ---------------------------------------------------------------- evaluate and write
-        t = time.perf_counter()
-        evals = {}
-        for split in ("val", "test"):
-            samples = getattr(ds, split)
-            if samples:
-                probs = predict_samples(model, samples, contract)
-                evals[split] = (samples, probs, classification_metrics(
-                    np.array([s.label for s in samples]), probs, ds.classes))
-        timings["eval_s"] = time.perf_counter() - t
+def _cached_features(s: _Session):
+    """The frozen backbone's pooled features of clean + augmented train views and of val."""
+    tr, opts = s.recipe.training, s.opts
+    fx = M.feature_extractor(s.model)
+    views = tr.head.augmented_views if s.augment is not None else 0
+    clean = D.image_dataset(s.ds.train, s.contract, batch_size=tr.batch_size)
+    parts = [extract_features(fx, clean, "features train (clean)", opts.progress)]
+    if views:
+        aug_ds = D.image_dataset(s.ds.train, s.contract, batch_size=tr.batch_size, augment=s.augment)
+        for v in range(views):
+            parts.append(extract_features(fx, aug_ds, f"features train (view {v + 1}/{views})", opts.progress))
+    xv, yv = extract_features(fx, D.image_dataset(s.ds.val, s.contract, batch_size=tr.batch_size),
+                              "features val", opts.progress)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), xv, yv
 
-        with atomic_path(out / "model.keras") as tmp:
-            model.save(tmp)
-        atomic_write_text(out / "labels.txt", "".join(f"{l}\n" for l in ds.classes))
-        C.save(contract, out / "contract.json")
-        atomic_write_json(out / "history.json", history)
 
-        rep_dir = out / "report"
-        main_split = "test" if "test" in evals else "val"
-        _, _, main_metrics = evals[main_split]
-        report.confusion(np.array(main_metrics["confusion_matrix"]), ds.classes, rep_dir / "confusion.png",
-                         f"{recipe.name}: {main_split} accuracy {main_metrics['accuracy']:.1%}")
-        report.curves(history, rep_dir / "curves.png")
-        gradcams = []
-        if opts.gradcam:
-            gdir = rep_dir / "gradcam"
-            if gdir.exists():
-                shutil.rmtree(gdir)
-            samples, probs, _ = evals[main_split]
-            gradcams = report.gradcam(model, samples, probs, ds.classes, contract, gdir, opts.gradcam,
-                                      M.BACKBONE_END)
-        timings["total_s"] = time.perf_counter() - t_start
+def _phase1_head(s: _Session) -> None:
+    """Phase 1: the new head on cached features of the frozen backbone (BatchNorm in inference mode)."""
+    import keras
 
-        metrics = {
-            "recipe": recipe.name,
-            "image_size": size,
-            "seed": opts.seed,
-            "weights": {"source": wch.source, "path": str(wch.path) if wch.path else None},
-            "interrupted": interrupted,
-            "data": {"root": str(ds.root), "layout": ds.layout, "val_source": ds.val_source, **ds.counts()},
-            "test_accuracy": evals["test"][2]["accuracy"] if "test" in evals else None,
-            "val_accuracy": evals["val"][2]["accuracy"] if "val" in evals else None,
-            "evaluated_on": main_split,
-            "macro_f1": main_metrics["macro_f1"],
-            "per_class": main_metrics["per_class"],
-            "confusion_matrix": main_metrics["confusion_matrix"],
-            "labels": ds.classes,
-            "timings_s": {k: round(v, 2) for k, v in timings.items()},
-            "skipped_files": ds.skipped,
-            "normalized_files": ds.normalized,
-            "gradcam": gradcams,
-            "recipe_used": json.loads(recipe.model_dump_json()),
-        }
-        atomic_write_json(out / "metrics.json", metrics)
-        return metrics
+    tr = s.recipe.training
+    t = time.perf_counter()
+    M.set_trainable(s.model, 0)
+    xt, yt, xv, yv = _cached_features(s)
+    s.timings["phase1_features_s"] = time.perf_counter() - t
+    s.log(f"phase 1: cached backbone features of {len(xt)} train images/views and {len(xv)} val "
+          f"images in {s.timings['phase1_features_s']:.1f} s")
+    head = M.head_model(s.model)
+    head.compile(optimizer=keras.optimizers.Adam(tr.head.learning_rate), loss=s.loss, metrics=["accuracy"])
+    onehot = lambda y: keras.utils.to_categorical(y, s.num_classes)  # noqa: E731
+    t1 = time.perf_counter()
+    h, _ = _fit(s, head, lambda cbs: head.fit(
+        xt, onehot(yt), batch_size=tr.batch_size, epochs=s.cap(tr.head.epochs), validation_data=(xv, onehot(yv)),
+        class_weight=s.class_weight, callbacks=cbs, shuffle=True, verbose=0), None, "head")
+    s.history["head"] = _history(h)
+    s.timings["phase1_head_s"] = time.perf_counter() - t1
+    s.timings["phase1_s"] = time.perf_counter() - t
+    best_val = max(s.history["head"].get("val_accuracy", [0]) or [0])
+    s.log(f"phase 1: {len(s.history['head'].get('loss', []))} epochs, best val accuracy {best_val:.3f}, "
+          f"{s.timings['phase1_s']:.1f} s")
+
+
+def _fit(s: _Session, model, fit, start_from, what: str):
+    """fit(callbacks) with best-weights keeping and Ctrl-C as a request; the best weights restored."""
+    h = None
+    with _Interrupt() as stop:
+        keep, cbs = _callbacks(s.recipe, stop)
+        if start_from is not None:
+            keep.start_from(*start_from)
+        try:
+            h = fit(cbs)
+        except KeyboardInterrupt:
+            stop.requested = True
+    if stop.requested:
+        s.interrupted = True
+        s.log(f"interrupted: keeping the best {what} so far")
+    keep.restore()
+    return h, keep
+
+
+def _phase2_fine_tune(s: _Session) -> None:
+    """Phase 2: unfreeze the last N backbone layers and fine-tune end to end with a small learning rate;
+    the starting point competes for the best weights, so fine-tuning never ends worse than phase 1."""
+    import keras
+    import tensorflow as tf
+
+    tr, ft = s.recipe.training, s.recipe.training.fine_tune
+    s.timings["phase2_s"] = 0.0
+    if s.cap(ft.epochs) <= 0 or ft.unfreeze_layers <= 0:
+        return
+    t = time.perf_counter()
+    n_train = M.set_trainable(s.model, ft.unfreeze_layers, ft.train_batchnorm)
+    s.model.compile(optimizer=keras.optimizers.Adam(ft.learning_rate), loss=s.loss, metrics=["accuracy"])
+    onehot = lambda x, y: (x, tf.one_hot(y, s.num_classes))  # noqa: E731
+    train_ds = D.image_dataset(s.ds.train, s.contract, batch_size=tr.batch_size, augment=s.augment,
+                               shuffle=True, seed=s.opts.seed).map(onehot)
+    val_ds = D.image_dataset(s.ds.val, s.contract, batch_size=tr.batch_size).map(onehot)
+    s.log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
+          f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
+    start = s.model.evaluate(val_ds, verbose=0, return_dict=True)
+    monitor = tr.early_stopping.monitor
+    h, keep = _fit(s, s.model, lambda cbs: s.model.fit(
+        train_ds, validation_data=val_ds, epochs=s.cap(ft.epochs), class_weight=s.class_weight, callbacks=cbs,
+        shuffle=False, verbose=_fit_verbose() if s.opts.progress else 0),   # the dataset shuffles itself
+        (start[monitor.removeprefix("val_")], s.model.get_weights()), "fine-tuned weights")
+    if keep.epoch == -1:
+        s.log(f"phase 2: no epoch beat the starting point on {monitor}: kept phase 1's weights")
+    s.history["fine_tune"] = _history(h)
+    s.timings["phase2_s"] = time.perf_counter() - t
+    s.log(f"phase 2: {len(s.history['fine_tune'].get('loss', []))} epochs, {s.timings['phase2_s']:.1f} s")
+
+
+def _evaluate(s: _Session) -> dict:
+    """{split: (samples, probabilities, metrics)} for val and test, through the numpy contract."""
+    t = time.perf_counter()
+    evals = {}
+    for split in ("val", "test"):
+        samples = getattr(s.ds, split)
+        if samples:
+            probs = predict_samples(s.model, samples, s.contract)
+            evals[split] = (samples, probs, classification_metrics(
+                np.array([sm.label for sm in samples]), probs, s.ds.classes))
+    s.timings["eval_s"] = time.perf_counter() - t
+    return evals
+
+
+def _write_run(s: _Session, evals: dict, out: Path) -> dict:
+    """Every file of the run into `out` (a staging folder); the contract records the provenance."""
+    from . import report
+
+    with atomic_path(out / "model.keras") as tmp:
+        s.model.save(tmp)
+    atomic_write_text(out / RECIPE_FILE, recipe_json(s.recipe))
+    contract = replace(s.contract, provenance=C.Provenance(sha256_file(out / "model.keras"), recipe_sha256(s.recipe)))
+    atomic_write_text(out / "labels.txt", "".join(f"{lab}\n" for lab in s.ds.classes))
+    C.save(contract, out / "contract.json")
+    atomic_write_json(out / "history.json", s.history)
+    main_split = "test" if "test" in evals else "val"
+    samples, probs, main_metrics = evals[main_split]
+    rep_dir = out / "report"
+    report.confusion(np.array(main_metrics["confusion_matrix"]), s.ds.classes, rep_dir / "confusion.png",
+                     f"{s.recipe.name}: {main_split} accuracy {main_metrics['accuracy']:.1%}")
+    report.curves(s.history, rep_dir / "curves.png")
+    gradcams = report.gradcam(s.model, samples, probs, s.ds.classes, contract, rep_dir / "gradcam",
+                              s.opts.gradcam, M.BACKBONE_END) if s.opts.gradcam else []
+    metrics = _metrics(s, evals, main_split, main_metrics, gradcams)
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _metrics(s: _Session, evals: dict, main_split: str, main_metrics: dict, gradcams: list) -> dict:
+    wch = s.weights
+    return {
+        "recipe": s.recipe.name,
+        "image_size": s.recipe.image_size,
+        "seed": s.opts.seed,
+        "weights": {"source": wch.source, "path": str(wch.path) if wch.path else None},
+        "interrupted": s.interrupted,
+        "data": {"root": str(s.ds.root), "layout": s.ds.layout, "val_source": s.ds.val_source, **s.ds.counts()},
+        "test_accuracy": evals["test"][2]["accuracy"] if "test" in evals else None,
+        "val_accuracy": evals["val"][2]["accuracy"] if "val" in evals else None,
+        "evaluated_on": main_split,
+        "macro_f1": main_metrics["macro_f1"],
+        "per_class": main_metrics["per_class"],
+        "confusion_matrix": main_metrics["confusion_matrix"],
+        "labels": s.ds.classes,
+        "timings_s": {k: round(v, 2) for k, v in s.timings.items()},
+        "skipped_files": s.ds.skipped,
+        "normalized_files": s.ds.normalized,
+        "gradcam": gradcams,
+        "recipe_used": json.loads(s.recipe.model_dump_json()),
+    }

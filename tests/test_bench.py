@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgecnn import agent
 from edgecnn.cli import main
-from edgecnn.runtimes import available_runners, runner_for
+from edgecnn.agent.runtimes import available_runners, runner_for
 from tests.conftest import need_shared
 
 
@@ -26,7 +26,7 @@ def test_runners_are_discovered_and_run(exported_run):
 def test_gpu_execution_providers_absent_are_clear_errors(exported_run):
     import onnxruntime as ort
 
-    from edgecnn.runtimes.base import RuntimeMissing
+    from edgecnn.agent.runtimes.base import RuntimeMissing
     for engine, provider in (("onnxruntime-cuda", "CUDAExecutionProvider"),
                              ("onnxruntime-tensorrt", "TensorrtExecutionProvider")):
         if provider in ort.get_available_providers():

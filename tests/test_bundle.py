@@ -17,10 +17,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import android_helpers as H  # noqa: E402
 
-from edgecnn.artifact import read_contract, strip_tflite_archive, tflite_with_contract  # noqa: E402
+from edgecnn.agent.artifact import read_contract, strip_tflite_archive, tflite_with_contract  # noqa: E402
 from edgecnn.bundle import MANIFEST_NAME, bundle  # noqa: E402
-from edgecnn.contract import Contract  # noqa: E402
-from edgecnn.errors import BudgetError, InputError  # noqa: E402
+from edgecnn.agent.contract import Contract  # noqa: E402
+from edgecnn.agent.errors import BudgetError, InputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_model_without_contract_is_refused_and_previous_bundle_kept(int8_model, 
 
 def test_contract_is_reconciled_with_the_model_like_the_agent(int8_model, app, tmp_path):
     """An INT8 model exported without its contract, in a run whose contract.json is the float one:
-    the model's own input type and quantization win (as edgecnn.runtimes.base.reconcile decides
+    the model's own input type and quantization win (as edgecnn.agent.runtimes.base.reconcile decides
     for the agent), so the app is told int8, with the model's scale and zero point."""
     run = make_run(tmp_path, strip_tflite_archive(int8_model))
     lines: list[str] = []

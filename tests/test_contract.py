@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn import contract as C
+from edgecnn.agent import contract as C
 from tests.conftest import need_shared
 
 

@@ -11,7 +11,7 @@ from devices_helpers import free_port, shared_tiny_model
 from edgecnn.devices import get_device
 from edgecnn.devices.adb import (benchmark_argv, choose_device, parse_benchmark_output, parse_devices)
 from edgecnn.devices.base import DeviceError
-from edgecnn.errors import InputError
+from edgecnn.agent.errors import InputError
 
 # The log of LiteRT's benchmark_model (android_aarch64) on a phone, as it prints it.
 SAMPLE = """\

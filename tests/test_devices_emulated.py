@@ -93,7 +93,7 @@ def test_int8_mobilenet_v2_agrees_with_host(sysroot, tmp_path):
     src = REF / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
     if not src.is_file():
         pytest.skip(f"needs the reference model {src.name} in the shared data folder weights/reference")
-    from edgecnn.contract import Contract
+    from edgecnn.agent.contract import Contract
     m = tmp_path / src.name
     shutil.copyfile(src, m)
     labels = _labels()

@@ -18,10 +18,16 @@ from devices_helpers import Sshd, free_port, image_folder, shared_tiny_model, ss
 from edgecnn.devices import get_device
 from edgecnn.devices.base import DeviceError
 from edgecnn.devices.host import HostDevice
-from edgecnn.devices.ssh import (SSHTransport, engine_reusable, parse_board_stamp, remote_path, ssh_error,
-                                 trt_version_from_banner, trtexec_command)
+from edgecnn.agent.protocol import AgentRequest
+from edgecnn.agent.tensorrt_build import engine_reusable
+from edgecnn.devices.ssh import SSHTransport, bounded, remote_path, ssh_error
 
-AGENT_ARGS = ["--runs", "20", "--warmup", "3", "--min-seconds", "0", "--threads", "1"]
+
+def req(model, **kw) -> AgentRequest:
+    """A quick request: 20 timed runs, one thread."""
+    opts = dict(runs=20, warmup=3, min_seconds=0.0, threads=1)
+    opts.update({k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()})
+    return AgentRequest(model=str(model), **opts)
 
 
 def _need_ssh():
@@ -58,13 +64,14 @@ def jetson(sshd, **kw):
 
 def test_agent_over_ssh_matches_host(sshd, model, data):
     with jetson(sshd) as dev:
-        res = dev.run_agent(model, AGENT_ARGS, data=data, outputs=True)
-    host = HostDevice().run_agent(model, AGENT_ARGS, data=data, outputs=True)
-    assert res["format"] == "tflite" and res["latency_ms"]["n"] >= 20
-    assert res["paths"] == host["paths"]  # mapped back to the local files, so bench can compare
-    assert res["top1"] == host["top1"] and res["accuracy"] == host["accuracy"]
-    assert np.array_equal(res["outputs"], host["outputs"])
-    assert res["board"]["host"] == f"{sshd.user_host}:{sshd.port}"
+        res = dev.run(req(model, data=data, outputs="scores.npy"))
+    with HostDevice() as h:
+        host = h.run(req(model, data=data, outputs="scores.npy"))
+    assert res.format == "tflite" and res.latency_ms.n >= 20
+    assert res.evaluation.paths == host.evaluation.paths  # mapped back to the local files, so bench can compare
+    assert res.evaluation == host.evaluation and res.evaluation.images == 9
+    assert np.array_equal(res.outputs, host.outputs)
+    assert res.device_detail["host"] == f"{sshd.user_host}:{sshd.port}"
 
 
 def test_baseline_timed_in_turns_on_the_board(sshd, model, tmp_path):
@@ -74,14 +81,14 @@ def test_baseline_timed_in_turns_on_the_board(sshd, model, tmp_path):
     twin = other / model.name
     shutil.copyfile(model, twin)
     with jetson(sshd) as dev:
-        res = dev.run_agent(model, AGENT_ARGS, baseline=twin)
-    assert res["baseline"]["artifact"] == model.name and res["baseline"]["latency_ms"]["n"] >= 20
-    assert res["vs_baseline"]["p50_ratio"] == pytest.approx(res["latency_ms"]["p50"] / res["baseline"]["latency_ms"]["p50"])
+        res = dev.run(req(model, baseline=twin))
+    assert res.baseline.artifact == model.name and res.baseline.latency_ms.n >= 20
+    assert res.vs_baseline.p50_ratio == pytest.approx(res.latency_ms.p50 / res.baseline.latency_ms.p50)
 
 
 def test_work_dir_removed_and_nothing_left(sshd, model):
     with jetson(sshd) as dev:
-        dev.run_agent(model, AGENT_ARGS)
+        dev.run(req(model))
         left = dev.transport.shell('ls -d "${TMPDIR:-/tmp}"/edgecnn.* 2>/dev/null | wc -l').stdout.strip()
     assert left == "0"
 
@@ -94,10 +101,10 @@ def test_hostile_file_names_are_not_commands(sshd, model, tmp_path):
     evil2 = evil_dir / "$(touch PWNED2) `touch PWNED3` 'q\".tflite"
     shutil.copyfile(model, evil2)
     with jetson(sshd) as dev:
-        r1 = dev.run_agent(evil, AGENT_ARGS)
-        r2 = dev.run_agent(evil2, AGENT_ARGS)
+        r1 = dev.run(req(evil))
+        r2 = dev.run(req(evil2))
         found = dev.transport.shell("find / -xdev -name 'PWNED*' 2>/dev/null | head -n 5").stdout.strip()
-    assert r1["artifact"] == evil.name and r2["artifact"] == evil2.name
+    assert r1.artifact == evil.name and r2.artifact == evil2.name
     assert found == ""
     assert not list(Path.home().glob("PWNED*")) and not list(Path("/tmp").glob("PWNED*"))
 
@@ -124,13 +131,13 @@ def test_unreachable_host_is_one_clear_line(sshd, model):
     port = free_port()  # nothing listens there
     with jetson(sshd, port=port) as dev:
         with pytest.raises(DeviceError, match=r"cannot reach .*connection refused"):
-            dev.run_agent(model, AGENT_ARGS)
+            dev.run(req(model))
 
 
 def test_refused_key_is_one_clear_line(sshd, model):
     with jetson(sshd, identity=str(sshd.other_key)) as dev:
         with pytest.raises(DeviceError, match=r"refused the key \(permission denied\)"):
-            dev.run_agent(model, AGENT_ARGS)
+            dev.run(req(model))
 
 
 def test_unknown_host_key_then_accept_new(sshd, model, tmp_path):
@@ -138,9 +145,9 @@ def test_unknown_host_key_then_accept_new(sshd, model, tmp_path):
     kh.write_text("")
     with jetson(sshd, known_hosts=str(kh)) as dev:
         with pytest.raises(DeviceError, match=r"host key of .* is not known.*accept_new_host_key"):
-            dev.run_agent(model, AGENT_ARGS)
+            dev.run(req(model))
     with jetson(sshd, known_hosts=str(kh), accept_new_host_key=True) as dev:
-        assert dev.run_agent(model, AGENT_ARGS)["format"] == "tflite"
+        assert dev.run(req(model)).format == "tflite"
     assert sshd.host_key.with_suffix(".pub").read_text().split()[1] in kh.read_text()
 
 
@@ -149,19 +156,19 @@ def test_changed_host_key_is_refused(sshd, model, tmp_path):
     kh.write_text(f"[127.0.0.1]:{sshd.port} {(sshd.other_key.with_suffix('.pub')).read_text()}")
     with jetson(sshd, known_hosts=str(kh), accept_new_host_key=True) as dev:
         with pytest.raises(DeviceError, match=r"host key of .* has CHANGED"):
-            dev.run_agent(model, AGENT_ARGS)
+            dev.run(req(model))
 
 
 def test_missing_python3_and_runtime_on_the_board(sshd, model):
     with jetson(sshd, python="/nonexistent/python3") as dev:
         with pytest.raises(DeviceError, match=r"has no /nonexistent/python3: install python3 on the board"):
-            dev.run_agent(model, AGENT_ARGS)
+            dev.run(req(model))
     bare = "/usr/bin/python3"  # the distribution's python3: no numpy, no LiteRT
     if not Path(bare).is_file() or _imports(bare, "ai_edge_litert"):
         pytest.skip(f"needs a python3 without LiteRT at {bare} to stand for a bare board")
     with jetson(sshd, python=bare) as dev:
         with pytest.raises(DeviceError, match=r"lacks .*ai_edge_litert: /usr/bin/python3 -m pip install .*ai-edge-litert"):
-            dev.run_agent(model, AGENT_ARGS)
+            dev.run(req(model))
 
 
 def _imports(python: str, module: str) -> bool:
@@ -175,7 +182,7 @@ def test_bench_over_ssh_first_vs_shared_connection(sshd, model):
     with jetson(sshd) as dev:
         for _ in range(3):
             t0 = time.perf_counter()
-            dev.run_agent(model, AGENT_ARGS)
+            dev.run(req(model))
             times.append(time.perf_counter() - t0)
     print(f"\nbench over ssh on loopback: first {times[0]:.2f} s, with connection sharing "
           f"{times[1]:.2f} s / {times[2]:.2f} s")
@@ -199,49 +206,32 @@ def test_bench_over_ssh_first_vs_shared_connection(sshd, model):
 
 
 # ------------------------------------------------------------------ TensorRT on the board (no board here)
-JETSON_STAMP = """machine=aarch64
-l4t=# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023
-l4t_core=35.4.1-20230801124926
-jetpack=5.1.2-b104
-tensorrt_deb=8.5.2.2-1+cuda11.4
-tensorrt_py=
-trtexec=/usr/src/tensorrt/bin/trtexec
-trtexec_banner=TensorRT.trtexec [TensorRT v8502
-cuda=11.4.315
-gpu=NVIDIA Jetson Xavier NX Developer Kit
-compute_capability=
-"""
+JETSON = {"tensorrt": "8.5.2", "cuda_runtime": "11.4", "gpu": "NVIDIA Jetson Xavier NX Developer Kit",
+          "compute_capability": "7.2", "l4t": "# R35 (release), REVISION: 4.1", "jetpack": "5.1.2-b104",
+          "machine": "aarch64"}
 
 
-def test_board_stamp_parsing():
-    s = parse_board_stamp(JETSON_STAMP)
-    assert s["tensorrt"] == "8.5.2" and s["cuda_runtime"] == "11.4" and s["machine"] == "aarch64"
-    assert s["l4t"].startswith("# R35 (release), REVISION: 4.1") and s["jetpack"] == "5.1.2-b104"
-    assert s["gpu"] == "NVIDIA Jetson Xavier NX Developer Kit" and s["compute_capability"] is None
-    assert trt_version_from_banner("[TensorRT v100300]") == "10.3.0"
-    assert parse_board_stamp("machine=x86_64\n")["tensorrt"] is None
+def test_engine_reuse_decision(tmp_path):
+    """The one builder (run on the board by the agent) reuses an engine only for this ONNX and these versions."""
+    import json
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"engine")
+    stamp = engine.with_name("m.engine.json")
+    stamp.write_text(json.dumps({**JETSON, "onnx_sha256": "abc"}))
+    assert engine_reusable(engine, JETSON, "abc")
+    assert not engine_reusable(engine, JETSON, "def")                                   # another ONNX
+    assert not engine_reusable(engine, {**JETSON, "tensorrt": "8.5.3"}, "abc")          # TensorRT upgrade
+    assert not engine_reusable(engine, {**JETSON, "l4t": "# R35 (release), REVISION: 3.1"}, "abc")
+    assert not engine_reusable(engine, {**JETSON, "jetpack": "5.1.1"}, "abc")           # JetPack changed
+    stamp.write_text("not json")
+    assert not engine_reusable(engine, JETSON, "abc")
+    stamp.unlink()
+    assert not engine_reusable(engine, JETSON, "abc")
 
 
-def test_engine_reuse_decision():
-    cur = parse_board_stamp(JETSON_STAMP)
-    rec = {**cur, "onnx_sha256": "abc"}
-    assert engine_reusable(rec, cur, "abc")
-    assert not engine_reusable(rec, cur, "def")                                   # another ONNX
-    assert not engine_reusable({**rec, "tensorrt": "8.5.3"}, cur, "abc")          # TensorRT upgrade
-    assert not engine_reusable({**rec, "l4t": "# R35 (release), REVISION: 3.1"}, cur, "abc")
-    assert not engine_reusable({**rec, "jetpack": "5.1.1"}, cur, "abc")           # JetPack changed
-    assert not engine_reusable(None, cur, "abc")
-    assert not engine_reusable(rec, {**cur, "tensorrt": None}, "abc")
-
-
-def test_trtexec_command_is_quoted_and_versioned():
-    c = trtexec_command("/usr/src/tensorrt/bin/trtexec", "/tmp/w/m; rm -rf ~.onnx", "~/.cache/edgecnn/engines/m.engine",
-                        "~/.cache/edgecnn/timing-trt8.5.2.cache", "8.5.2")
-    assert "'--onnx=/tmp/w/m; rm -rf ~.onnx'" in c
-    assert "--int8" in c and "--fp16" in c and "--buildOnly" in c and "--memPoolSize=workspace:1024M" in c
-    assert '--saveEngine="$HOME"/.cache/edgecnn/engines/m.engine' in c
-    c10 = trtexec_command("trtexec", "m.onnx", "e.engine", "t.cache", "10.3.0")
-    assert "--skipInference" in c10 and "--timingCacheFile=t.cache" in c10
+def test_remote_agent_run_is_bounded_on_the_board():
+    cmd = bounded(["python3", "agent.pyz", "--request", "a; rm -rf ~"], 90.4)
+    assert "timeout -k 10 90 python3 agent.pyz --request 'a; rm -rf ~'" in cmd
 
 
 def test_ssh_error_lines():
@@ -253,4 +243,4 @@ def test_ssh_error_lines():
 
 def test_tensorrt_build_on_a_board():
     pytest.skip("needs a board with TensorRT (a Jetson): TensorRT cannot be installed on these CI machines; "
-                "command construction, stamps and reuse are tested above")
+                "the builder's request, stamps and reuse are tested above")

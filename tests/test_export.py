@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from edgecnn import contract as C
-from edgecnn.artifact import read_contract
+from edgecnn.agent import contract as C
+from edgecnn.agent.artifact import read_contract
 from edgecnn.cli import main
-from edgecnn.runtimes import runner_for
+from edgecnn.agent.runtimes import runner_for
 
 
 def _report(run):
@@ -84,8 +84,8 @@ def test_broken_model_shows_a_large_drop(exported_run):
 
     from edgecnn.export import evaluate_artifact
     from edgecnn.export.tflite import convert
-    from edgecnn.artifact import tflite_with_contract
-    from edgecnn.data import scan_eval_folder
+    from edgecnn.agent.artifact import tflite_with_contract
+    from edgecnn.agent.images import scan_eval_folder
     m = keras.saving.load_model(str(exported_run / "model.keras"))
     c = C.load(exported_run / "contract.json")
     samples, _ = scan_eval_folder(json.loads((exported_run / "metrics.json").read_text())["data"]["root"] + "/test",

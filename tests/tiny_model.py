@@ -19,8 +19,8 @@ def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABEL
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from edgecnn.artifact import tflite_with_contract
-    from edgecnn.contract import Contract, Quantization
+    from edgecnn.agent.artifact import tflite_with_contract
+    from edgecnn.agent.contract import Contract, Quantization
     from edgecnn.export.tflite import convert
 
     keras.utils.set_random_seed(0)

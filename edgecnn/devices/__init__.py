@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ..discovery import discover
-from ..errors import InputError
+from ..agent.discovery import discover
+from ..agent.errors import InputError
 from .base import Device, DeviceError, Transport
 
 __all__ = ["Device", "DeviceError", "Transport", "available_devices", "get_device"]

@@ -22,10 +22,12 @@ import re
 import shlex
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
-from ..errors import InputError
-from .base import Completed, Device, DeviceError, Transport
+from ..agent.errors import InputError
+from ..agent.protocol import AgentRequest, AgentResult, Latency
+from .base import Capabilities, Completed, Device, DeviceError, Transport
 
 REMOTE_DIR = "/data/local/tmp/edgecnn"
 BINARY_HELP = ("pass --benchmark-binary PATH: LiteRT's android_aarch64_benchmark_model (prebuilt nightly "
@@ -199,10 +201,11 @@ class PhoneDevice(Device):
     threads (default 4), adb (client path), timeout (seconds)."""
 
     name = "phone"
+    capabilities = Capabilities(formats=("tflite",), accuracy=False, options=("serial", "benchmark_binary"))
 
     def __init__(self, serial: str | None = None, benchmark_binary: str | None = None, threads: int = 4,
-                 adb: str = "adb", timeout: float = 600, **options):
-        super().__init__(serial=serial, benchmark_binary=benchmark_binary, threads=threads, **options)
+                 adb: str = "adb", timeout: float = 600, log=None, **options):
+        super().__init__(log=log, serial=serial, benchmark_binary=benchmark_binary, threads=threads, **options)
         self.serial, self.threads = serial, threads
         self.binary = Path(benchmark_binary) if benchmark_binary else None
         self.transport = AdbTransport(serial, adb=adb, timeout=timeout)
@@ -220,11 +223,7 @@ class PhoneDevice(Device):
             self.info = {"serial": d["serial"], "abi": abi or None, "model": model or d.get("model")}
         return self.info
 
-    def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False, baseline: Path | None = None) -> dict:
-        if baseline is not None:
-            raise InputError(f"the {self.name} device cannot time a baseline in turns (host and jetson can)")
-        artifact = Path(artifact)
+    def _check(self, artifact: Path) -> dict:
         if artifact.suffix != ".tflite":
             raise InputError(f"{artifact.name}: the phone device runs .tflite models (LiteRT benchmark tool)")
         if self.binary is None:
@@ -234,34 +233,37 @@ class PhoneDevice(Device):
         info = self.connect()
         if info.get("abi") and not info["abi"].startswith("arm64") and "aarch64" in self.binary.name:
             raise InputError(f"{info['serial']} is {info['abi']}: use the 32-bit android_arm benchmark binary")
-        from .emulated import _latency_args  # the same parsing of the bench's agent arguments
-        _, ns = _latency_args(agent_args)
+        return info
+
+    def run(self, request: AgentRequest) -> AgentResult:
+        """The request mapped onto benchmark_model flags (threads, warm-up, runs, minimum seconds)."""
+        artifact = Path(request.model)
+        info = self._check(artifact)
         t = self.transport
-        graph, binary = f"{REMOTE_DIR}/model.tflite", f"{REMOTE_DIR}/benchmark_model"
-        t.run(["mkdir", "-p", REMOTE_DIR], timeout=60)
+        folder = f"{REMOTE_DIR}/run-{uuid.uuid4().hex[:12]}"
+        graph, binary = f"{folder}/model.tflite", f"{folder}/benchmark_model"
+        t.run(["mkdir", "-p", folder], timeout=60)
         try:
             t.push(artifact, graph)
             t.push(self.binary, binary)
             t.run(["chmod", "755", binary], timeout=60)
-            argv = benchmark_argv(binary, graph, threads=ns.threads or self.threads,
-                                  warmup=ns.warmup if ns.warmup is not None else 20,
-                                  runs=ns.runs if ns.runs is not None else 200, min_secs=ns.min_seconds)
+            argv = benchmark_argv(binary, graph, threads=request.threads or self.threads, warmup=request.warmup,
+                                  runs=request.runs, min_secs=request.min_seconds)
             c = t.run(argv, timeout=t.timeout)
             text = c.stdout + "\n" + c.stderr
             parsed = parse_benchmark_output(text)
             if c.returncode != 0 or "latency_ms" not in parsed:
                 raise DeviceError(f"benchmark_model failed on {info['serial']} (exit {c.returncode}): {_last(text)}")
         finally:
-            t.run(["rm", "-rf", REMOTE_DIR], timeout=60)
-        res = {"schema": "edgecnn.agent/1", "artifact": artifact.name, "format": "tflite",
-               "runtime": "litert benchmark_model", "version": None,
-               "size_mb": round(artifact.stat().st_size / 1e6, 4), "threads": parsed.get("threads"),
-               "latency_ms": parsed["latency_ms"], "throughput_ips": parsed.get("throughput_ips"),
-               "peak_rss_mb": parsed.get("peak_rss_mb"), "memory_mb": parsed.get("memory_mb"),
-               "latency_source": parsed.get("latency_source"), "timings_us": parsed.get("timings_us"),
-               "platform": {"machine": info.get("abi"), "system": "Android", "model": info.get("model")},
-               "tensorflow_imported": False}
-        if data is not None:
-            res["notes"] = ["accuracy is not measured on the phone (the benchmark tool feeds random inputs): "
-                            "use --device phone-emulated for correctness on an Arm CPU"]
-        return res
+            t.run(["rm", "-rf", folder], timeout=60)
+        notes = () if request.data is None else (
+            "accuracy is not measured on the phone (the benchmark tool feeds random inputs): "
+            "use --device phone-emulated for correctness on an Arm CPU",)
+        return AgentResult(
+            artifact=artifact.name, format="tflite", size_mb=round(artifact.stat().st_size / 1e6, 4),
+            runtime="litert benchmark_model", runtime_version="unknown", threads=parsed.get("threads"),
+            platform={"machine": info.get("abi"), "system": "Android", "model": info.get("model")},
+            tensorflow_imported=False, latency_ms=Latency(**parsed["latency_ms"]), warmup=request.warmup,
+            peak_rss_mb=parsed.get("peak_rss_mb"), latency_source=parsed.get("latency_source"),
+            device_detail={"memory_mb": parsed.get("memory_mb"), "timings_us": parsed.get("timings_us")},
+            notes=notes)

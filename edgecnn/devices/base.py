@@ -1,5 +1,10 @@
 """A device = a transport (push files, run a command, pull files) + how to run the agent there.
 
+Every device takes the same typed request (:class:`AgentRequest`, paths on this machine) and returns
+the same typed result (:class:`AgentResult`); how it gets there (the agent over SSH, under QEMU, or
+LiteRT's benchmark tool on a phone) is its own business. What it can do is data it declares
+(:class:`Capabilities`), read by bench and the CLI instead of device names.
+
 Devices are discovered from the modules of this package (any Device subclass with a ``name``),
 so adding a device kind is one new file.
 """
@@ -7,25 +12,34 @@ so adding a device kind is one new file.
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EdgecnnError, InputError
+from ..agent.errors import EdgecnnError
+from ..agent.protocol import AgentRequest, AgentResult, read_reply
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# What the agent needs on a device: pure Python over numpy, Pillow and one runtime.
-AGENT_MODULES = ("__init__.py", "agent.py", "artifact.py", "contract.py", "data.py", "discovery.py", "errors.py",
-                 "evaluate.py", "io.py", "runtimes/__init__.py", "runtimes/base.py", "runtimes/litert.py",
-                 "runtimes/onnxrt.py", "runtimes/tensorrt.py")
+AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 class DeviceError(EdgecnnError):
     """A device that cannot be reached or used: exit 2, one line saying why."""
 
     exit_code = 2
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a device can do with a request."""
+
+    formats: tuple[str, ...] = ("tflite", "onnx", "tensorrt")   # model formats it runs
+    accuracy: bool = True            # evaluates --data on the device
+    baseline: bool = False           # times a second model in turns with the first, in one process
+    cpu_pinning: bool = False        # honours request.cpus
+    latency_estimated: bool = False  # its latency is an estimate, not a measurement
+    options: tuple[str, ...] = ()    # device options it takes (host, port, serial, profile...)
 
 
 @dataclass
@@ -61,51 +75,46 @@ class LocalTransport(Transport):
         import shutil
         shutil.copyfile(remote, local)
 
-    def run(self, argv: list[str], timeout: float | None = None, env: dict | None = None) -> Completed:
+    def run(self, argv: list[str], timeout: float | None = None, env: dict | None = None,
+            cwd: str | Path | None = None) -> Completed:
         try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+                               stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise DeviceError(f"command timed out after {timeout:.0f} s: {argv[0]}") from None
+            raise DeviceError(f"command timed out after {timeout:.0f} s: {Path(argv[0]).name}") from None
         except FileNotFoundError:
             raise DeviceError(f"command not found: {argv[0]}") from None
         return Completed(p.returncode, p.stdout, p.stderr)
 
 
 def agent_zip() -> bytes:
-    """The agent and the modules it imports as a runnable zip (python3 agent.pyz MODEL ...)."""
+    """The agent subpackage, whole, as a runnable zip (python3 agent.pyz --request FILE)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for rel in AGENT_MODULES:
-            z.write(PACKAGE_DIR / rel, f"edgecnn/{rel}")
-        z.writestr("__main__.py", "import sys\nfrom edgecnn.agent import main\nsys.exit(main())\n")
+        z.write(AGENT_DIR.parent / "__init__.py", "edgecnn/__init__.py")
+        for f in sorted(AGENT_DIR.rglob("*.py")):
+            z.write(f, f"edgecnn/{f.relative_to(AGENT_DIR.parent).as_posix()}")
+        z.writestr("__main__.py", "import sys\nfrom edgecnn.agent.run import main\nsys.exit(main())\n")
     return buf.getvalue()
 
 
-def parse_agent_output(c: Completed, where: str) -> dict:
-    """The agent's JSON (last JSON line of stdout), or a DeviceError/InputError saying why not."""
-    for line in reversed(c.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                res = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if "error" in res:
-                cls = InputError if res.get("exit_code") == 2 else EdgecnnError
-                raise cls(res["error"])
-            return res
-    err = (c.stderr.strip().splitlines() or ["no output"])[-1]
+def read_agent_result(c: Completed, result_text: str | None, where: str) -> AgentResult:
+    """The agent's typed result (or its failure raised), else a DeviceError with its last stderr line."""
+    if result_text:
+        return read_reply(result_text, AgentResult, where)
+    err = (c.stderr.strip().splitlines() or c.stdout.strip().splitlines() or ["no output"])[-1]
     raise DeviceError(f"the agent failed on {where} (exit {c.returncode}): {err[:300]}")
 
 
 class Device:
-    """Base class: subclasses set ``name`` and implement run_agent (and describe)."""
+    """Base class: subclasses set ``name`` and ``capabilities`` and implement run (and describe)."""
 
     name = ""
-    measures_latency = True
-    supports_baseline = False   # can time a second model in turns with the first (agent --baseline)
+    capabilities = Capabilities()
 
-    def __init__(self, **options):
+    def __init__(self, log=None, **options):
         self.options = options
+        self.log = log or (lambda msg: None)
 
     def __enter__(self):
         return self
@@ -120,6 +129,24 @@ class Device:
     def describe(self) -> dict:
         return {"device": self.name}
 
-    def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False, baseline: Path | None = None) -> dict:
+    def run(self, request: AgentRequest) -> AgentResult:
+        """Run the request (its paths are on this machine) and return the device's typed result."""
         raise NotImplementedError
+
+    def check_request(self, request: AgentRequest, model_format: str) -> None:
+        """Refuse, with one line, what this device declared it cannot do."""
+        from ..agent.errors import InputError
+        caps = self.capabilities
+        if model_format not in caps.formats:
+            raise InputError(f"the {self.name} device runs {', '.join(caps.formats)} models, not {model_format}")
+        if request.baseline is not None and not caps.baseline:
+            raise InputError(f"--baseline is timed in turns in one agent process: the {self.name} device cannot "
+                             f"(devices that can: {', '.join(devices_with('baseline'))})")
+        if request.cpus and not caps.cpu_pinning:
+            raise InputError(f"--cpus: the {self.name} device cannot pin CPUs "
+                             f"(devices that can: {', '.join(devices_with('cpu_pinning'))})")
+
+
+def devices_with(capability: str) -> list[str]:
+    from . import available_devices
+    return sorted(n for n, cls in available_devices().items() if getattr(cls.capabilities, capability))

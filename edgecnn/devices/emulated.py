@@ -27,8 +27,8 @@ The sysroot (built once, ~1 minute; needs root for debootstrap, or fakeroot):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import fcntl
 import glob
 import json
@@ -36,15 +36,18 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ..errors import InputError
+from ..agent.artifact import read_contract
+from ..agent.errors import InputError
+from ..agent.protocol import AgentRequest, AgentResult, Latency
 from ..paths import shared_data, user_cache
-from .base import Completed, Device, DeviceError, LocalTransport, agent_zip, parse_agent_output
+from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, DeviceError, LocalTransport, agent_zip, read_agent_result
 from .host import HostDevice
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -334,41 +337,12 @@ def agreement(host_scores, emulated_scores, integer_model: bool) -> dict:
             "bit_exact": bool(np.array_equal(a, b)), "int8": integer_model}
 
 
-def _latency_args(agent_args: list[str]) -> tuple[list[str], argparse.Namespace]:
-    ap = argparse.ArgumentParser(add_help=False)
-    for flag in ("--runs", "--warmup", "--threads", "--max-images"):
-        ap.add_argument(flag, type=int)
-    ap.add_argument("--min-seconds", type=float)
-    ap.add_argument("--engine")
-    ap.add_argument("--cpus")
-    ap.add_argument("--no-latency", action="store_true")
-    ns, _ = ap.parse_known_args(agent_args)
-    out = []
-    for flag, v in (("--runs", ns.runs), ("--warmup", ns.warmup), ("--min-seconds", ns.min_seconds),
-                    ("--cpus", ns.cpus)):
-        if v is not None:
-            out += [flag, str(v)]
-    return out, ns
+def estimate(profile: dict, candidate: Latency, anchors_host: dict[str, float], precision: str
+             ) -> tuple[Latency, dict] | None:
+    """Scale the candidate's host latency by each anchor's device/host ratio: (latency, how).
 
-
-def _without(args: list[str], *flags: str) -> list[str]:
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a in flags:
-            skip = a not in ("--no-latency",)
-            continue
-        out.append(a)
-    return out
-
-
-def estimate(profile: dict, candidate_ms: dict, anchors_host: dict[str, float], precision: str) -> dict:
-    """Scale the candidate's host latency by each anchor's device/host ratio.
-
-    candidate_ms: the candidate's host latency stats; anchors_host: {anchor model: host p50 ms}.
-    The anchor of the candidate's precision is the primary one; the other gives the uncertainty.
+    anchors_host: {anchor model: host p50 ms}. The anchor of the candidate's precision is the primary
+    one; the other gives the uncertainty. None when no anchor was timed.
     """
     scales = {}
     for a in profile["anchors"]:
@@ -377,116 +351,149 @@ def estimate(profile: dict, candidate_ms: dict, anchors_host: dict[str, float], 
             scales[a["model"]] = {"precision": a["precision"], "device_ms": float(a["ms"]), "host_ms": host_ms,
                                   "scale": float(a["ms"]) / host_ms, "source": a["source"]}
     if not scales:
-        return {}
+        return None
     primary = next((m for m, s in scales.items() if s["precision"] == precision), next(iter(scales)))
     s = scales[primary]["scale"]
     others = [v["scale"] for m, v in scales.items() if m != primary]
     unc = max((abs(o - s) / s * 100.0 for o in others), default=None)
-    lat = {k: candidate_ms[k] * s for k in ("p50", "p90", "p99", "mean", "std", "min", "max") if k in candidate_ms}
-    lat["n"] = candidate_ms.get("n")
-    return {"latency_ms": lat, "estimate": {
+    return candidate.scaled(s), {
         "profile": profile["name"], "device": profile["device"], "anchor": primary,
         "anchor_device_ms": scales[primary]["device_ms"], "anchor_host_ms": round(scales[primary]["host_ms"], 4),
         "scale": round(s, 4), "uncertainty_pct": round(unc, 1) if unc is not None else None,
-        "candidate_host_ms": round(candidate_ms["p50"], 4),
+        "candidate_host_ms": round(candidate.p50, 4),
         "anchors": {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()} for m, d in scales.items()},
         "method": "candidate_host_ms * anchor_device_ms / anchor_host_ms, the candidate and the anchor timed "
                   "in turns in one process on the host",
-        "note": None if unc is not None else "single anchor: no uncertainty from a second anchor"}}
+        "note": None if unc is not None else "single anchor: no uncertainty from a second anchor"}
+
+
+def median_latency(runs: list[Latency]) -> Latency:
+    import numpy as np
+    med = {k: float(np.median([getattr(r, k) for r in runs])) for k in ("p50", "p90", "p99", "mean", "std")}
+    return Latency(**med, min=min(r.min for r in runs), max=max(r.max for r in runs),
+                   n=sum(r.n or 0 for r in runs))
 
 
 # ----------------------------------------------------------------------------------- device
 class EmulatedPhoneDevice(Device):
     """Options: profile (name or YAML path, default pixel3), threads (host threads for the
-    side-by-side latency, default min(profile threads, host CPUs)), rounds (side-by-side rounds, 2)."""
+    side-by-side latency, default min(profile threads, host CPUs)), rounds (side-by-side rounds, 2),
+    timeout (seconds for one emulated agent run)."""
 
     name = "phone-emulated"
+    capabilities = Capabilities(formats=("tflite",), latency_estimated=True, options=("profile",))
 
     def __init__(self, profile: str | None = None, threads: int | None = None, rounds: int = 2,
-                 log=None, **options):
-        super().__init__(profile=profile, threads=threads, rounds=rounds, **options)
+                 timeout: float = DEFAULT_TIMEOUT_S, log=None, **options):
+        super().__init__(log=log or (lambda msg: print(msg, file=sys.stderr)), profile=profile, threads=threads,
+                         rounds=rounds, **options)
         self.profile = load_profile(profile or DEFAULT_PROFILE)
-        self.threads = threads
+        self.threads, self.timeout = threads, timeout
         self.rounds = max(1, int(rounds))
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
-        self.host = HostDevice()
+        self.host = HostDevice(timeout=timeout)
         self.transport = LocalTransport()
-        self._pyz: Path | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="edgecnn-emulated-")
 
     def close(self) -> None:
+        self.host.close()
         self._tmp.cleanup()
 
     def describe(self) -> dict:
         return {"device": self.name, "profile": self.profile["name"], "emulates": self.profile["device"],
                 "qemu_cpu": self.profile["qemu_cpu"], "threads": self.profile["threads"]}
 
-    # -- emulated run
-    def _agent(self) -> Path:
-        if self._pyz is None:
-            self._pyz = Path(self._tmp.name) / "agent.pyz"
-            self._pyz.write_bytes(agent_zip())
-        return self._pyz
+    @property
+    def emulated_threads(self) -> int:
+        return min(int(self.profile["threads"]), os.cpu_count() or 1)
 
-    def run_emulated(self, artifact: Path, agent_args: list[str], data: Path | None, outputs: Path | None) -> dict:
+    # -- emulated run
+    def run_emulated(self, request: AgentRequest) -> AgentResult:
+        """The agent under QEMU on the profile's Arm core, in a fresh work folder of its own."""
         sysroot = ensure_sysroot(self.log)
         core = self.profile["qemu_cpu"]
         view = core_view(sysroot, core, int(self.profile.get("cpus", self.profile["threads"])))
-        argv = ["qemu-aarch64-static", "-L", str(view), str(view / PYTHON), str(self._agent()),
-                str(Path(artifact).resolve()), *agent_args]
-        if data is not None:
-            argv += ["--data", str(Path(data).resolve())]
-        if outputs is not None:
-            argv += ["--outputs", str(outputs)]
-        env = {"QEMU_CPU": core, "PYTHONPATH": str(sysroot / "site"), "PYTHONNOUSERSITE": "1",
-               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
-               "HOME": self._tmp.name, "TMPDIR": self._tmp.name}
-        c: Completed = self.transport.run(argv, timeout=float(self.options.get("timeout", 3600)), env=env)
-        return parse_agent_output(c, f"the emulated {core}")
+        with tempfile.TemporaryDirectory(prefix="run-", dir=self._tmp.name) as work:
+            work = Path(work)
+            absolute = {k: str(Path(v).resolve()) for k in ("model", "data") if (v := getattr(request, k))}
+            outputs = work / "outputs.npy" if request.outputs else None
+            req = dataclasses.replace(request, **absolute, outputs=str(outputs) if outputs else None)
+            (work / "request.json").write_text(req.to_json())
+            (work / "agent.pyz").write_bytes(agent_zip())
+            argv = ["qemu-aarch64-static", "-L", str(view), str(view / PYTHON), "agent.pyz",
+                    "--request", "request.json", "--result", "result.json"]
+            env = {"QEMU_CPU": core, "PYTHONPATH": str(sysroot / "site"), "PYTHONNOUSERSITE": "1",
+                   "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
+                   "HOME": str(work), "TMPDIR": str(work)}
+            c = self.transport.run(argv, timeout=self.timeout, env=env, cwd=work)
+            result = work / "result.json"
+            res = read_agent_result(c, result.read_text() if result.is_file() else None, f"the emulated {core}")
+            if outputs is not None and outputs.is_file():
+                import numpy as np
+                res = dataclasses.replace(res, outputs=np.load(outputs))
+            return res
 
     # -- the device
-    def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False, baseline: Path | None = None) -> dict:
-        if baseline is not None:
-            raise InputError(f"the {self.name} device cannot time a baseline in turns (host and jetson can)")
-        import numpy as np
-        artifact = Path(artifact)
-        lat_args, ns = _latency_args(agent_args)
-        base = _without(agent_args, "--runs", "--warmup", "--min-seconds", "--cpus", "--threads", "--no-latency")
-        host_threads = self.threads or ns.threads or min(int(self.profile["threads"]), os.cpu_count() or 1)
-        emu_threads = min(int(self.profile["threads"]), os.cpu_count() or 1)
-
-        # 1) correctness: the same images through the emulated Arm core and the host, scores compared
-        synthetic = None
-        eval_data = data
-        if data is None:
-            synthetic = self._random_images(artifact)
-            eval_data = synthetic
-        emu_out = Path(self._tmp.name) / "emulated_outputs.npy"
-        notes = []
+    def run(self, request: AgentRequest) -> AgentResult:
+        """Correctness under emulation (scores compared with the host's), latency estimated on the host."""
+        notes: list[str] = []
         t0 = time.perf_counter()
-        res = self.run_emulated(artifact, [*base, "--no-latency", "--threads", str(emu_threads)], eval_data,
-                                emu_out if eval_data is not None else None)
+        res, agree = self._correctness(request, notes)
         emu_s = time.perf_counter() - t0
-        agree = None
-        if eval_data is not None:
-            host_res = self.host.run_agent(artifact, [*base, "--no-latency", "--threads", str(emu_threads)],
-                                           data=eval_data, outputs=True)
-            if emu_out.is_file() and "outputs" in host_res:
-                integer = (res.get("input") or {}).get("dtype") in ("int8", "uint8")
-                agree = agreement(host_res["outputs"], np.load(emu_out), integer)
-                agree["inputs"] = "random images (no --data)" if synthetic else "--data"
-        else:
-            notes.append("the model carries no contract: agreement with the host not measured")
-        if synthetic is not None:
-            for k in ("accuracy", "images", "paths", "y_true", "top1", "skipped", "outputs_file"):
-                res.pop(k, None)
-        res.pop("outputs_file", None)
-        if outputs and emu_out.is_file():
-            res["outputs"] = np.load(emu_out)
+        latency, how = self._estimated_latency(request, res, notes) if request.latency else (None, None)
+        emulation = {"qemu": qemu_version(), "qemu_cpu": self.profile["qemu_cpu"], "threads": self.emulated_threads,
+                     "wall_s": round(emu_s, 1), "host": platform.machine(),
+                     "emulated_peak_rss_mb": res.peak_rss_mb}
+        return dataclasses.replace(
+            res, latency_ms=latency, latency_estimated=latency is not None, estimate=how, warmup=None,
+            agreement_with_host=agree, device_detail={"emulation": emulation}, notes=(*res.notes, *notes),
+            outputs=res.outputs if request.outputs else None)
 
-        # 2) latency: anchors and candidate side by side on the host, scaled by the profile
-        cand: list[dict] = []
+    def _correctness(self, request: AgentRequest, notes: list[str]) -> tuple[AgentResult, dict | None]:
+        """The same images through the emulated Arm core and the host; their class scores compared."""
+        synthetic = None if request.data is not None else self._random_images(Path(request.model))
+        data = request.data if synthetic is None else (str(synthetic) if synthetic else None)
+        check = dataclasses.replace(request, latency=False, threads=self.emulated_threads, cpus=None,
+                                    baseline=None, data=data, outputs="outputs.npy" if data else None)
+        res = self.run_emulated(check)
+        if data is None:
+            notes.append("the model carries no contract: agreement with the host not measured")
+            return res, None
+        host = self.host.run(check)
+        integer = res.input is not None and res.input.dtype in ("int8", "uint8")
+        agree = agreement(host.outputs, res.outputs, integer)
+        agree["inputs"] = "random images (no --data)" if synthetic else "--data"
+        if synthetic:
+            res = dataclasses.replace(res, evaluation=None, skipped=())
+        return res, agree
+
+    def _estimated_latency(self, request: AgentRequest, res: AgentResult, notes: list[str]):
+        """The candidate and each anchor timed in turns in one host process (their ratio holds on a busy
+        machine where separate runs drift by 10-20%), scaled by the profile's published anchor times."""
+        anchors = self._anchors(notes)
+        if not anchors:
+            notes.append("no anchor model available: no latency estimate (the anchor "
+                         "mobilenet_v2_1.0_224_quant.tflite belongs in the shared data folder weights/reference)")
+            self.log("phone-emulated: " + notes[-1])
+            return None, None
+        threads = self.threads or request.threads or self.emulated_threads
+        timed = dataclasses.replace(request, data=None, outputs=None, threads=threads, cpus=None, latency=True)
+        cand: list[Latency] = []
+        ratios: dict[str, list[float]] = {}
+        for _ in range(self.rounds):
+            for model, path in anchors:
+                r = self.host.run(dataclasses.replace(timed, baseline=str(path)))
+                cand.append(r.latency_ms)
+                ratios.setdefault(model, []).append(r.vs_baseline.p50_ratio)
+        med = median_latency(cand)
+        # each anchor's host time as seen from the candidate's: candidate p50 / (candidate/anchor ratio)
+        anchors_ms = {m: med.p50 / statistics.median(v) for m, v in ratios.items()}
+        precision = "int8" if res.input is not None and res.input.dtype in ("int8", "uint8") else "float"
+        latency, how = estimate(self.profile, med, anchors_ms, precision)
+        how.update(ratios_to_anchor={m: [round(x, 4) for x in v] for m, v in ratios.items()}, host_threads=threads,
+                   profile_threads=self.profile["threads"], rounds=self.rounds)
+        return latency, how
+
+    def _anchors(self, notes: list[str]) -> list[tuple[str, Path]]:
         anchors = []
         for a in self.profile["anchors"]:
             p = anchor_path(a["model"], self.log)
@@ -496,54 +503,10 @@ class EmulatedPhoneDevice(Device):
                                 else "expected in the shared data folder weights/reference") + "): not used")
             else:
                 anchors.append((a["model"], p))
-        host_lat = [*lat_args, "--threads", str(host_threads)]
-        cand_rss = None
-        ratios: dict[str, list[float]] = {}
-        if anchors:
-            # the candidate and each anchor timed in turns in one host process: their ratio holds on a
-            # busy machine where separate runs drift by 10-20%; the candidate's peak RSS from its own run
-            cand_rss = self.host.run_agent(artifact, [*base, "--runs", "10", "--warmup", "2", "--threads",
-                                                      str(host_threads)]).get("peak_rss_mb")
-            for _ in range(self.rounds):
-                for model, p in anchors:
-                    r = self.host.run_agent(artifact, host_lat + (["--engine", ns.engine] if ns.engine else []),
-                                            baseline=p)
-                    cand.append(r["latency_ms"])
-                    ratios.setdefault(model, []).append(r["vs_baseline"]["p50_ratio"])
-        precision = "int8" if (res.get("input") or {}).get("dtype") in ("int8", "uint8") else "float"
-        est = {}
-        if cand:
-            med = {k: float(np.median([c[k] for c in cand])) for k in cand[0] if k != "n"}
-            med["n"] = int(sum(c["n"] for c in cand))
-            # each anchor's host time as seen from the candidate's: candidate p50 / (candidate/anchor ratio)
-            anchors_ms = {m: med["p50"] / float(np.median(v)) for m, v in ratios.items()}
-            est = estimate(self.profile, med, anchors_ms, precision)
-            est["estimate"]["ratios_to_anchor"] = {m: [round(x, 4) for x in v] for m, v in ratios.items()}
-            est["estimate"]["host_threads"] = host_threads
-            est["estimate"]["profile_threads"] = self.profile["threads"]
-            est["estimate"]["rounds"] = self.rounds
-        else:
-            notes.append("no anchor model available: no latency estimate (the anchor "
-                         "mobilenet_v2_1.0_224_quant.tflite belongs in the shared data weights/reference folder)")
-            self.log("phone-emulated: " + notes[-1])
-        res.pop("latency_ms", None)
-        res.pop("throughput_ips", None)
-        if est:
-            res["latency_ms"] = est["latency_ms"]
-            res["throughput_ips"] = round(1000.0 / est["latency_ms"]["mean"], 2)
-            res["estimate"] = est["estimate"]
-            res["latency_estimated"] = True
-        res["emulated_peak_rss_mb"] = res.get("peak_rss_mb")
-        res["peak_rss_mb"] = cand_rss if cand_rss is not None else res.get("peak_rss_mb")
-        res["agreement_with_host"] = agree
-        res["emulation"] = {"qemu": qemu_version(), "qemu_cpu": self.profile["qemu_cpu"], "threads": emu_threads,
-                            "wall_s": round(emu_s, 1), "host": platform.machine(),
-                            "notes": notes or None}
-        return res
+        return anchors
 
     def _random_images(self, artifact: Path) -> Path | None:
         """Without --data: a few random images under the model's first label, for the agreement only."""
-        from ..artifact import read_contract
         c = read_contract(artifact, required=False)
         if c is None:
             return None
@@ -551,7 +514,9 @@ class EmulatedPhoneDevice(Device):
         from PIL import Image
         root = Path(self._tmp.name) / "random_images"
         d = root / c.labels[0]
-        d.mkdir(parents=True, exist_ok=True)
+        if d.is_dir():
+            return root
+        d.mkdir(parents=True)
         rng = np.random.default_rng(0)
         h, w = c.input_size
         for i in range(4):

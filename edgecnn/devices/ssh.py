@@ -13,34 +13,38 @@ Pillow and one runtime), runs it, parses its JSON, and always removes the work f
 ``--data`` travels as a tar stream up to ``max_data_mb`` (default 256 MB); a larger folder is not
 sent and accuracy is skipped on the board with a note (run accuracy on the host instead).
 
-TensorRT: with a Q/DQ ONNX and engine "tensorrt" the engine is built ON the board (trtexec when
-there, else TensorRT's Python API through a small script), with a timing cache kept in
-``~/.cache/edgecnn`` on the board for the next build, and stamped with the versions read from the
-board (TensorRT, CUDA, L4T/JetPack, GPU). A cached engine is reused only when its stamp matches
-(edgecnn.export.tensorrt.stamp_matches) and it was built from the same ONNX. Without TensorRT on
-the board the model runs on the board's CPU instead (a sibling .tflite with LiteRT, else the ONNX
-with ONNX Runtime), with a note.
+What runs there is a typed request (edgecnn.agent.protocol, a JSON file in the work folder) and
+what comes back a typed result; the agent run is bounded on the board too (coreutils ``timeout``),
+so nothing keeps running there after the deadline.
+
+TensorRT: with a Q/DQ ONNX and engine "tensorrt" the engine is built ON the board by the agent
+itself (``agent.pyz --build-engine``: edgecnn.agent.tensorrt_build, the same builder ``export
+--tensorrt`` uses), with a timing cache kept in ``~/.cache/edgecnn`` on the board for the next
+build, and stamped with the board's TensorRT, CUDA, L4T/JetPack and GPU versions; a cached engine is
+reused only when its stamp matches and it was built from the same ONNX. Without TensorRT on the
+board the model runs on the board's CPU instead (a sibling .tflite with LiteRT, else the ONNX with
+ONNX Runtime), with a note.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
-from ..errors import InputError
-from .base import Completed, Device, DeviceError, Transport, agent_zip, parse_agent_output
-
-REMOTE_CACHE = "~/.cache/edgecnn"  # on the board; "~/" becomes "$HOME"/ for the remote shell
+from ..agent.artifact import format_of, read_contract
+from ..agent.errors import InputError
+from ..agent.protocol import AgentRequest, AgentResult, EngineBuildRequest, EngineBuildResult, read_reply
+from .base import (DEFAULT_TIMEOUT_S, Capabilities, Completed, Device, DeviceError, Transport, agent_zip,
+                   read_agent_result)
 
 
 def q(s: str | os.PathLike) -> str:
@@ -54,11 +58,6 @@ def remote_path(p: str) -> str:
     if p.startswith("~/"):
         return '"$HOME"/' + q(p[2:])
     return q(p)
-
-
-def flag(name: str, value: str) -> str:
-    """--name=value as one shell word, the value's leading ~/ expanded by the remote shell."""
-    return q(name) + remote_path(value) if value.startswith("~/") else q(name + value)
 
 
 def ssh_error(stderr: str, where: str, *, accept_new: bool) -> str | None:
@@ -91,7 +90,8 @@ class SSHTransport(Transport):
 
     def __init__(self, host: str, *, port: int | None = None, identity: str | os.PathLike | None = None,
                  accept_new_host_key: bool = False, known_hosts: str | os.PathLike | None = None,
-                 connect_timeout: float = 10, persist_s: int = 60, ssh: str = "ssh"):
+                 connect_timeout: float = 10, persist_s: int = 60, ssh: str = "ssh",
+                 command_timeout: float = 600):
         if not host:
             raise InputError("the jetson device needs a host: --host USER@HOST")
         if host.startswith("-"):
@@ -100,6 +100,7 @@ class SSHTransport(Transport):
         self.identity, self.known_hosts = identity, known_hosts
         self.accept_new = bool(accept_new_host_key)
         self.connect_timeout, self.persist_s = connect_timeout, persist_s
+        self.command_timeout = command_timeout
         self.ssh = shutil.which(ssh)
         if self.ssh is None:
             raise DeviceError("no ssh client: install OpenSSH (apt-get install openssh-client)")
@@ -131,12 +132,14 @@ class SSHTransport(Transport):
 
     def shell(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
               binary: bool = False) -> Completed:
-        """Run a remote shell command line (built with q() around every variable part)."""
+        """Run a remote shell command line (built with q() around every variable part), within a deadline."""
+        timeout = self.command_timeout if timeout is None else timeout
         try:
             p = subprocess.run(self.argv(command), input=stdin, capture_output=True, timeout=timeout,
                                stdin=subprocess.DEVNULL if stdin is None else None)
         except subprocess.TimeoutExpired:
-            raise DeviceError(f"{self.where}: command timed out after {timeout:.0f} s") from None
+            raise DeviceError(f"{self.where}: no answer within {timeout:.0f} s "
+                              f"(raise --timeout for a slow board or link)") from None
         err = p.stderr.decode(errors="replace")
         if p.returncode == 255:
             why = ssh_error(err, self.where, accept_new=self.accept_new)
@@ -156,16 +159,27 @@ class SSHTransport(Transport):
         if c.returncode != 0:
             raise DeviceError(f"{self.where}: cannot write {remote}: {_last(c.stderr)}")
 
+    def push_text(self, text: str, remote: str) -> None:
+        c = self.shell(f"cat > {remote_path(remote)}", stdin=text.encode())
+        if c.returncode != 0:
+            raise DeviceError(f"{self.where}: cannot write {remote}: {_last(c.stderr)}")
+
     def pull(self, remote: str, local: Path) -> None:
         c = self.shell(f"cat -- {remote_path(remote)}", binary=True)
         if c.returncode != 0:
             raise DeviceError(f"{self.where}: cannot read {remote}: {_last(c.stderr)}")
         Path(local).write_bytes(c.stdout)
 
+    def read_text(self, remote: str) -> str | None:
+        """A remote file's text, or None when it is not there."""
+        c = self.shell(f"cat -- {remote_path(remote)} 2>/dev/null")
+        return c.stdout if c.returncode == 0 else None
+
     def push_dir(self, local: Path, remote: str) -> None:
-        """A folder as a tar stream into remote (created), its contents at remote/."""
+        """A folder as a tar stream into remote (created), its contents at remote/. Symbolic links are
+        followed (the files they point to travel), so the board sees what the host sees."""
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as t:
+        with tarfile.open(fileobj=buf, mode="w", dereference=True) as t:
             t.add(str(local), arcname=".")
         rp = remote_path(remote)
         c = self.shell(f"mkdir -p {rp} && tar -xf - -C {rp}", stdin=buf.getvalue())
@@ -185,152 +199,53 @@ def _last(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-# ------------------------------------------------------------------------ TensorRT on the board
-STAMP_SCRIPT = r"""
-v() { printf '%s=%s\n' "$1" "$2"; }
-v machine "$(uname -m)"
-v l4t "$(head -n 1 /etc/nv_tegra_release 2>/dev/null)"
-v l4t_core "$(dpkg-query -W -f='${Version}' nvidia-l4t-core 2>/dev/null)"
-v jetpack "$(dpkg-query -W -f='${Version}' nvidia-jetpack 2>/dev/null)"
-v tensorrt_deb "$(dpkg-query -W -f='${Version}' tensorrt libnvinfer10 libnvinfer8 2>/dev/null | head -c 80)"
-v tensorrt_py "$(python3 -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null)"
-T=$(command -v trtexec || ls /usr/src/tensorrt/bin/trtexec 2>/dev/null)
-v trtexec "$T"
-[ -n "$T" ] && v trtexec_banner "$("$T" --version 2>&1 | grep -m 1 -o 'TensorRT[^]]*v[0-9]*')"
-v cuda "$(cat /usr/local/cuda/version.json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["cuda"]["version"])' 2>/dev/null || nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' | cut -d' ' -f2)"
-v gpu "$(tr -d '\0' < /proc/device-tree/model 2>/dev/null || nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)"
-v compute_capability "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1)"
-"""
-
-
-def trt_version_from_banner(text: str) -> str | None:
-    """'[TensorRT v8502]' -> '8.5.2', 'v100300' -> '10.3.0' (trtexec's banner)."""
-    m = re.search(r"v(\d{4,6})\b", text or "")
-    if not m:
-        return None
-    n = int(m.group(1))
-    if n >= 100000:  # TensorRT 10+: MMmmpp
-        return f"{n // 10000}.{(n // 100) % 100}.{n % 100}"
-    return f"{n // 1000}.{(n // 100) % 10}.{n % 100}"
-
-
-def parse_board_stamp(text: str) -> dict:
-    """The board's versions (key=value lines from STAMP_SCRIPT) as an engine stamp.
-
-    Keys follow edgecnn.export.tensorrt.stamp so that stamp_matches compares them.
-    """
-    raw = {}
-    for line in (text or "").splitlines():
-        if "=" in line:
-            k, v = line.split("=", 1)
-            raw[k.strip()] = v.strip()
-    trt = raw.get("tensorrt_py") or trt_version_from_banner(raw.get("trtexec_banner", ""))
-    if not trt and raw.get("tensorrt_deb"):
-        trt = raw["tensorrt_deb"].split("-")[0].split("+")[0]
-    cuda = raw.get("cuda") or None
-    if cuda:
-        cuda = ".".join(cuda.split(".")[:2])
-    return {"tensorrt": trt or None, "cuda_runtime": cuda, "gpu": raw.get("gpu") or None,
-            "compute_capability": raw.get("compute_capability") or None, "l4t": raw.get("l4t") or None,
-            "machine": raw.get("machine") or None, "jetpack": raw.get("jetpack") or None,
-            "l4t_core": raw.get("l4t_core") or None, "trtexec": raw.get("trtexec") or None}
-
-
-def engine_reusable(recorded: dict | None, current: dict, onnx_sha256: str) -> bool:
-    """Reuse a cached engine only when built from this ONNX for these exact versions."""
-    from ..export.tensorrt import stamp_matches
-    if not recorded or not current.get("tensorrt"):
-        return False
-    return (stamp_matches(recorded, current) and recorded.get("jetpack") == current.get("jetpack")
-            and recorded.get("onnx_sha256") == onnx_sha256)
-
-
-def trtexec_command(trtexec: str, onnx: str, engine: str, timing_cache: str, trt_version: str | None,
-                    fp16: bool = True, workspace_mb: int = 1024) -> str:
-    """The remote shell command line that builds an INT8 (Q/DQ) engine with trtexec."""
-    major_minor = tuple(int(x) for x in (trt_version or "0.0").split(".")[:2] if x.isdigit())
-    words = [remote_path(trtexec), flag("--onnx=", onnx), flag("--saveEngine=", engine), "--int8",
-             flag("--timingCacheFile=", timing_cache)]
-    if fp16:
-        words.append("--fp16")
-    if major_minor >= (8, 4):
-        words.append(f"--memPoolSize=workspace:{int(workspace_mb)}M")
-    else:
-        words.append(f"--workspace={int(workspace_mb)}")
-    words.append("--skipInference" if major_minor >= (8, 6) else "--buildOnly")
-    return " ".join(words)
-
-
-# Built on the board when trtexec is absent: TensorRT's Python API (8.x and 10.x), explicit Q/DQ INT8.
-TRT_BUILD_SCRIPT = r'''
-import os, sys
-import tensorrt as trt
-onnx, engine, cache_path = sys.argv[1:4]
-logger = trt.Logger(trt.Logger.WARNING)
-builder = trt.Builder(logger)
-flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-network = builder.create_network(flags)
-parser = trt.OnnxParser(network, logger)
-if not parser.parse(open(onnx, "rb").read()):
-    sys.exit("TensorRT could not parse the ONNX: " + "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)))
-config = builder.create_builder_config()
-config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
-config.set_flag(trt.BuilderFlag.INT8)
-config.set_flag(trt.BuilderFlag.FP16)
-cache = config.create_timing_cache(open(cache_path, "rb").read() if os.path.isfile(cache_path) else b"")
-config.set_timing_cache(cache, ignore_mismatch=False)
-inp = network.get_input(0)
-shape = tuple(inp.shape)
-if any(d < 0 for d in shape):
-    profile = builder.create_optimization_profile()
-    one = (1, *shape[1:])
-    profile.set_shape(inp.name, one, one, one)
-    config.add_optimization_profile(profile)
-data = builder.build_serialized_network(network, config)
-if data is None:
-    sys.exit("TensorRT failed to build the engine")
-open(engine + ".tmp", "wb").write(bytes(data)); os.replace(engine + ".tmp", engine)
-open(cache_path + ".tmp", "wb").write(bytes(config.get_timing_cache().serialize())); os.replace(cache_path + ".tmp", cache_path)
-'''
-
-
-def _sha256(p: Path) -> str:
-    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------ the device
+PIP_NAMES = {"numpy": "numpy", "PIL": "pillow", "ai_edge_litert": "ai-edge-litert", "onnxruntime": "onnxruntime",
+             "tensorrt": "tensorrt (with JetPack)"}
+RUNTIME_MODULE = {"tflite": "ai_edge_litert", "onnx": "onnxruntime", "tensorrt": "tensorrt"}
+
+
 def probe_command(python: str = "python3") -> str:
     """One remote shell command: is `python` there, its version, machine, and which modules import."""
     py = remote_path(python)
     return (f"command -v {py} >/dev/null 2>&1 || {{ echo EDGECNN_NO_PYTHON3; exit 0; }}; {py} -c "
             + q("import json, platform, importlib\n"
                 "mods = {}\n"
-                "for m in ('numpy', 'PIL', 'ai_edge_litert', 'onnxruntime', 'tensorrt'):\n"
+                f"for m in {tuple(PIP_NAMES)!r}:\n"
                 "    try:\n        mods[m] = getattr(importlib.import_module(m), '__version__', 'yes')\n"
                 "    except Exception:\n        mods[m] = None\n"
                 "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), "
                 "'modules': mods}))"))
 
 
+def bounded(argv: list[str], seconds: float) -> str:
+    """The remote command line for argv, ended by the board itself after `seconds` (TERM, then KILL)."""
+    cmd = " ".join(q(a) for a in argv)
+    s = max(1, int(seconds))
+    return f"if command -v timeout >/dev/null 2>&1; then timeout -k 10 {s} {cmd}; else {cmd}; fi"
+
+
 class JetsonDevice(Device):
-    """Options: host (USER@HOST), port, identity, accept_new_host_key, known_hosts, engine
-    ("tensorrt" to build an engine from a Q/DQ ONNX on the board), python (the board's interpreter,
-    default python3), connect_timeout, max_data_mb, timeout (seconds for the agent run)."""
+    """Options: host (USER@HOST), port, identity, accept_new_host_key, known_hosts, python (the board's
+    interpreter, default python3), connect_timeout, max_data_mb, timeout (seconds for one agent run;
+    also the deadline of each transfer)."""
 
     name = "jetson"
+    capabilities = Capabilities(baseline=True, cpu_pinning=True,
+                                options=("host", "port", "identity", "accept_new_host_key"))
 
     def __init__(self, host: str | None = None, port: int | None = None, identity: str | None = None,
-                 accept_new_host_key: bool = False, known_hosts: str | None = None, engine: str | None = None,
-                 python: str = "python3", connect_timeout: float = 10, max_data_mb: float = 256, timeout: float = 1800, log=None,
-                 **options):
-        super().__init__(host=host, port=port, identity=identity, accept_new_host_key=accept_new_host_key,
-                         known_hosts=known_hosts, engine=engine, **options)
+                 accept_new_host_key: bool = False, known_hosts: str | None = None, python: str = "python3",
+                 connect_timeout: float = 10, max_data_mb: float = 256, timeout: float = DEFAULT_TIMEOUT_S,
+                 log=None, **options):
+        super().__init__(log=log, host=host, port=port, identity=identity, accept_new_host_key=accept_new_host_key,
+                         known_hosts=known_hosts, **options)
         self.transport = SSHTransport(host or "", port=port, identity=identity,
                                       accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
-                                      connect_timeout=connect_timeout)
-        self.engine, self.max_data_mb, self.timeout = engine, max_data_mb, timeout
-        self.python = python
-        self.log = log or (lambda m: None)
+                                      connect_timeout=connect_timeout, command_timeout=timeout)
+        self.max_data_mb, self.timeout, self.python = max_data_mb, timeout, python
         self._probe: dict | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="edgecnn-ssh-local-")
 
@@ -363,151 +278,140 @@ class JetsonDevice(Device):
             self._probe = json.loads(line)
         return self._probe
 
-    def _need(self, runtime: str) -> None:
+    def _need(self, module: str) -> None:
         mods = self.probe()["modules"]
-        missing = [m for m in ("numpy", "PIL") if not mods.get(m)]
-        if not mods.get(runtime):
-            missing.append(runtime)
+        missing = [m for m in ("numpy", "PIL", module) if not mods.get(m)]
         if missing:
-            pip = {"numpy": "numpy", "PIL": "pillow", "ai_edge_litert": "ai-edge-litert",
-                   "onnxruntime": "onnxruntime", "tensorrt": "tensorrt (with JetPack)"}
             raise DeviceError(f"{self.transport.where}: {self.python} lacks {', '.join(missing)}: "
-                              f"{self.python} -m pip install {' '.join(pip[m] for m in missing)}")
+                              f"{self.python} -m pip install {' '.join(PIP_NAMES[m] for m in missing)}")
 
-    def run_agent(self, artifact: Path, agent_args: list[str], data: Path | None = None,
-                  outputs: bool = False, baseline: Path | None = None) -> dict:
-        artifact = Path(artifact)
+    def run(self, request: AgentRequest) -> AgentResult:
+        artifact = Path(request.model)
         if not artifact.is_file():
             raise InputError(f"model file not found: {artifact}")
-        args = list(agent_args)
-        engine = self.engine
-        if "--engine" in args:
-            i = args.index("--engine")
-            engine = engine or args[i + 1]
-            if args[i + 1] == "tensorrt" and artifact.suffix == ".onnx":
-                del args[i:i + 2]  # the ONNX becomes an engine on the board
         self.probe()
-        t = self.transport
-        c = t.shell('mktemp -d "${TMPDIR:-/tmp}/edgecnn.XXXXXXXX"', timeout=60)
+        work = self._make_work_folder()
+        try:
+            return self._run_in(work, request)
+        finally:
+            self.transport.shell(f"rm -rf -- {q(work)}", timeout=60)
+
+    def _make_work_folder(self) -> str:
+        c = self.transport.shell('mktemp -d "${TMPDIR:-/tmp}/edgecnn.XXXXXXXX"', timeout=60)
         work = c.stdout.strip()
         if c.returncode != 0 or not work.startswith("/"):
-            raise DeviceError(f"{t.where}: cannot make a work folder: {_last(c.stderr)}")
-        notes: list[str] = []
-        try:
-            model_remote, runtime = self._stage_model(artifact, engine, work, args, notes)
-            t.push(self._agent_file(), f"{work}/agent.pyz")
-            remote_data = None
-            if data is not None:
-                size_mb = sum(f.stat().st_size for f in Path(data).rglob("*") if f.is_file()) / 1e6
-                if size_mb > self.max_data_mb:
-                    notes.append(f"--data is {size_mb:.0f} MB (> {self.max_data_mb:.0f} MB): not sent, "
-                                 f"no accuracy on the board")
-                    self.log(notes[-1])
-                else:
-                    remote_data = f"{work}/data"
-                    t.push_dir(Path(data), remote_data)
-            argv = [self.python, "agent.pyz", model_remote, *args]
-            if baseline is not None:   # as is, in its own folder (its name may equal the artifact's)
-                baseline = Path(baseline)
-                t.shell(f"mkdir -p {q(work + '/baseline')}", timeout=60)
-                for f in (baseline, *_sidecars(baseline)):
-                    t.push(f, f"{work}/baseline/{f.name}")
-                argv += ["--baseline", f"baseline/{baseline.name}"]
-            if remote_data:
-                argv += ["--data", "data"]
-            if outputs and remote_data:
-                argv += ["--outputs", "outputs.npy"]
-            c = t.run(argv, timeout=self.timeout, cwd=work)
-            res = parse_agent_output(c, t.where)
-            if outputs and remote_data:
-                import numpy as np
-                local = Path(self._tmp.name) / "outputs.npy"
-                t.pull(f"{work}/outputs.npy", local)
-                res["outputs"] = np.load(local)
-            if remote_data and res.get("paths"):  # the board's paths -> the same files here
-                res["paths"] = [str(Path(data) / os.path.relpath(p, "data")) for p in res["paths"]]
-                for s in res.get("skipped") or []:
-                    s["path"] = str(Path(data) / os.path.relpath(s["path"], "data"))
-            res["board"] = {"host": t.where, **{k: self._probe.get(k) for k in ("python", "machine")},
-                            "runtime": runtime}
-            if notes:
-                res["notes"] = notes
-            return res
-        finally:
-            t.shell(f"rm -rf -- {q(work)}", timeout=60)
+            raise DeviceError(f"{self.transport.where}: cannot make a work folder: {_last(c.stderr)}")
+        return work
+
+    def _run_in(self, work: str, request: AgentRequest) -> AgentResult:
+        t, notes = self.transport, []
+        remote = {"model": self._stage_model(Path(request.model), request.engine, work, notes)}
+        engine = "tensorrt" if remote["model"].endswith(".engine") else (
+            None if request.engine == "tensorrt" else request.engine)
+        t.push(self._agent_file(), f"{work}/agent.pyz")
+        if request.data is not None:
+            remote["data"] = self._stage_data(Path(request.data), work, notes)
+        if request.baseline is not None:   # as is, in its own folder (its name may equal the artifact's)
+            remote["baseline"] = self._stage_file(Path(request.baseline), f"{work}/baseline")
+        if request.outputs and remote.get("data"):
+            remote["outputs"] = "outputs.npy"
+        req = dataclasses.replace(request, engine=engine, outputs=remote.pop("outputs", None), **remote)
+        t.push_text(req.to_json(), f"{work}/request.json")
+        c = t.shell(f"cd {q(work)} && " + bounded([self.python, "agent.pyz", "--request", "request.json",
+                                                  "--result", "result.json"], self.timeout),
+                    timeout=self.timeout + 30)
+        if c.returncode in (124, 137):
+            raise DeviceError(f"{t.where}: the agent did not finish within {self.timeout:.0f} s and was stopped "
+                              f"on the board (raise --timeout for a slow board)")
+        res = read_agent_result(c, t.read_text(f"{work}/result.json"), t.where)
+        return self._localised(res, request, work, notes)
+
+    def _localised(self, res: AgentResult, request: AgentRequest, work: str, notes: list[str]) -> AgentResult:
+        """The board's result with its image paths mapped back to the same files here, and the board named."""
+        t = self.transport
+        changes: dict = {"device_detail": {"host": t.where, **{k: self._probe.get(k) for k in ("python", "machine")}},
+                         "notes": (*res.notes, *notes)}
+        local = lambda p: str(Path(request.data) / os.path.relpath(p, "data"))  # noqa: E731
+        if res.evaluation is not None:
+            changes["evaluation"] = dataclasses.replace(
+                res.evaluation, paths=tuple(local(p) for p in res.evaluation.paths))
+        changes["skipped"] = tuple(dataclasses.replace(s, path=local(s.path)) for s in res.skipped)
+        if request.outputs and res.evaluation is not None:
+            import numpy as np
+            dest = Path(self._tmp.name) / "outputs.npy"
+            t.pull(f"{work}/outputs.npy", dest)
+            changes["outputs"] = np.load(dest)
+        return dataclasses.replace(res, **changes)
+
+    def _stage_file(self, f: Path, folder: str) -> str:
+        """f and its contract sidecars into folder on the board; the remote path of f."""
+        self.transport.shell(f"mkdir -p {q(folder)}", timeout=60)
+        for g in (f, *_sidecars(f)):
+            self.transport.push(g, f"{folder}/{g.name}")
+        return f"{folder}/{f.name}"
+
+    def _stage_data(self, data: Path, work: str, notes: list[str]) -> str | None:
+        size_mb = sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 1e6
+        if size_mb > self.max_data_mb:
+            notes.append(f"--data is {size_mb:.0f} MB (> {self.max_data_mb:.0f} MB): not sent, no accuracy on the board")
+            self.log(notes[-1])
+            return None
+        self.transport.push_dir(data, f"{work}/data")
+        return "data"
 
     # -- model staging: as is, or an engine built on the board
-    def _stage_model(self, artifact: Path, engine: str | None, work: str, args: list[str],
-                     notes: list[str]) -> tuple[str, str]:
-        t = self.transport
+    def _stage_model(self, artifact: Path, engine: str | None, work: str, notes: list[str]) -> str:
         if engine == "tensorrt" and artifact.suffix == ".onnx":
-            stamp = self.board_stamp()
-            if stamp.get("tensorrt") and self.probe()["modules"].get("tensorrt"):
-                self._need("tensorrt")
-                return self._build_engine(artifact, stamp, work, args), "tensorrt"
-            fallback = _cpu_fallback(artifact)
-            mods = self.probe()["modules"]
-            if fallback is not None and mods.get("ai_edge_litert"):
-                notes.append(f"no TensorRT on {t.where}: ran {fallback.name} with LiteRT on the board's CPU instead")
-                artifact = fallback
-            elif mods.get("onnxruntime"):
-                notes.append(f"no TensorRT on {t.where}: ran the ONNX with ONNX Runtime on the board's CPU instead")
-            else:
-                raise DeviceError(f"{t.where} has no TensorRT (for --engine tensorrt), no LiteRT with a sibling "
-                                  f".tflite and no ONNX Runtime: install JetPack's TensorRT or ai-edge-litert")
-            self.log(notes[-1])
-        runtime = {".tflite": "ai_edge_litert", ".onnx": "onnxruntime", ".engine": "tensorrt",
-                   ".plan": "tensorrt"}.get(artifact.suffix, "ai_edge_litert")
-        self._need(runtime)
-        t.push(artifact, f"{work}/{artifact.name}")
-        for side in _sidecars(artifact):
-            t.push(side, f"{work}/{side.name}")
-        return artifact.name, runtime
+            if self.probe()["modules"].get("tensorrt"):
+                return self._build_engine(artifact, work)
+            artifact = self._cpu_instead(artifact, notes)
+        self._need(RUNTIME_MODULE[format_of(artifact)])
+        return self._stage_file(artifact, f"{work}/model")
 
-    def board_stamp(self) -> dict:
-        c = self.transport.shell(STAMP_SCRIPT, timeout=120)
-        return parse_board_stamp(c.stdout)
-
-    def _build_engine(self, onnx: Path, stamp: dict, work: str, args: list[str]) -> str:
-        """Build (or reuse) the engine in ~/.cache/edgecnn/engines on the board; copy it into work/."""
-        t = self.transport
-        sha = _sha256(onnx)
-        cache = f"{REMOTE_CACHE}/engines"
-        eng = f"{cache}/{onnx.stem}-{sha[:16]}.engine"
-        timing = f"{REMOTE_CACHE}/timing-trt{stamp['tensorrt']}.cache"
-        t.shell(f"mkdir -p {remote_path(cache)}", timeout=60)
-        c = t.shell(f"cat -- {remote_path(eng + '.json')} 2>/dev/null && test -s {remote_path(eng)}", timeout=60)
-        recorded = None
-        if c.returncode == 0 and c.stdout.strip():
-            try:
-                recorded = json.loads(c.stdout)
-            except ValueError:
-                recorded = None
-        if engine_reusable(recorded, stamp, sha):
-            self.log(f"tensorrt: reusing the engine on {t.where} (TensorRT {stamp['tensorrt']})")
+    def _cpu_instead(self, onnx: Path, notes: list[str]) -> Path:
+        where, mods = self.transport.where, self.probe()["modules"]
+        fallback = _cpu_fallback(onnx)
+        if fallback is not None and mods.get("ai_edge_litert"):
+            notes.append(f"no TensorRT on {where}: ran {fallback.name} with LiteRT on the board's CPU instead")
+            onnx = fallback
+        elif mods.get("onnxruntime"):
+            notes.append(f"no TensorRT on {where}: ran the ONNX with ONNX Runtime on the board's CPU instead")
         else:
-            t.push(onnx, f"{work}/{onnx.name}")
-            if stamp.get("trtexec"):
-                cmd = trtexec_command(stamp["trtexec"], f"{work}/{onnx.name}", eng, timing, stamp["tensorrt"])
-            else:
-                script = f"{work}/build_engine.py"
-                t.shell(f"cat > {q(script)}", stdin=TRT_BUILD_SCRIPT.encode())
-                cmd = " ".join([remote_path(self.python), q(script), q(f"{work}/{onnx.name}"), remote_path(eng), remote_path(timing)])
-            self.log(f"tensorrt: building the engine on {t.where} (TensorRT {stamp['tensorrt']})...")
-            c = t.shell(cmd, timeout=self.timeout)
-            if c.returncode != 0:
-                raise DeviceError(f"{t.where}: TensorRT engine build failed: {_last(c.stderr or c.stdout)}")
-            recorded = {**stamp, "onnx": onnx.name, "onnx_sha256": sha, "int8": True, "fp16": True,
-                        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            t.shell(f"cat > {remote_path(eng + '.json')}", stdin=json.dumps(recorded).encode())
-        local_name = f"{onnx.stem}.engine"
-        t.shell(f"cp -- {remote_path(eng)} {q(work + '/' + local_name)}", timeout=120)
-        from ..artifact import read_contract
+            raise DeviceError(f"{where} has no TensorRT (for --engine tensorrt), no LiteRT with a sibling "
+                              f".tflite and no ONNX Runtime: install JetPack's TensorRT or ai-edge-litert")
+        self.log(notes[-1])
+        return onnx
+
+    def _build_engine(self, onnx: Path, work: str) -> str:
+        """The engine built (or reused) on the board by the agent itself; its path in work/model/."""
+        t = self.transport
+        self._need("tensorrt")
+        home = t.shell('printf %s "$HOME"', timeout=60).stdout.strip() or "/tmp"
+        cache = f"{home}/.cache/edgecnn/engines"
+        sha = hashlib.sha256(onnx.read_bytes()).hexdigest()
+        onnx_remote = self._stage_file(onnx, f"{work}/model")
+        trt = self.probe()["modules"]["tensorrt"]
+        req = EngineBuildRequest(onnx=onnx_remote, engine=f"{cache}/{onnx.stem}-{sha[:16]}.engine",
+                                 timing_cache=f"{home}/.cache/edgecnn/timing-trt{trt}.cache")
+        t.shell(f"mkdir -p {q(cache)}", timeout=60)
+        t.push_text(req.to_json(), f"{work}/engine-request.json")
+        self.log(f"tensorrt: building the engine on {t.where} (TensorRT {trt}; reused when its stamp matches)...")
+        c = t.shell(f"cd {q(work)} && " + bounded([self.python, "agent.pyz", "--build-engine", "engine-request.json",
+                                                  "--result", "engine-result.json"], self.timeout),
+                    timeout=self.timeout + 30)
+        built: EngineBuildResult = read_reply(t.read_text(f"{work}/engine-result.json") or
+                                              _no_reply(c, t.where), EngineBuildResult, t.where)
+        local_name = f"{work}/model/{onnx.stem}.engine"
+        t.shell(f"cp -- {q(built.engine)} {q(local_name)}", timeout=120)
         contract = read_contract(onnx, required=False)
         if contract is not None:
-            t.shell(f"cat > {q(work + '/' + local_name + '.contract.json')}", stdin=contract.to_json().encode())
-        args += ["--engine", "tensorrt"]
+            t.push_text(contract.to_json(), local_name + ".contract.json")
         return local_name
+
+
+def _no_reply(c: Completed, where: str) -> str:
+    raise DeviceError(f"{where}: the TensorRT engine build gave no result (exit {c.returncode}): "
+                      f"{_last(c.stderr or c.stdout)}")
 
 
 def _sidecars(artifact: Path) -> list[Path]:
@@ -522,4 +426,3 @@ def _cpu_fallback(onnx: Path) -> Path | None:
         if cand.is_file():
             return cand
     return None
-

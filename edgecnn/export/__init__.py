@@ -3,7 +3,6 @@ model through its own runtime. Answers "what does INT8 cost me, and can I trust 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -13,16 +12,17 @@ from typing import Callable
 
 import numpy as np
 
-from .. import contract as C
 from .. import data as D
-from .. import recipe as R
-from ..artifact import read_contract, tflite_with_contract
-from ..errors import BudgetError, InputError
+from ..agent import contract as C
+from ..agent.artifact import read_contract, tflite_with_contract
+from ..agent.errors import BudgetError, InputError
+from ..agent.images import scan_eval_folder
+from ..agent.io import atomic_write_bytes, atomic_write_json, sha256_file
+from ..agent.runtimes import runner_for
+from ..agent.runtimes.base import reconcile
 from ..evaluate import compare
-from ..io import atomic_write_bytes, atomic_write_json
 from ..paths import REPO_ROOT
-from ..runtimes import runner_for
-from ..runtimes.base import reconcile
+from ..rundir import Run, load_run
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -45,199 +45,219 @@ class ExportOptions:
 
 
 @dataclass
-class Run:
-    dir: Path
-    contract: C.Contract
-    metrics: dict
-    recipe: R.Recipe
+class EvalSet:
+    """The labelled images every artifact is judged on, preprocessed once by the contract."""
+
+    x: np.ndarray
+    y: np.ndarray
+    paths: list[str]
+    source: str
+    skipped: list[dict]
+
+
+@dataclass
+class _Export:
+    """What the steps of one export share."""
+
+    opts: ExportOptions
+    run: Run
+    eval: EvalSet
+    calib: np.ndarray | None
+    calib_info: dict
+    model: object                      # the Keras model (converters take it)
+    reference: np.ndarray              # its class scores on eval.x, through the Keras runner
+    log: Callable[[str], None]
+    records: list[dict] = field(default_factory=list)
 
     @property
-    def data_root(self) -> Path | None:
-        root = self.metrics.get("data", {}).get("root")
-        return Path(root) if root and Path(root).is_dir() else None
+    def out_dir(self) -> Path:
+        return self.run.export_dir
+
+    @property
+    def contract(self) -> C.Contract:
+        return self.run.contract
 
 
-def load_run(run_dir: Path) -> Run:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"run directory not found: {run_dir}")
-    contract = C.load(run_dir / "contract.json")
-    if not (run_dir / "model.keras").is_file():
-        raise InputError(f"{run_dir} has no model.keras (train it with 'edgecnn train')")
-    metrics = {}
-    if (run_dir / "metrics.json").is_file():
-        try:
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-        except json.JSONDecodeError:
-            raise InputError(f"{run_dir}/metrics.json is not valid JSON") from None
-    name = contract.model.get("recipe")
-    try:
-        recipe = R.load(name) if name else R.Recipe(name="custom")
-    except R.RecipeError:
-        recipe = R.Recipe(name=name)
-    return Run(run_dir, contract, metrics, recipe)
+def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
+    """Every asked-for artifact converted, written atomically, measured against float; one report."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t_all = time.perf_counter()
+    x = _prepare(opts, load_run(opts.run_dir), log)
+    precisions = _precisions(opts)
+    for p in precisions:
+        _tflite(x, p)
+    if opts.onnx or opts.tensorrt:
+        _onnx(x, float_record="fp32" in precisions or opts.onnx, qdq="int8" in precisions)
+    budget = _int8_budget(x)
+    trt = _tensorrt(x) if opts.tensorrt else None
+    report = _report(x, budget, trt, time.perf_counter() - t_all)
+    atomic_write_json(x.out_dir / "export_report.json", report)
+    return report
 
 
-def _eval_samples(run: Run, eval_data: Path | None) -> tuple[list[D.Sample], str]:
+def _precisions(opts: ExportOptions) -> tuple[str, ...]:
+    precisions = tuple(p for p in PRECISIONS if p in opts.precisions)
+    return precisions + ("int8",) if opts.tensorrt and "int8" not in precisions else precisions
+
+
+def _prepare(opts: ExportOptions, run: Run, log) -> _Export:
+    """The evaluation set, the calibration set and the float reference through the Keras runner."""
+    run.export_dir.mkdir(exist_ok=True)
+    ev = _eval_set(run, opts.eval_data)
+    if ev.skipped:
+        log(f"evaluation: {len(ev.skipped)} unreadable image(s) skipped (listed in export_report.json)")
+    calib, calib_info = _calibration(opts, run, log) if "int8" in opts.precisions or opts.tensorrt else (None, {})
+    with runner_for(run.model_path) as keras_ref:
+        reference = _scores(keras_ref, ev.x)
+        model = keras_ref.model
+    float_eval = compare(ev.y, reference.argmax(1), None, run.contract.labels, ev.paths)
+    log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(ev.y)} images of {ev.source}")
+    return _Export(opts, run, ev, calib, calib_info, model, reference, log)
+
+
+def _scores(runner, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([runner.probabilities(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def _eval_set(run: Run, eval_data: Path | None) -> EvalSet:
     if eval_data is None:
         root = run.data_root
         if root is None or not (root / "test").is_dir():
             raise InputError("the run has no reachable test split: pass --eval-data DIR (class folders)")
         eval_data = root / "test"
-    samples, _ = D.scan_eval_folder(eval_data, run.contract.labels)
-    return samples, str(eval_data)
+    samples, skipped = scan_eval_folder(eval_data, run.contract.labels)
+    return EvalSet(C.preprocess_batch([s.path for s in samples], run.contract), np.array([s.label for s in samples]),
+                   [str(s.path) for s in samples], str(eval_data), skipped)
 
 
-def evaluate_artifact(path: Path, x_float: np.ndarray, y: np.ndarray, ref: np.ndarray | None,
-                      labels, paths, threads: int | None = None) -> dict:
+def _calibration(opts: ExportOptions, run: Run, log) -> tuple[np.ndarray, dict]:
+    from .calibration import load_batch, resolve
+    train_samples = None
+    if opts.calibration is None and run.data_root is not None:
+        with tempfile.TemporaryDirectory() as cache:
+            train_samples = D.scan(run.data_root, cache_dir=cache, progress=False).train
+    paths, source, listed = resolve(
+        opts.calibration, default_list=opts.calibration_dir / f"{run.recipe.name}.txt", data_root=run.data_root,
+        train_samples=train_samples, size=opts.calibration_size or run.recipe.calibration_size,
+        recipe=run.recipe.name, seed=opts.seed, run_list=run.export_dir / "calibration.txt", log=log)
+    calib = load_batch(paths, run.contract)
+    log(f"calibration: {len(calib)} images from {source}")
+    return calib, {"source": source, "list": str(listed) if listed else None, "images": int(len(calib))}
+
+
+def evaluate_artifact(path: Path, ev: EvalSet, reference: np.ndarray | None, labels,
+                      threads: int | None = None) -> dict:
     """Accuracy of an artifact through its own runtime, fed by its own contract."""
     contract = read_contract(path)
     with runner_for(path, threads=threads) as r:
         contract = reconcile(r, contract, path)
-        xs = x_float if contract.input_dtype == "float32" else C.quantize(
-            x_float, contract.input_dtype, contract.input_quantization)
-        probs = np.concatenate([r.probabilities(xs[i:i + 64]) for i in range(0, len(xs), 64)])
+        xs = ev.x if contract.input_dtype == "float32" else C.quantize(
+            ev.x, contract.input_dtype, contract.input_quantization)
+        probs = _scores(r, xs)
         desc = r.describe()
-    res = compare(y, probs.argmax(1), None if ref is None else ref.argmax(1), labels, paths)
-    if ref is not None:
-        res["max_abs_score_diff"] = float(np.abs(probs - ref).max())
+    res = compare(ev.y, probs.argmax(1), None if reference is None else reference.argmax(1), labels, ev.paths)
+    if reference is not None:
+        res["max_abs_score_diff"] = float(np.abs(probs - reference).max())
     res["runtime"] = desc
     return res
 
 
-def _record(path: Path, fmt: str, precision: str, seconds: float, ev: dict) -> dict:
-    return {"artifact": path.name, "format": fmt, "precision": precision,
-            "size_mb": round(path.stat().st_size / 1e6, 4), "export_s": round(seconds, 2), **ev}
+def _measured(x: _Export, path: Path, fmt: str, precision: str, t0: float, extra: dict | None = None) -> dict:
+    """The artifact's record (size, hash, provenance, accuracy vs float), replacing one of the same name."""
+    rec = {"artifact": path.name, "format": fmt, "precision": precision, "size_mb": round(path.stat().st_size / 1e6, 4),
+           "sha256": sha256_file(path), "provenance": x.contract.provenance.to_dict(),
+           "export_s": round(time.perf_counter() - t0, 2),
+           **evaluate_artifact(path, x.eval, x.reference, x.contract.labels), **(extra or {})}
+    x.records[:] = [r for r in x.records if r["artifact"] != path.name]
+    x.records.append(rec)
+    x.log(f"wrote {path.name}: {rec['size_mb']:.2f} MB, accuracy {rec['accuracy']:.2%} "
+          f"(drop {rec['accuracy_drop_pp']:+.2f} pp, agreement {rec['top1_agreement']:.2%})")
+    return rec
 
 
-def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    t_all = time.perf_counter()
-    run = load_run(opts.run_dir)
-    contract, recipe = run.contract, run.recipe
-    out_dir = run.dir / "export"
-    out_dir.mkdir(exist_ok=True)
-    max_drop = recipe.budgets.max_int8_drop_pp if opts.max_drop is None else opts.max_drop
-    size = opts.calibration_size or recipe.calibration_size
-    precisions = tuple(p for p in PRECISIONS if p in opts.precisions)
-    if opts.tensorrt and "int8" not in precisions:
-        precisions += ("int8",)
+def write_tflite(x: _Export, data: bytes, name: str, precision: str, t0: float, extra: dict | None = None) -> dict:
+    """The flatbuffer stamped with the contract of its real I/O types (read back first), then measured."""
+    path = x.out_dir / name
+    probe = x.out_dir / f".probe-{name}"
+    atomic_write_bytes(probe, data)
+    try:
+        with runner_for(probe) as r:
+            contract = x.contract.with_quantization(r.input.dtype, r.input.quantization, r.output.quantization)
+    finally:
+        probe.unlink(missing_ok=True)
+    atomic_write_bytes(path, tflite_with_contract(data, contract))
+    return _measured(x, path, "tflite", precision, t0, extra)
 
-    # -- data: evaluation set and calibration set, both preprocessed by the contract
-    eval_samples, eval_source = _eval_samples(run, opts.eval_data)
-    y = np.array([s.label for s in eval_samples])
-    eval_paths = [str(s.path) for s in eval_samples]
-    x_eval = C.preprocess_batch([s.path for s in eval_samples], contract)
-    calib = None
-    calib_source = calib_list = None
-    if "int8" in precisions:
-        train_samples = None
-        if opts.calibration is None and run.data_root is not None:
-            with tempfile.TemporaryDirectory() as cache:
-                train_samples = D.scan(run.data_root, cache_dir=cache, progress=False).train
-        from .calibration import load_batch, resolve
-        calib_paths, calib_source, calib_list = resolve(
-            opts.calibration, default_list=opts.calibration_dir / f"{recipe.name}.txt",
-            data_root=run.data_root, train_samples=train_samples, size=size, recipe=recipe.name,
-            seed=opts.seed, run_list=out_dir / "calibration.txt", log=log)
-        calib = load_batch(calib_paths, contract)
-        log(f"calibration: {len(calib)} images from {calib_source}")
 
-    from ..native import captured_output
-    with captured_output():  # TensorFlow's import-time log lines
-        import keras
-    model = keras.saving.load_model(str(run.dir / "model.keras"), compile=False)
-    ref = np.concatenate([np.asarray(model.predict_on_batch(x_eval[i:i + 64]))
-                          for i in range(0, len(x_eval), 64)])
-    float_eval = compare(y, ref.argmax(1), None, contract.labels, eval_paths)
-    log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(y)} images of {eval_source}")
-
-    from . import onnx as ONNX
+def _tflite(x: _Export, precision: str) -> None:
     from . import tflite as TFL
-    records: list[dict] = []
+    t0 = time.perf_counter()
+    data = TFL.convert(x.model, precision, x.calib if precision == "int8" else None, input_type=x.opts.int8_input)
+    write_tflite(x, data, f"model_{precision}.tflite", precision, t0)
 
-    def tflite_artifact(precision: str, data: bytes, name: str, t0: float, extra: dict | None = None) -> dict:
-        path = out_dir / name
-        tmp_probe = out_dir / f".probe-{name}"
-        atomic_write_bytes(tmp_probe, data)   # read the real I/O types back before stamping the contract
-        try:
-            with runner_for(tmp_probe) as r:
-                art_contract = contract.with_quantization(r.input.dtype, r.input.quantization,
-                                                          r.output.quantization)
-        finally:
-            tmp_probe.unlink(missing_ok=True)
-        atomic_write_bytes(path, tflite_with_contract(data, art_contract))
-        rec = _record(path, "tflite", precision, time.perf_counter() - t0,
-                      evaluate_artifact(path, x_eval, y, ref, contract.labels, eval_paths))
-        rec.update(extra or {})
-        records[:] = [r for r in records if r["artifact"] != name]   # a fallback step replaces the last
-        records.append(rec)
-        log(f"wrote {name}: {rec['size_mb']:.2f} MB, accuracy {rec['accuracy']:.2%} "
-            f"(drop {rec['accuracy_drop_pp']:+.2f} pp, agreement {rec['top1_agreement']:.2%})")
-        return rec
 
-    for p in precisions:
+def _onnx(x: _Export, float_record: bool, qdq: bool) -> None:
+    from . import onnx as ONNX
+    fp32 = x.out_dir / "model_fp32.onnx"
+    t0 = time.perf_counter()
+    ONNX.export_float(x.model, x.contract, fp32)
+    if float_record:
+        _measured(x, fp32, "onnx", "fp32", t0)
+    if qdq:
         t0 = time.perf_counter()
-        data = TFL.convert(model, p, calib if p == "int8" else None, input_type=opts.int8_input)
-        tflite_artifact(p, data, f"model_{p}.tflite", t0)
+        dest = x.out_dir / "model_int8_qdq.onnx"
+        facts = ONNX.export_qdq(fp32, x.contract, x.calib, dest)
+        _measured(x, dest, "onnx", "int8-qdq", t0, {"qdq": facts})
+        x.log(f"  {facts['quantize_nodes']} Q/DQ pairs, zero points all 0")
 
-    if opts.onnx or opts.tensorrt:
-        fp32_onnx = out_dir / "model_fp32.onnx"
-        t0 = time.perf_counter()
-        ONNX.export_float(model, contract, fp32_onnx)
-        if "fp32" in precisions or opts.onnx:
-            rec = _record(fp32_onnx, "onnx", "fp32", time.perf_counter() - t0,
-                          evaluate_artifact(fp32_onnx, x_eval, y, ref, contract.labels, eval_paths))
-            records.append(rec)
-            log(f"wrote {fp32_onnx.name}: {rec['size_mb']:.2f} MB, accuracy {rec['accuracy']:.2%}")
-        if "int8" in precisions:
-            t0 = time.perf_counter()
-            qdq = out_dir / "model_int8_qdq.onnx"
-            facts = ONNX.export_qdq(fp32_onnx, contract, calib, qdq)
-            rec = _record(qdq, "onnx", "int8-qdq", time.perf_counter() - t0,
-                          evaluate_artifact(qdq, x_eval, y, ref, contract.labels, eval_paths))
-            rec["qdq"] = facts
-            records.append(rec)
-            log(f"wrote {qdq.name}: {rec['size_mb']:.2f} MB, accuracy {rec['accuracy']:.2%} "
-                f"(drop {rec['accuracy_drop_pp']:+.2f} pp), {facts['quantize_nodes']} Q/DQ pairs, zero points all 0")
 
-    # -- accuracy budget on the INT8 TFLite, with per-layer sensitivity fallback
-    budget = None
-    int8 = next((r for r in records if r["artifact"] == "model_int8.tflite"), None)
-    if int8 is not None:
-        budget = {"max_drop_pp": max_drop, "int8_drop_pp": int8["accuracy_drop_pp"],
-                  "pass": int8["accuracy_drop_pp"] <= max_drop, "fallback": None}
-        if not budget["pass"]:
-            log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp exceeds the budget of {max_drop} pp: "
-                f"measuring per-layer quantisation sensitivity")
-            budget["fallback"] = fb = _fallback(model, calib, opts, max_drop, tflite_artifact, log)
-            budget["pass"] = fb["pass"]
-            if fb["artifact"]:
-                fb["cost"] = _fallback_cost(out_dir / "model_int8.tflite", out_dir / fb["artifact"])
-                log(f"fallback cost: {fb['cost']['size_mb']['mixed']:.2f} MB vs {fb['cost']['size_mb']['int8']:.2f} MB, "
-                    f"p50 {fb['cost']['latency_p50_ms']['mixed']:.2f} ms vs {fb['cost']['latency_p50_ms']['int8']:.2f} ms")
+def _int8_budget(x: _Export) -> dict | None:
+    """The INT8 TFLite's accuracy budget, with per-layer sensitivity fallback when it does not hold."""
+    int8 = next((r for r in x.records if r["artifact"] == "model_int8.tflite"), None)
+    if int8 is None:
+        return None
+    max_drop = x.run.recipe.budgets.max_int8_drop_pp if x.opts.max_drop is None else x.opts.max_drop
+    budget = {"max_drop_pp": max_drop, "source": "command line" if x.opts.max_drop is not None else
+              f"recipe {x.run.recipe.name} of the run", "int8_drop_pp": int8["accuracy_drop_pp"],
+              "pass": int8["accuracy_drop_pp"] <= max_drop, "fallback": None}
+    if budget["pass"]:
+        return budget
+    x.log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp exceeds the budget of {max_drop} pp: "
+          f"measuring per-layer quantisation sensitivity")
+    budget["fallback"] = fb = _fallback(x, max_drop)
+    budget["pass"] = fb["pass"]
+    if fb["artifact"]:
+        fb["cost"] = _fallback_cost(x.out_dir / "model_int8.tflite", x.out_dir / fb["artifact"])
+        c = fb["cost"]
+        x.log(f"fallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "
+              f"p50 {c['latency_p50_ms']['mixed']:.2f} ms vs {c['latency_p50_ms']['int8']:.2f} ms")
+    return budget
 
-    trt_info = None
-    if opts.tensorrt:
-        from ..runtimes.base import RuntimeMissing
-        from . import tensorrt as TRT
-        try:
-            trt_info = TRT.build_engine(out_dir / "model_int8_qdq.onnx", out_dir / "model_int8.engine",
-                                        timing_cache=out_dir / "tensorrt.timing.cache", log=log)
-        except RuntimeMissing as e:
-            trt_info = {"built": False, "reason": str(e)}
-            log(f"tensorrt: skipped: {e}")
 
-    report = {
-        "run": str(run.dir), "recipe": recipe.name, "eval_data": eval_source, "eval_images": len(y),
-        "calibration": {"source": calib_source, "list": str(calib_list) if calib_list else None,
-                        "images": int(len(calib)) if calib is not None else 0},
-        "reference": {"artifact": "model.keras", "format": "keras", "accuracy": float_eval["accuracy"]},
-        "artifacts": records, "budget": budget, "tensorrt": trt_info,
-        "export_s": round(time.perf_counter() - t_all, 2),
+def _tensorrt(x: _Export) -> dict:
+    from ..agent.protocol import EngineBuildRequest
+    from ..agent.runtimes.base import RuntimeMissing
+    from ..agent.tensorrt_build import build_engine
+    req = EngineBuildRequest(onnx=str(x.out_dir / "model_int8_qdq.onnx"), engine=str(x.out_dir / "model_int8.engine"),
+                             timing_cache=str(x.out_dir / "tensorrt.timing.cache"))
+    try:
+        built = build_engine(req, log=x.log)
+    except RuntimeMissing as e:
+        x.log(f"tensorrt: skipped: {e}")
+        return {"built": False, "reason": str(e)}
+    return {"built": True, "reused": built.reused, **built.stamp}
+
+
+def _report(x: _Export, budget: dict | None, trt: dict | None, seconds: float) -> dict:
+    ref_acc = float((x.reference.argmax(1) == x.eval.y).mean())
+    return {
+        "run": str(x.run.dir), "recipe": x.run.recipe.name, "provenance": x.contract.provenance.to_dict(),
+        "eval_data": x.eval.source, "eval_images": len(x.eval.y),
+        "skipped": x.eval.skipped, "calibration": x.calib_info or {"source": None, "list": None, "images": 0},
+        "reference": {"artifact": "model.keras", "format": "keras", "accuracy": ref_acc,
+                      "sha256": x.contract.provenance.model_sha256},
+        "artifacts": x.records, "budget": budget, "tensorrt": trt, "export_s": round(seconds, 2),
     }
-    atomic_write_json(out_dir / "export_report.json", report)
-    return report
 
 
 def check_budget(report: dict) -> None:
@@ -252,42 +272,44 @@ def check_budget(report: dict) -> None:
 def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> dict:
     """Size and p50 latency of the mixed model vs full INT8, measured side by side by the agent in
     fresh processes (never with TensorFlow imported), best of two interleaved rounds."""
+    from ..agent.protocol import AgentRequest
     from ..devices import get_device
 
-    host = get_device("host")
-    args = ["--runs", str(runs), "--warmup", "10", "--threads", "2"]
     p50 = {"int8": [], "mixed": []}
-    for _ in range(2):
-        for key, path in (("int8", int8), ("mixed", mixed)):
-            p50[key].append(host.run_agent(path, args)["latency_ms"]["p50"])
+    with get_device("host") as host:
+        for _ in range(2):
+            for key, path in (("int8", int8), ("mixed", mixed)):
+                req = AgentRequest(model=str(path), runs=runs, warmup=10, min_seconds=0.0, threads=2)
+                p50[key].append(host.run(req).latency_ms.p50)
     lat = {k: min(v) for k, v in p50.items()}
     size = {"int8": round(int8.stat().st_size / 1e6, 4), "mixed": round(mixed.stat().st_size / 1e6, 4)}
     return {"size_mb": size, "latency_p50_ms": lat, "latency_ratio": lat["mixed"] / lat["int8"],
             "note": "host CPU, 2 threads, fresh processes without TensorFlow"}
 
 
-def _fallback(model, calib, opts: ExportOptions, max_drop: float, write, log) -> dict:
+def _fallback(x: _Export, max_drop: float) -> dict:
+    """Keep the most sensitive ops in float, 1, 2, 4, ... at a time, until the budget holds."""
     from . import tflite as TFL
 
     t0 = time.perf_counter()
-    ranking = TFL.layer_sensitivity(model, calib)
-    log(f"sensitivity: {len(ranking)} layers ranked in {time.perf_counter() - t0:.0f} s; most sensitive: "
+    ranking = TFL.layer_sensitivity(x.model, x.calib)
+    x.log(f"sensitivity: {len(ranking)} layers ranked in {time.perf_counter() - t0:.0f} s; most sensitive: "
         + ", ".join(f"{d['op']} {d['rmse_per_step']:.2f}" for d in ranking[:3]))
     steps, k = [], 1
-    while k <= len(ranking) and len(steps) < opts.fallback_steps:
+    while k <= len(ranking) and len(steps) < x.opts.fallback_steps:
         steps.append(k)
         k *= 2
     tried = []
     for k in steps:
         t = time.perf_counter()
         nodes = [d["tensor"] for d in ranking[:k]]
-        data = TFL.convert_int8_with_float_ops(model, calib, nodes, input_type=opts.int8_input)
-        rec = write("int8-mixed", data, "model_int8_mixed.tflite", t,
-                    {"float_ops": [{"tensor": d["tensor"], "op": d["op"],
+        data = TFL.convert_int8_with_float_ops(x.model, x.calib, nodes, input_type=x.opts.int8_input)
+        rec = write_tflite(x, data, "model_int8_mixed.tflite", "int8-mixed", t,
+                           {"float_ops": [{"tensor": d["tensor"], "op": d["op"],
                                     "rmse_per_step": round(d["rmse_per_step"], 4)} for d in ranking[:k]]})
         tried.append({"float_ops": k, "accuracy_drop_pp": rec["accuracy_drop_pp"], "size_mb": rec["size_mb"]})
         if rec["accuracy_drop_pp"] <= max_drop:
-            log(f"fallback: budget holds with {k} op(s) in float")
+            x.log(f"fallback: budget holds with {k} op(s) in float")
             return {"pass": True, "artifact": rec["artifact"], "float_ops": rec["float_ops"], "steps": tried,
                     "ranking": ranking[:32]}
     return {"pass": False, "artifact": "model_int8_mixed.tflite" if tried else None,

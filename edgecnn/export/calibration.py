@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import contract as C
-from ..data import IMAGE_EXTENSIONS, Sample
-from ..errors import InputError
-from ..io import atomic_write_text, sha256_file
+from ..agent import contract as C
+from ..agent.images import IMAGE_EXTENSIONS, Sample
+from ..agent.errors import InputError
+from ..agent.io import atomic_write_text, sha256_file
 
 HEADER = "# edgecnn calibration set"
 

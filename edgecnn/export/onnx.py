@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact import ONNX_CONTRACT_KEY, ONNX_LABELS_KEY
-from ..contract import Contract
-from ..io import atomic_path
-from .tflite import ConversionError, _run
+from ..agent.artifact import ONNX_CONTRACT_KEY, ONNX_LABELS_KEY
+from ..agent.contract import Contract
+from ..agent.io import atomic_path
+from ..agent.errors import ConversionError
+from .tflite import converting
 
 OPSET = 17
 
@@ -39,7 +40,7 @@ def export_float(model, contract: Contract, dest: Path) -> None:
         spec = [tf.TensorSpec((None, h, w, 3), tf.float32, name="image")]
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET)
         return proto
-    proto = _run(go, "ONNX float conversion")
+    proto = converting(go, "ONNX float conversion")
     _set_metadata(proto, contract)
     with atomic_path(dest) as tmp:
         onnx.save(proto, str(tmp))
@@ -75,7 +76,7 @@ def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Pa
             quantize_static(str(pre), str(out), Reader(input_name, calib), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-        _run(go, "ONNX Runtime static quantisation")
+        converting(go, "ONNX Runtime static quantisation")
         proto = onnx.load(str(out))
     zps = zero_points(proto)
     if any(zps.values()):

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EdgecnnError
+from ..agent.errors import ConversionError
 from ..native import captured_output
 
-
-class ConversionError(EdgecnnError):
-    pass
 
 
 def _converter(model, calib: np.ndarray | None = None):
@@ -26,7 +23,8 @@ def _converter(model, calib: np.ndarray | None = None):
     return conv
 
 
-def _run(fn, what: str):
+def converting(fn, what: str):
+    """fn() with its library output captured; a failure becomes one ConversionError line."""
     with captured_output() as log:
         try:
             return fn()
@@ -57,7 +55,7 @@ def convert(model, precision: str, calib: np.ndarray | None = None, input_type: 
             conv.inference_output_type = getattr(tf, input_type)
             return conv.convert()
         raise ValueError(f"unknown precision {precision}")
-    return _run(go, f"TFLite {precision} conversion")
+    return converting(go, f"TFLite {precision} conversion")
 
 
 def layer_sensitivity(model, calib: np.ndarray, n: int = 64) -> list[dict]:
@@ -80,7 +78,7 @@ def layer_sensitivity(model, calib: np.ndarray, n: int = 64) -> list[dict]:
         buf = io.StringIO()
         dbg.layer_statistics_dump(buf)
         return buf.getvalue()
-    rows = list(csv.DictReader(io.StringIO(_run(go, "quantisation sensitivity analysis"))))
+    rows = list(csv.DictReader(io.StringIO(converting(go, "quantisation sensitivity analysis"))))
     out = []
     for r in rows:
         scale = float(r.get("scale") or 0) or 1e-12
@@ -105,4 +103,4 @@ def convert_int8_with_float_ops(model, calib: np.ndarray, float_nodes: list[str]
         q = dbg.get_nondebug_quantized_model()
         dt = getattr(tf, input_type)
         return tfl_util.modify_model_io_type(q, dt, dt)
-    return _run(go, "TFLite INT8 conversion with float fallback")
+    return converting(go, "TFLite INT8 conversion with float fallback")

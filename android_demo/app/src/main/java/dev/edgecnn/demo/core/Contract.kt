@@ -116,6 +116,7 @@ class Contract(
         private val KNOWN = setOf(
             "schema", "input_size", "labels", "color_order", "layout", "resize", "mean", "std",
             "input_dtype", "input_quantization", "output_quantization", "model",
+            "provenance",  // which model.keras and recipe the artifact came from: read by the host tools only
         )
 
         private fun sameScale(a: Double, b: Double) = Math.abs(a - b) <= 1e-6 * maxOf(Math.abs(a), Math.abs(b))

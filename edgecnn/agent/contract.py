@@ -62,6 +62,26 @@ class Quantization:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What an artifact was made from: the sha256 of the run's model.keras and of its resolved recipe."""
+
+    model_sha256: str
+    recipe_sha256: str
+
+    def to_dict(self) -> dict:
+        return {"model_sha256": self.model_sha256, "recipe_sha256": self.recipe_sha256}
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str) -> "Provenance":
+        if not isinstance(d, dict) or set(d) != {"model_sha256", "recipe_sha256"}:
+            raise ContractError(f"{source}: provenance must hold exactly model_sha256 and recipe_sha256")
+        for k, v in d.items():
+            if not (isinstance(v, str) and len(v) == 64 and all(ch in "0123456789abcdef" for ch in v)):
+                raise ContractError(f"{source}: provenance.{k} is not a sha256 hex digest")
+        return cls(d["model_sha256"], d["recipe_sha256"])
+
+
+@dataclass(frozen=True)
 class Contract:
     input_size: tuple[int, int]  # (height, width)
     labels: tuple[str, ...]
@@ -74,6 +94,7 @@ class Contract:
     input_quantization: Quantization | None = None
     output_quantization: Quantization | None = None
     model: dict = field(default_factory=dict)  # arch, alpha, recipe... (informational)
+    provenance: Provenance | None = None       # set at train time: what every artifact came from
 
     # ------------------------------------------------------------------ derived
     @property
@@ -102,6 +123,7 @@ class Contract:
         d["std"] = list(self.std)
         d["input_quantization"] = self.input_quantization.to_dict() if self.input_quantization else None
         d["output_quantization"] = self.output_quantization.to_dict() if self.output_quantization else None
+        d["provenance"] = self.provenance.to_dict() if self.provenance else None
         return {"schema": SCHEMA, **d}
 
     def to_json(self) -> str:
@@ -132,6 +154,7 @@ class Contract:
                 input_quantization=q(d.get("input_quantization")),
                 output_quantization=q(d.get("output_quantization")),
                 model=dict(d.get("model") or {}),
+                provenance=None if d.get("provenance") is None else Provenance.from_dict(d["provenance"], source),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ContractError(f"{source}: malformed field ({type(e).__name__}: {e})") from None

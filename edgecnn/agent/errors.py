@@ -17,3 +17,7 @@ class BudgetError(EdgecnnError):
     """A deployment budget (size, accuracy drop, latency) does not hold: exit 1."""
 
     exit_code = 1
+
+
+class ConversionError(EdgecnnError):
+    """A model that a converter or engine builder could not turn into an artifact: exit 1."""

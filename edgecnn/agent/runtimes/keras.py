@@ -26,6 +26,11 @@ class KerasRunner(Runner):
         self.input = TensorSpec("image", tuple(self._m.input_shape), "float32")
         self.output = TensorSpec("predictions", tuple(self._m.output_shape), "float32")
 
+    @property
+    def model(self):
+        """The loaded Keras model (export's converters take it)."""
+        return self._m
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._m.predict_on_batch(batch.astype(np.float32, copy=False)))
 

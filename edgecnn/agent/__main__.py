@@ -1,0 +1,5 @@
+import sys
+
+from edgecnn.agent.run import main
+
+sys.exit(main())

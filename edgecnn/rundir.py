@@ -1,0 +1,220 @@
+"""A run directory: what train wrote, read back the same way by export, bench and bundle.
+
+    runs/<name>/  model.keras  contract.json  recipe.json  labels.txt  history.json  metrics.json  report/
+                  export/  *.tflite *.onnx export_report.json
+
+- The resolved recipe (``recipe.json``) is what export, bench and bundle enforce (sizes, INT8 drop,
+  p90, calibration size); command-line budgets override it. The built-in recipe of the same name is
+  never consulted: a run trained from a custom recipe keeps its own budgets.
+- Provenance: contract.json records the sha256 of model.keras and of the resolved recipe; every
+  artifact carries that contract, so an artifact made from another model is recognised and refused.
+- A run is written whole: train writes a staging folder beside the destination and swaps it in at
+  the end, so an interrupted or failed run leaves the previous one untouched, and a new run never
+  keeps an older run's export/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from . import recipe as R
+from .agent import contract as C
+from .agent.artifact import read_contract
+from .agent.errors import InputError
+from .agent.io import sha256_file
+
+RECIPE_FILE = "recipe.json"
+EXPORT_DIR = "export"
+DEFAULT_SIZE_MB = 20.0
+
+
+class ProvenanceError(InputError):
+    """Two things compared that were not made from the same model: exit 2."""
+
+
+def recipe_sha256(recipe: R.Recipe) -> str:
+    return hashlib.sha256(recipe_json(recipe).encode()).hexdigest()
+
+
+def recipe_json(recipe: R.Recipe) -> str:
+    return json.dumps(recipe.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+@dataclass
+class Run:
+    dir: Path
+    contract: C.Contract
+    recipe: R.Recipe
+    metrics: dict
+
+    @property
+    def export_dir(self) -> Path:
+        return self.dir / EXPORT_DIR
+
+    @property
+    def model_path(self) -> Path:
+        return self.dir / "model.keras"
+
+    @property
+    def data_root(self) -> Path | None:
+        root = self.metrics.get("data", {}).get("root")
+        return Path(root) if root and Path(root).is_dir() else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot be read as JSON ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return d
+
+
+def _run_recipe(run_dir: Path, metrics: dict) -> R.Recipe:
+    """The recipe the run was trained with: recipe.json (or, for older runs, metrics.json's recipe_used)."""
+    path = run_dir / RECIPE_FILE
+    if path.is_file():
+        return R.from_dict(_read_json(path), str(path))
+    if isinstance(metrics.get("recipe_used"), dict):
+        return R.from_dict(metrics["recipe_used"], f"{run_dir}/metrics.json recipe_used")
+    raise InputError(f"{run_dir} records no recipe ({RECIPE_FILE}): retrain it with 'edgecnn train'")
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """The run, checked: its model.keras is the one its contract's provenance names."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"run directory not found: {run_dir}")
+    contract = C.load(run_dir / "contract.json")
+    if not (run_dir / "model.keras").is_file():
+        raise InputError(f"{run_dir} has no model.keras (train it with 'edgecnn train')")
+    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    run = Run(run_dir, contract, _run_recipe(run_dir, metrics), metrics)
+    prov = contract.provenance
+    if prov is None:
+        raise ProvenanceError(f"{run_dir}/contract.json records no provenance (trained by an older edgecnn): "
+                              f"retrain it so artifacts can be traced to their model")
+    if sha256_file(run.model_path) != prov.model_sha256:
+        raise ProvenanceError(f"{run.model_path} is not the model its contract.json was written for "
+                              f"(sha256 differs): was it replaced after training? retrain the run")
+    if recipe_sha256(run.recipe) != prov.recipe_sha256:
+        raise ProvenanceError(f"{run_dir}/{RECIPE_FILE} is not the recipe the run was trained with "
+                              f"(sha256 differs from contract.json's provenance)")
+    return run
+
+
+def run_of_artifact(path: Path) -> Run | None:
+    """The run an artifact lies in (RUN/export/FILE), or None for a file outside a run."""
+    path = Path(path)
+    if path.parent.name == EXPORT_DIR and (path.parent.parent / "contract.json").is_file():
+        return load_run(path.parent.parent)
+    return None
+
+
+def check_same_model(artifact: Path, contract: C.Contract | None, run: Run) -> None:
+    """Refuse an artifact of the run's export/ that was not made from the run's model.keras."""
+    prov = contract.provenance if contract is not None else None
+    if prov is None:
+        raise ProvenanceError(f"{artifact} records no provenance (exported by an older edgecnn or copied in): "
+                              f"re-export the run with 'edgecnn export {run.dir}' or remove the file")
+    if prov != run.contract.provenance:
+        raise ProvenanceError(
+            f"{artifact} was made from another model (model sha256 {prov.model_sha256[:12]}, the run's is "
+            f"{run.contract.provenance.model_sha256[:12]}): a stale file; re-export with 'edgecnn export "
+            f"{run.dir}' or remove it")
+
+
+def check_comparable(artifact: str, a: C.Contract | None, reference: str, b: C.Contract | None,
+                     explicit_reference: bool) -> str | None:
+    """Refuse comparing an artifact with a reference of another provenance; a note when it is unknown."""
+    pa, pb = (a.provenance if a else None), (b.provenance if b else None)
+    if pa is not None and pb is not None:
+        if pa != pb:
+            raise ProvenanceError(f"{artifact} and the reference {reference} were made from different models "
+                                  f"(model sha256 {pa.model_sha256[:12]} vs {pb.model_sha256[:12]}): the accuracy "
+                                  f"drop between them means nothing; pass the matching --reference")
+        return None
+    if not explicit_reference:
+        raise ProvenanceError(f"{artifact} or its reference {reference} records no provenance: re-export the run")
+    return (f"{artifact} vs {reference}: provenance not recorded on both, so not checked "
+            f"(the reference was chosen with --reference)")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The limits a verdict enforces, and where each came from."""
+
+    size_mb: float
+    max_drop_pp: float | None
+    max_p90_ms: float | None
+    source: str
+
+    @classmethod
+    def resolve(cls, run: Run | None, size_mb=None, max_drop_pp=None, max_p90_ms=None) -> "Budgets":
+        """The run's recipe budgets, each overridden by a command-line value when given."""
+        b = run.recipe.budgets if run is not None else None
+        source = f"recipe {run.recipe.name} of {run.dir}" if run is not None else "defaults (no run)"
+        given = [n for n, v in (("size", size_mb), ("drop", max_drop_pp), ("p90", max_p90_ms)) if v is not None]
+        if given:
+            source += f", command line ({', '.join(given)})"
+        pick = lambda v, rv, d: v if v is not None else (rv if b is not None else d)  # noqa: E731
+        return cls(size_mb=pick(size_mb, b and b.size_mb, DEFAULT_SIZE_MB),
+                   max_drop_pp=pick(max_drop_pp, b and b.max_int8_drop_pp, None),
+                   max_p90_ms=pick(max_p90_ms, b and b.max_p90_ms, None), source=source)
+
+
+def budgets_for(source: Path, **overrides) -> Budgets:
+    """Budgets for a run directory or an artifact (its run's, when it lies in one)."""
+    source = Path(source)
+    run = load_run(source) if source.is_dir() else run_of_artifact(source)
+    return Budgets.resolve(run, **overrides)
+
+
+def artifact_contract(path: Path) -> C.Contract | None:
+    return read_contract(path, required=False)
+
+
+# ------------------------------------------------------------------------------ writing a run whole
+def refuse_existing(dest: Path, overwrite: bool) -> None:
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"--out {dest} is a file, not a folder")
+    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
+        raise InputError(f"{dest} already holds files (a previous run?): pass --overwrite to replace it "
+                         f"whole, export/ included, or choose another --out")
+
+
+def _user_mode_dir(path: Path) -> None:
+    """mkdtemp makes 0700 folders: give the run the user's normal permissions (umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
+@contextlib.contextmanager
+def staged(dest: Path) -> Iterator[Path]:
+    """A staging folder beside dest; on success it replaces dest whole, else it vanishes."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    _user_mode_dir(stage)
+    try:
+        yield stage
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+            os.replace(stage, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, dest)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
