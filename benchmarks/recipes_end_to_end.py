@@ -42,7 +42,7 @@ def main() -> int:
             print(f"skip {r}: {data} not found", file=sys.stderr)
             continue
         run = a.out / r
-        t_train = cli("train", "--recipe", r, "--data", str(data), "--out", str(run), "--quiet")
+        t_train = cli("train", "--recipe", r, "--data", str(data), "--out", str(run), "--quiet", "--overwrite")
         t_export = cli("export", str(run), "--float", "--fp16", "--int8", "--onnx")
         cli("bench", str(run), "--data", str(data / "test"), "--threads", "2", "--json", str(run / "bench.json"))
         m = json.loads((run / "metrics.json").read_text())

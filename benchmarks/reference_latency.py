@@ -56,13 +56,15 @@ def build_ours(out: Path) -> dict[str, Path]:
 
 
 def agent_p50(model: Path, runs: int, threads: int, min_seconds: float, baseline: Path | None = None) -> dict:
-    extra = ["--baseline", str(baseline)] if baseline else []
-    p = subprocess.run([sys.executable, "-m", "edgecnn.agent", str(model), "--runs", str(runs), "--warmup", "20",
-                        "--threads", str(threads), "--min-seconds", str(min_seconds), *extra],
-                       capture_output=True, text=True, cwd=ROOT, check=True)
-    res = json.loads(p.stdout.strip().splitlines()[-1])
-    assert not res["tensorflow_imported"]
-    return res
+    """One fresh agent process on the host device (the typed request bench sends), as JSON."""
+    from edgecnn.agent.protocol import AgentRequest
+    from edgecnn.devices import get_device
+    req = AgentRequest(model=str(model), runs=runs, warmup=20, threads=threads, min_seconds=min_seconds,
+                       baseline=str(baseline) if baseline else None)
+    with get_device("host") as host:
+        res = host.run(req)
+    assert not res.tensorflow_imported
+    return res.to_dict()
 
 
 def main() -> int:

@@ -79,7 +79,9 @@ def recipes_show(name):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--gradcam", type=click.IntRange(0, 100), default=0, help="Write Grad-CAM overlays for N misclassified test images.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gradcam, quiet):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run directory whole (its export/ too); it is swapped only when training ends.")
+def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gradcam, quiet, overwrite):
     """Fine-tune MobileNetV2 on a recipe task and write a complete run directory."""
     from . import recipe as R
     from .train import TrainOptions, train as run_train
@@ -88,12 +90,12 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
         raise click.BadParameter("must be a multiple of 8", param_hint="--image-size")
     rec = R.load(recipe_name)
     m = run_train(rec, TrainOptions(data_dir, out_dir, weights, image_size, epochs, seed, gradcam,
-                                    progress=not quiet), log=_log)
+                                    progress=not quiet, overwrite=overwrite), log=_log)
     t = m["timings_s"]
     acc = m["test_accuracy"] if m["test_accuracy"] is not None else m["val_accuracy"]
     click.echo(f"{m['evaluated_on']} accuracy {acc:.2%}  (macro F1 {m['macro_f1']:.3f})  "
                f"phase 1 {t['phase1_s']:.0f} s, phase 2 {t['phase2_s']:.0f} s, total {t['total_s']:.0f} s")
-    click.echo(f"wrote {out_dir}/: model.keras labels.txt contract.json history.json metrics.json report/")
+    click.echo(f"wrote {out_dir}/: model.keras recipe.json labels.txt contract.json history.json metrics.json report/")
     if m["interrupted"]:
         sys.exit(130)
 
@@ -109,7 +111,10 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Cap the epochs of each phase.")
 @click.pass_context
 def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
-    """The whole flow on a real dataset: train -> export (float + INT8) -> bench, one command."""
+    """The whole flow on a real dataset: train -> export (float + INT8) -> bench, one command.
+
+    The run directory (--out) is replaced whole when training ends.
+    """
     from .paths import DEMO_DATA, shared_data
 
     if data_dir is None:
@@ -119,7 +124,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
             raise click.UsageError(f"no dataset for {recipe_name}: pass --data DIR")
     _log(f"demo: recipe {recipe_name} on {data_dir}")
     ctx.invoke(train, recipe_name=recipe_name, data_dir=data_dir, out_dir=out_dir, weights=weights,
-               image_size=None, epochs=epochs, seed=0, gradcam=4, quiet=False)
+               image_size=None, epochs=epochs, seed=0, gradcam=4, quiet=False, overwrite=True)
     ctx.invoke(export, run_dir=out_dir, int8=False, fp16=False, fp32=False, onnx=False, tensorrt=False,
                calibration=None, calibration_size=None, max_drop=None, eval_data=None, int8_input="int8",
                fallback_steps=6, json_out=False)
@@ -215,40 +220,42 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--benchmark-binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="phone: LiteRT's benchmark_model binary for the phone's ABI.")
 @click.option("--profile", default=None, help="phone-emulated: device profile name or YAML (default pixel3).")
+@click.option("--timeout", type=click.FloatRange(1, 86400), default=1800.0, show_default=True, metavar="SECONDS",
+              help="Deadline of one agent run on the device (and of each transfer to it).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the results as JSON (use - for stdout).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a Markdown table (e.g. for a PR comment).")
 def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds, repeat, max_images,
-          budget_mb, max_drop, max_p90_ms, baseline, max_slowdown, host, port, identity, accept_new_host_key, serial, benchmark_binary,
-          profile, json_path, md_path):
+          budget_mb, max_drop, max_p90_ms, baseline, max_slowdown, host, port, identity, accept_new_host_key, serial,
+          benchmark_binary, profile, timeout, json_path, md_path):
     """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
 
-    Exit status: 0 when every budget holds, 1 when one fails, 2 for bad input or an unreachable device.
+    Budgets come from the run's recipe (recipe.json); options override them. Exit status: 0 when every budget holds, 1 when one fails, 2 for bad input or an unreachable device.
     """
     import json as _json
 
     from .bench import BenchOptions, bench as run_bench, check, render, write_outputs
 
+    from .devices import available_devices
+
     if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
         raise click.BadParameter("expected comma-separated CPU ids, e.g. 0,1", param_hint="--cpus")
+    kinds = available_devices()
+    if device not in kinds:
+        raise click.BadParameter(f"unknown device {device!r}; available: {', '.join(sorted(kinds))}",
+                                 param_hint="--device")
     given = {"host": host, "port": port, "identity": identity and str(identity),
              "accept_new_host_key": accept_new_host_key or None, "serial": serial,
              "benchmark_binary": benchmark_binary and str(benchmark_binary), "profile": profile}
-    allowed = {"jetson": {"host", "port", "identity", "accept_new_host_key"}, "phone": {"serial", "benchmark_binary"},
-               "phone-emulated": {"profile"}}.get(device, set())
-    stray = sorted(k for k, v in given.items() if v is not None and k not in allowed)
+    stray = sorted(k for k, v in given.items() if v is not None and k not in kinds[device].capabilities.options)
     if stray:
         raise click.UsageError(f"--{stray[0].replace('_', '-')} does not apply to --device {device}")
     dev_opts = {k: v for k, v in given.items() if v is not None}
-    if device in ("jetson", "phone-emulated"):
-        dev_opts["log"] = _log
-    if device == "jetson" and engine:
-        dev_opts["engine"] = engine
-    if device == "phone" and threads:
-        dev_opts["threads"] = threads
-    o = BenchOptions(target, device, dev_opts, data_dir, reference, engine, threads, cpus, runs, warmup,
-                     min_seconds, max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown)
+    dev_opts["timeout"] = timeout
+    o = BenchOptions(target, device, dev_opts, data_dir, reference, engine, threads,
+                     tuple(int(c) for c in cpus.split(",")) if cpus else None, runs, warmup, min_seconds,
+                     max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown)
     doc = run_bench(o, log=_log)
     to_stdout = json_path is not None and str(json_path) == "-"
     write_outputs(doc, None if to_stdout else json_path, md_path)

@@ -7,7 +7,7 @@ Without ``val/`` a stratified validation split is held out of train.
 
 Every image is opened and fully decoded once while scanning: corrupt, truncated, zero-byte or
 unreadable files are skipped and listed (path and reason), never a crash. Images TensorFlow's
-decoders would read differently from :func:`edgecnn.contract.load_image` (CMYK, 16-bit, EXIF
+decoders would read differently from :func:`edgecnn.agent.contract.load_image` (CMYK, 16-bit, EXIF
 rotation, TIFF/WebP, huge photos) are normalised once into a cache through that same function,
 so training sees exactly the pixels every other path sees.
 """

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgecnn import agent
+from edgecnn.agent.protocol import AgentRequest
+from edgecnn.agent.run import run as run_agent
+from edgecnn.agent.timing import measure_alternating, measure_latency
 from edgecnn.cli import main
 from edgecnn.agent.runtimes import available_runners, runner_for
 from tests.conftest import need_shared
@@ -53,14 +55,14 @@ def test_latency_stats_are_ordered_and_a_slowed_runner_is_slower(exported_run):
     path = exported_run / "export" / "model_int8.tflite"
     with runner_for(path, threads=1) as r:
         x = np.zeros((1, 96, 96, 3), np.int8)
-        fast = agent.measure_latency(r, x, warmup=3, runs=30, min_seconds=0)
+        fast = measure_latency(r, x, warmup=3, runs=30, min_seconds=0)
         orig = r.infer_one
         r.infer_one = lambda v: (time.sleep(0.010), orig(v))
-        slow = agent.measure_latency(r, x, warmup=1, runs=30, min_seconds=0)
+        slow = measure_latency(r, x, warmup=1, runs=30, min_seconds=0)
     for s in (fast, slow):
-        assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"] and s["n"] == 30
+        assert s.min <= s.p50 <= s.p90 <= s.p99 <= s.max and s.n == 30
     # the 10 ms sleep shows up in the timings; the margin allows a noisy fast measurement
-    assert slow["p50"] >= fast["p50"] + 5.0 and slow["min"] >= 10.0
+    assert slow.p50 >= fast.p50 + 5.0 and slow.min >= 10.0
 
 
 def test_models_timed_in_turns_keep_their_ratio(exported_run):
@@ -70,9 +72,9 @@ def test_models_timed_in_turns_keep_their_ratio(exported_run):
         x = np.zeros((1, 96, 96, 3), np.int8)
         orig = b.infer_one
         b.infer_one = lambda v: (time.sleep(0.010), orig(v))
-        la, lb = agent.measure_alternating(a, x, b, x, warmup=1, runs=40, min_seconds=0, block=10, settle=2)
-    assert la["n"] == lb["n"] == 40
-    assert lb["min"] >= 10.0 and la["p50"] < 5.0 and la["p50"] / lb["p50"] < 0.5
+        la, lb = measure_alternating(a, x, b, x, warmup=1, runs=40, min_seconds=0, block=10, settle=2)
+    assert la.n == lb.n == 40
+    assert lb.min >= 10.0 and la.p50 < 5.0 and la.p50 / lb.p50 < 0.5
 
 
 def test_baseline_ratio_and_slowdown_budget(exported_run, tmp_path):
@@ -114,7 +116,7 @@ def test_bench_run_dir_side_by_side_with_accuracy(exported_run, tmp_path):
                                   "--markdown", str(tmp_path / "b.md")])
     assert r.exit_code == 0, r.output
     doc = json.loads(out.read_text())
-    assert len(doc["records"]) == 4 and doc["passed"] and doc["reference"] == "model_fp32.tflite"
+    assert len(doc["records"]) == 4 and doc["passed"] and doc["reference"]["artifact"] == "model_fp32.tflite"
     for rec in doc["records"]:
         for key in ("artifact", "format", "precision", "device", "size_mb", "accuracy", "reference_accuracy",
                     "accuracy_drop_pp", "per_class", "flips", "latency_ms", "throughput_ips", "peak_rss_mb",
@@ -139,8 +141,8 @@ def test_budget_failure_exits_1_and_says_which(exported_run, tmp_path):
 
 def test_foreign_reference_model_latency_only():
     ref = need_shared("weights", "reference", "tf2_mobilenet_v2_1.0_224_ptq.tflite")
-    res = agent.run(ref, threads=1, warmup=2, runs=5)
-    assert res["input"]["dtype"] == "uint8" and res["latency_ms"]["n"] >= 5 and res["contract"] is None
+    res = run_agent(AgentRequest(model=str(ref), threads=1, warmup=2, runs=5, min_seconds=0.0))
+    assert res.input.dtype == "uint8" and res.latency_ms.n >= 5 and res.contract is None
 
 
 def test_bad_inputs_are_clear_errors(exported_run, tmp_path):

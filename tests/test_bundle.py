@@ -41,11 +41,32 @@ def app(tmp_path) -> Path:
 
 
 def make_run(root: Path, model_bytes: bytes, name: str = "leaves", precision: str = "int8") -> Path:
-    """A run folder as train + export leave it: a float contract.json and export/model_*.tflite."""
+    """A run folder as train + export leave it: model.keras (a stand-in: bundle reads only its hash),
+    recipe.json, a float contract.json with their provenance, and export/model_*.tflite whose
+    embedded contract (when it has one) carries the same provenance."""
+    import dataclasses
+    import io
+    import zipfile
+
+    from edgecnn import recipe as R
+    from edgecnn.agent.contract import Provenance
+    from edgecnn.agent.io import sha256_file
+    from edgecnn.rundir import recipe_json, recipe_sha256
+
     run = root / "runs" / name
     (run / "export").mkdir(parents=True)
-    float_contract = Contract(input_size=(32, 32), labels=("healthy", "rust", "blight"))
+    (run / "model.keras").write_bytes(b"stand-in for " + name.encode())
+    recipe = R.load("crop_disease")
+    (run / "recipe.json").write_text(recipe_json(recipe))
+    prov = Provenance(sha256_file(run / "model.keras"), recipe_sha256(recipe))
+    float_contract = Contract(input_size=(32, 32), labels=("healthy", "rust", "blight"), provenance=prov)
     (run / "contract.json").write_text(float_contract.to_json(), encoding="utf-8")
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as z:
+            embedded = Contract.from_json(z.read("contract.json"))
+        model_bytes = tflite_with_contract(model_bytes, dataclasses.replace(embedded, provenance=prov))
+    except (zipfile.BadZipFile, KeyError):
+        pass
     (run / "export" / f"model_{precision}.tflite").write_bytes(model_bytes)
     return run
 
@@ -62,7 +83,7 @@ def test_bundle_writes_model_labels_and_contract(int8_model, app, tmp_path):
 
     a = assets_of(app)
     assert sorted(p.name for p in a.iterdir()) == sorted(["model.tflite", "labels.txt", "contract.json", MANIFEST_NAME])
-    assert (a / "model.tflite").read_bytes() == int8_model               # byte for byte
+    assert (a / "model.tflite").read_bytes() == (run / "export" / "model_int8.tflite").read_bytes()  # byte for byte
     embedded = read_contract(run / "export" / "model_int8.tflite")
     bundled = Contract.from_json((a / "contract.json").read_text(encoding="utf-8"))
     assert bundled == embedded and bundled.input_dtype == "int8"
@@ -112,7 +133,7 @@ def test_second_bundle_replaces_the_first(int8_model, app, tmp_path):
 
     names = sorted(p.name for p in a.iterdir())
     assert names == sorted(["model.tflite", "labels.txt", "contract.json", MANIFEST_NAME, "notes.txt"])
-    assert (a / "model.tflite").read_bytes() == second
+    assert (a / "model.tflite").read_bytes() == (run2 / "export" / "model_int8.tflite").read_bytes()
     assert (a / "labels.txt").read_text(encoding="utf-8") == "apple\npear\nplum\n"
     assert Contract.from_json((a / "contract.json").read_text(encoding="utf-8")).labels == ("apple", "pear", "plum")
     assert (a / "notes.txt").read_text(encoding="utf-8") == "mine\n"

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from devices_helpers import free_port, shared_tiny_model
+from edgecnn.agent.protocol import AgentRequest
 from edgecnn.devices import get_device
 from edgecnn.devices.adb import (benchmark_argv, choose_device, parse_benchmark_output, parse_devices)
 from edgecnn.devices.base import DeviceError
@@ -106,15 +107,15 @@ def test_real_adb_no_device(adb_server, tmp_path_factory, tmp_path):
     with get_device("phone") as dev:
         with pytest.raises(InputError, match=r"needs LiteRT's benchmark tool: pass --benchmark-binary PATH.*"
                                              r"android_aarch64_benchmark_model"):
-            dev.run_agent(model, ["--runs", "10"])
+            dev.run(AgentRequest(model=str(model), runs=10))
     binary = tmp_path / "android_aarch64_benchmark_model"
     binary.write_bytes(b"\x7fELF")  # never runs: there is no phone
     with get_device("phone", benchmark_binary=str(binary)) as dev:
         with pytest.raises(DeviceError, match=r"no Android device attached"):
-            dev.run_agent(model, ["--runs", "10"])
+            dev.run(AgentRequest(model=str(model), runs=10))
     with get_device("phone", serial="emulator-5554", benchmark_binary=str(binary)) as dev:
         with pytest.raises(DeviceError, match=r"no Android device 'emulator-5554' attached"):
-            dev.run_agent(model, ["--runs", "10"])
+            dev.run(AgentRequest(model=str(model), runs=10))
 
 
 def test_only_tflite(adb_server, tmp_path):
@@ -122,7 +123,7 @@ def test_only_tflite(adb_server, tmp_path):
     onnx.write_bytes(b"x")
     with get_device("phone") as dev:
         with pytest.raises(InputError, match=r"runs \.tflite models"):
-            dev.run_agent(onnx, [])
+            dev.run(AgentRequest(model=str(onnx)))
 
 
 def test_adb_happy_path_needs_a_phone():

@@ -82,7 +82,7 @@ def test_broken_model_shows_a_large_drop(exported_run):
     """Accuracy comes from real inference: a model with a scrambled head is caught."""
     import keras
 
-    from edgecnn.export import evaluate_artifact
+    from edgecnn.export import EvalSet, evaluate_artifact
     from edgecnn.export.tflite import convert
     from edgecnn.agent.artifact import tflite_with_contract
     from edgecnn.agent.images import scan_eval_folder
@@ -98,7 +98,7 @@ def test_broken_model_shows_a_large_drop(exported_run):
     head.set_weights([w[:, ::-1].copy(), b[::-1].copy()])  # classes permuted: still a valid model
     broken = exported_run / "export" / "broken.tflite"
     broken.write_bytes(tflite_with_contract(convert(m, "fp32"), c))
-    res = evaluate_artifact(broken, x, y, ref, c.labels, [str(s.path) for s in samples])
+    res = evaluate_artifact(broken, EvalSet(x, y, [str(s.path) for s in samples], "test", []), ref, c.labels)
     assert res["accuracy_drop_pp"] >= 40 and res["top1_agreement"] <= 0.6
     broken.unlink()
 

@@ -3,7 +3,7 @@
 - .tflite: as associated files in a ZIP archive appended to the flatbuffer (the convention of
   TFLite model metadata: interpreters ignore the trailing bytes; Python's zipfile, Java's ZipFile
   and LiteRT's MetadataExtractor read the archive). It holds ``contract.json`` and ``labels.txt``.
-- .onnx: ``metadata_props`` entries ``edgecnn.contract`` (the JSON) and ``edgecnn.labels``.
+- .onnx: ``metadata_props`` entries ``edgecnn.agent.contract`` (the JSON) and ``edgecnn.labels``.
 - anything else (a TensorRT engine, a user's model): a sidecar ``<file>.contract.json``, or
   ``contract.json`` in the same folder.
 

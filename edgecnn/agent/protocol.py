@@ -158,19 +158,10 @@ def _from_dict(cls, d: Any, where: str):
 
 
 def schema_mismatch(where: str, got: Any, expected: str) -> str:
-    def version(s):
-        try:
-            return int(str(s).rsplit("/", 1)[1])
-        except (IndexError, ValueError):
-            return None
-    g, e = version(got), version(expected)
     if got is None:
         return f"{where}: no schema field (expected {expected})"
-    if g is not None and e is not None and str(got).rsplit("/", 1)[0] == expected.rsplit("/", 1)[0]:
-        older = "the other side is older" if g < e else "this side is older"
-        return (f"{where}: schema {got}, expected {expected} ({older}: install the same edgecnn version on "
-                f"both sides; the agent is shipped with each run, so this means a stale agent file)")
-    return f"{where}: schema {got!r}, expected {expected!r}"
+    return (f"{where}: schema {got!r}, expected {expected!r}: the two sides come from different edgecnn "
+            f"versions (the agent is shipped with each run, so one side is a stale copy: reinstall edgecnn)")
 
 
 class Message:
