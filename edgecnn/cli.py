@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before anything imports T
 import click
 
 from .agent.errors import BudgetError, EdgecnnError
+from .agent.io import check_writable
 from .native import filter_native_stderr
 
 
@@ -23,6 +24,10 @@ class _Group(click.Group):
         except EdgecnnError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:       # disk full, permissions, a vanished folder: at an edge, one line
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"Error: {where}{e.strerror or e}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("Aborted.", err=True)
             ctx.exit(130)
@@ -256,6 +261,9 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
     o = BenchOptions(target, device, dev_opts, data_dir, reference, engine, threads,
                      tuple(int(c) for c in cpus.split(",")) if cpus else None, runs, warmup, min_seconds,
                      max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown)
+    for path in (json_path, md_path):
+        if path is not None and str(path) != "-":
+            check_writable(path)
     doc = run_bench(o, log=_log)
     to_stdout = json_path is not None and str(json_path) == "-"
     write_outputs(doc, None if to_stdout else json_path, md_path)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .agent import contract as C
-from .agent.images import DataError, Sample, check_image, class_dirs, is_image, subdirs
+from .agent.images import DataError, Sample, check_image, class_dirs, images_under, is_image, subdirs
 
 SPLITS = ("train", "val", "test")
 
@@ -110,9 +110,7 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
     files: list[tuple[str, int, Path]] = []
     for split, dirs in per_split_classes.items():
         for ci, name in enumerate(classes):
-            for p in sorted(dirs[name].rglob("*")):
-                if is_image(p):
-                    files.append((split, ci, p))
+            files += [(split, ci, p) for p in images_under(dirs[name])]
 
     from tqdm.auto import tqdm
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -19,7 +19,8 @@ class RecipeError(InputError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no unknown keys, no coercion ("yes" is not a boolean, "3" not a number), no inf/NaN
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ModelSpec(_Strict):
@@ -66,13 +67,13 @@ class FineTunePhase(_Strict):
 
 class EarlyStopping(_Strict):
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
-    patience: int = Field(5, ge=1)
+    patience: int = Field(5, ge=1, le=1000)
 
 
 class ReduceLR(_Strict):
     factor: float = Field(0.3, gt=0, lt=1)
-    patience: int = Field(2, ge=1)
-    min_lr: float = Field(1e-7, ge=0)
+    patience: int = Field(2, ge=1, le=1000)
+    min_lr: float = Field(1e-7, ge=0, le=1.0)
 
 
 class Training(_Strict):
@@ -144,12 +145,29 @@ def _format_error(src: str, e: ValidationError) -> str:
     return f"recipe {src}: " + "; ".join(parts) + more
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load(name_or_file: str | Path) -> Recipe:
     path = resolve_path(name_or_file)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"recipe {path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise RecipeError(f"recipe {path}: cannot be read ({e.strerror})") from None
     except yaml.YAMLError as e:
-        raise RecipeError(f"recipe {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise RecipeError(f"recipe {path}: not valid YAML ({' '.join(str(e).split())[:200]})") from None
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     return from_dict(data, str(path))

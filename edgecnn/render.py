@@ -42,4 +42,8 @@ def export_table(rep: dict) -> str:
                         f"p50 {c['latency_p50_ms']['mixed']:.2f} vs {c['latency_p50_ms']['int8']:.2f} ms "
                         f"(x{c['latency_ratio']:.2f}, {c['note']})")
     out += f"\n{rep['eval_images']} images of {rep['eval_data']}; calibration: {rep['calibration']['source']}; {rep['export_s']:.0f} s"
+    if rep.get("skipped"):
+        out += (f"\n{len(rep['skipped'])} unreadable image(s) not counted: "
+                + "; ".join(f"{s['path']} ({s['reason']})" for s in rep["skipped"][:5])
+                + (" ..." if len(rep["skipped"]) > 5 else ""))
     return out

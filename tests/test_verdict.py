@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from devices_helpers import Sshd, image_folder, shared_tiny_model, sshd_path
 from edgecnn import recipe as R
+from edgecnn.agent.errors import InputError
 from edgecnn.agent.protocol import AgentRequest, AgentResult, ProtocolError, read_reply
 from edgecnn.bench import BenchOptions, bench
 from edgecnn.cli import main
@@ -291,7 +292,7 @@ def test_an_older_agent_is_a_clear_error(monkeypatch, tmp_path_factory, old_requ
     model = shared_tiny_model(tmp_path_factory)
     monkeypatch.setattr(host_module, "agent_zip", lambda: _old_agent(old_request, old_result))
     with get_device("host") as d:
-        with pytest.raises(ProtocolError, match=message) as e:
+        with pytest.raises(InputError, match=message) as e:   # a ProtocolError, or the old agent's own refusal
             d.run(AgentRequest(model=str(model), runs=5, warmup=0, min_seconds=0.0))
     assert "different edgecnn versions" in str(e.value)
 

@@ -20,6 +20,7 @@ from .contract import Contract, ContractError
 
 CONTRACT_NAME = "contract.json"
 LABELS_NAME = "labels.txt"
+MAX_CONTRACT_BYTES = 512 * 1024   # 10,000 labels of 40 characters fit; real contracts are a few KB
 ONNX_CONTRACT_KEY = "edgecnn.contract"
 ONNX_LABELS_KEY = "edgecnn.labels"
 FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt",
@@ -69,13 +70,30 @@ def strip_tflite_archive(model_bytes: bytes) -> bytes:
 
 
 def _tflite_contract(path: Path) -> Contract | None:
+    """The contract.json appended to a .tflite, read with a bound on its size; None when there is none."""
     try:
-        with zipfile.ZipFile(path) as z:
-            if CONTRACT_NAME in z.namelist():
-                return Contract.from_json(z.read(CONTRACT_NAME), source=f"{path} (embedded contract)")
-    except zipfile.BadZipFile:
-        return None
-    return None
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None           # no archive appended: a plain flatbuffer
+    with z:
+        try:
+            info = z.getinfo(CONTRACT_NAME)
+        except KeyError:
+            return None
+        where = f"{path} (embedded {CONTRACT_NAME})"
+        if info.flag_bits & 0x1:
+            raise ArtifactError(f"{where}: the entry is encrypted")
+        if info.file_size > MAX_CONTRACT_BYTES or info.compress_size > MAX_CONTRACT_BYTES:
+            raise ArtifactError(f"{where}: {info.file_size} bytes, more than a contract can be "
+                                f"({MAX_CONTRACT_BYTES // 1024} KiB)")
+        try:
+            with z.open(info) as f:
+                data = f.read(MAX_CONTRACT_BYTES + 1)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, ValueError) as e:
+            raise ArtifactError(f"{where}: cannot be read ({str(e).splitlines()[0][:120] or type(e).__name__})") from None
+        if len(data) > MAX_CONTRACT_BYTES:
+            raise ArtifactError(f"{where}: more than {MAX_CONTRACT_BYTES // 1024} KiB when decompressed")
+        return Contract.from_json(data, source=where)
 
 
 def _onnx_contract(path: Path) -> Contract | None:

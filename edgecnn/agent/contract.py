@@ -39,6 +39,9 @@ SCHEMA = "edgecnn.contract/1"
 RESIZE_METHODS = ("bilinear",)
 INPUT_DTYPES = ("float32", "int8", "uint8")
 INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+MAX_INPUT_SIDE = 4096      # px: well above any MobileNet input; refuses absurd sizes before allocating
+MAX_LABELS = 10_000        # ImageNet has 1,001; a phone classifier far fewer
+MAX_LABEL_CHARS = 200
 
 # Images whose longest side exceeds this are decoded at a reduced scale (JPEG DCT scaling) so a
 # huge photo never has to be held in memory at full resolution. Both training (through the
@@ -131,33 +134,32 @@ class Contract:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "contract") -> "Contract":
+        """A contract from parsed JSON, every field's type checked (nothing coerced), then validated."""
         if not isinstance(d, dict):
             raise ContractError(f"{source}: not a JSON object")
         if d.get("schema") != SCHEMA:
-            raise ContractError(f"{source}: schema is {d.get('schema')!r}, expected {SCHEMA!r}")
+            raise ContractError(f"{source}: schema is {str(d.get('schema'))[:40]!r}, expected {SCHEMA!r}")
         known = {f for f in cls.__dataclass_fields__} | {"schema"}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ContractError(f"{source}: unknown field(s) {', '.join(unknown)}")
-        try:
-            def q(v):
-                return None if v is None else Quantization(float(v["scale"]), int(v["zero_point"]))
-            c = cls(
-                input_size=tuple(int(v) for v in d["input_size"]),
-                labels=tuple(str(v) for v in d["labels"]),
-                color_order=d.get("color_order", "RGB"),
-                layout=d.get("layout", "NHWC"),
-                resize=d.get("resize", "bilinear"),
-                mean=tuple(float(v) for v in d.get("mean", (127.5,) * 3)),
-                std=tuple(float(v) for v in d.get("std", (127.5,) * 3)),
-                input_dtype=d.get("input_dtype", "float32"),
-                input_quantization=q(d.get("input_quantization")),
-                output_quantization=q(d.get("output_quantization")),
-                model=dict(d.get("model") or {}),
-                provenance=None if d.get("provenance") is None else Provenance.from_dict(d["provenance"], source),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ContractError(f"{source}: malformed field ({type(e).__name__}: {e})") from None
+            raise ContractError(f"{source}: unknown field(s) {', '.join(u[:40] for u in unknown[:5])}")
+        if "input_size" not in d or "labels" not in d:
+            raise ContractError(f"{source}: input_size and labels are required")
+        f = _Fields(source)
+        c = cls(
+            input_size=tuple(f.ints("input_size", d["input_size"], 2)),
+            labels=tuple(f.strings("labels", d["labels"])),
+            color_order=f.string("color_order", d.get("color_order", "RGB")),
+            layout=f.string("layout", d.get("layout", "NHWC")),
+            resize=f.string("resize", d.get("resize", "bilinear")),
+            mean=tuple(f.numbers("mean", d.get("mean", [127.5] * 3), 3)),
+            std=tuple(f.numbers("std", d.get("std", [127.5] * 3), 3)),
+            input_dtype=f.string("input_dtype", d.get("input_dtype", "float32")),
+            input_quantization=f.quantization("input_quantization", d.get("input_quantization")),
+            output_quantization=f.quantization("output_quantization", d.get("output_quantization")),
+            model=f.info("model", d.get("model") or {}),
+            provenance=None if d.get("provenance") is None else Provenance.from_dict(d["provenance"], source),
+        )
         c.validate(source)
         return c
 
@@ -172,27 +174,105 @@ class Contract:
     def validate(self, source: str = "contract") -> None:
         def bad(msg):
             raise ContractError(f"{source}: {msg}")
-        if len(self.input_size) != 2 or min(self.input_size) < 8:
-            bad(f"input_size must be [height, width] of at least 8 px, got {list(self.input_size)}")
-        if len(self.labels) < 2:
-            bad(f"needs at least 2 labels, got {len(self.labels)}")
+        if len(self.input_size) != 2 or not all(8 <= v <= MAX_INPUT_SIDE for v in self.input_size):
+            bad(f"input_size must be [height, width] of 8 to {MAX_INPUT_SIDE} px, got {list(self.input_size)}")
+        if not 2 <= len(self.labels) <= MAX_LABELS:
+            bad(f"needs 2 to {MAX_LABELS} labels, got {len(self.labels)}")
         if len(set(self.labels)) != len(self.labels):
             bad("labels are not unique")
+        for label in self.labels:
+            why = label_problem(label)
+            if why:
+                bad(f"label {label[:40]!r} {why}")
         if self.color_order != "RGB":
-            bad(f"color_order must be RGB, got {self.color_order!r}")
+            bad(f"color_order must be RGB, got {self.color_order[:20]!r}")
         if self.layout != "NHWC":
-            bad(f"layout must be NHWC, got {self.layout!r}")
+            bad(f"layout must be NHWC, got {self.layout[:20]!r}")
         if self.resize not in RESIZE_METHODS:
-            bad(f"resize must be one of {RESIZE_METHODS}, got {self.resize!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            bad("mean and std need 3 values each, std > 0")
+            bad(f"resize must be one of {RESIZE_METHODS}, got {self.resize[:20]!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            bad("mean and std need 3 values each")
+        if not all(math.isfinite(v) and abs(v) <= 65535 for v in self.mean):
+            bad(f"mean must be finite numbers within +-65535 (pixel units), got {list(self.mean)}")
+        if not all(math.isfinite(v) and 1e-3 <= v <= 65535 for v in self.std):
+            bad(f"std must be finite numbers from 0.001 to 65535 (pixel units), got {list(self.std)}")
         if self.input_dtype not in INPUT_DTYPES:
-            bad(f"input_dtype must be one of {INPUT_DTYPES}, got {self.input_dtype!r}")
+            bad(f"input_dtype must be one of {INPUT_DTYPES}, got {self.input_dtype[:20]!r}")
         if self.input_dtype != "float32" and self.input_quantization is None:
             bad(f"input_dtype {self.input_dtype} needs input_quantization (scale, zero_point)")
         for name, qv in (("input", self.input_quantization), ("output", self.output_quantization)):
             if qv is not None and not (qv.scale > 0 and math.isfinite(qv.scale)):
                 bad(f"{name}_quantization.scale must be a positive number")
+            if qv is not None and not -(2 ** 31) <= qv.zero_point < 2 ** 31:
+                bad(f"{name}_quantization.zero_point is out of range")
+
+
+def label_problem(label: str) -> str | None:
+    """Why a label cannot name a class folder, a file or a line of labels.txt (None when it can)."""
+    if not label or label != label.strip():
+        return "is empty or has leading/trailing spaces"
+    if len(label) > MAX_LABEL_CHARS:
+        return f"is longer than {MAX_LABEL_CHARS} characters"
+    if label in (".", "..") or "/" in label or "\\" in label:
+        return "contains a path separator or is . or .."
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
+        return "contains a control character"
+    return None
+
+
+class _Fields:
+    """Type checks for the fields of a contract read from JSON: one ContractError naming the field."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def bad(self, name: str, expected: str, value) -> None:
+        raise ContractError(f"{self.source}: {name} must be {expected}, got {type(value).__name__} "
+                            f"{str(value)[:40]!r}")
+
+    def string(self, name: str, v) -> str:
+        return v if isinstance(v, str) else self.bad(name, "a string", v)
+
+    def strings(self, name: str, v) -> list[str]:
+        if not isinstance(v, list):
+            self.bad(name, "a list of strings", v)
+        if len(v) > MAX_LABELS:
+            raise ContractError(f"{self.source}: {name} has {len(v)} entries, more than {MAX_LABELS}")
+        return [self.string(f"{name}[{i}]", x) for i, x in enumerate(v)]
+
+    def ints(self, name: str, v, n: int) -> list[int]:
+        if not (isinstance(v, list) and len(v) == n and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+            self.bad(name, f"a list of {n} integers", v)
+        return v
+
+    def numbers(self, name: str, v, n: int) -> list[float]:
+        if not (isinstance(v, list) and len(v) == n and
+                all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            self.bad(name, f"a list of {n} numbers", v)
+        return [float(x) for x in v]
+
+    def quantization(self, name: str, v) -> Quantization | None:
+        if v is None:
+            return None
+        if not (isinstance(v, dict) and set(v) == {"scale", "zero_point"}):
+            self.bad(name, "an object with scale and zero_point", v)
+        scale, zp = v["scale"], v["zero_point"]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            self.bad(f"{name}.scale", "a number", scale)
+        if isinstance(zp, bool) or not isinstance(zp, int):
+            self.bad(f"{name}.zero_point", "an integer", zp)
+        return Quantization(float(scale), zp)
+
+    def info(self, name: str, v) -> dict:
+        """The informational `model` object: flat, string keys, scalar values."""
+        if not isinstance(v, dict):
+            self.bad(name, "an object", v)
+        for k, x in v.items():
+            if not (isinstance(x, (str, int, float, bool)) or x is None) or isinstance(x, float) and not math.isfinite(x):
+                self.bad(f"{name}.{k}", "a string, number or boolean", x)
+            if k in ("arch", "recipe") and not isinstance(x, str):
+                self.bad(f"{name}.{k}", "a string", x)
+        return dict(v)
 
 
 def save(contract: Contract, path: str | Path) -> None:
@@ -231,14 +311,7 @@ def load_image(path: str | Path) -> np.ndarray:
                                  f"(over {MAX_DECODE_PIXELS // 1_000_000} MP)")
             im.load()
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.uint32)
-                arr = (arr * 255 + 32767) // 65535 if arr.max() > 255 else arr
-                arr = np.repeat(arr.astype(np.uint8)[..., None], 3, axis=2)
-                return np.ascontiguousarray(arr)
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy()
+            return _to_rgb8(im, p)
     except ImageError:
         raise
     except FileNotFoundError:
@@ -247,6 +320,26 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{p}: not a recognised image") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageError(f"{p}: corrupt or truncated image ({e})") from None
+
+
+# Pillow modes converted to 8-bit RGB by Pillow itself (alpha dropped, palette expanded, CMYK inverted)
+CONVERTIBLE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _to_rgb8(im, p: Path) -> np.ndarray:
+    """8-bit RGB by the file's own bit depth: 16-bit grey scales 0..65535 to 0..255 (never guessed from
+    the pixel values); modes without a defined 8-bit meaning are refused by name."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        arr = np.asarray(im, dtype=np.uint32)
+        arr = ((arr * 255 + 32767) // 65535).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
+    if im.mode not in CONVERTIBLE_MODES:
+        raise ImageError(f"{p}: pixel mode {im.mode} ({'32-bit integer' if im.mode == 'I' else 'float' if im.mode == 'F' else 'unsupported'}) "
+                         f"has no defined 8-bit RGB meaning: save it as 8-bit RGB or 16-bit greyscale")
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
 
 
 def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ Hidden files and folders (a leading dot) are never images.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,26 @@ class Sample:
     load_path: Path   # what the training pipeline decodes (the file itself, or its normalised copy)
 
 
+def hidden(name: str) -> bool:
+    """Dot-files and dot-folders (.ipynb_checkpoints, .DS_Store) and macOS archive debris (__MACOSX)."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def is_image(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not hidden(p.name)
+
+
+def images_under(folder: Path) -> list[Path]:
+    """Every image file below folder, sorted, never descending into hidden folders."""
+    out = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not hidden(d)]
+        out += [p for f in files if is_image(p := Path(root) / f)]
+    return sorted(out)
 
 
 def subdirs(p: Path) -> list[Path]:
-    return sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return sorted(d for d in p.iterdir() if d.is_dir() and not hidden(d.name))
 
 
 def class_dirs(split_dir: Path) -> dict[str, Path]:
@@ -63,6 +78,8 @@ def check_image(path: Path) -> tuple[str | None, bool]:
         return "not a recognised image", False
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... on bad files
         return f"corrupt or truncated ({str(e).splitlines()[0][:120]})", False
+    if mode not in C.CONVERTIBLE_MODES | C.SIXTEEN_BIT_MODES:
+        return f"pixel mode {mode} has no defined 8-bit RGB meaning", False
     native = mode in _TF_NATIVE.get(fmt, set())
     return None, (not native) or large or orientation not in (1, None)
 
@@ -83,7 +100,7 @@ def scan_eval_folder(root: str | Path, labels: list[str] | tuple[str, ...]) -> t
         raise DataError(f"{root}: folder(s) {', '.join(unknown)} match no label of the model "
                         f"(labels: {', '.join(labels[:6])}{'...' if len(labels) > 6 else ''})")
     samples, skipped = [], []
-    paths = [(labels.index(name), p) for name, d in dirs.items() for p in sorted(d.rglob("*")) if is_image(p)]
+    paths = [(labels.index(name), p) for name, d in dirs.items() for p in images_under(d)]
     if not paths:
         raise DataError(f"{root}: no images in its class folders")
     with ThreadPoolExecutor(max_workers=4) as pool:

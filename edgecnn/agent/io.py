@@ -24,10 +24,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, _mode_for(dest))
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before a long run, an output path whose folder is missing or not writable."""
+    from .errors import InputError
+    dest = Path(path)
+    folder = dest.parent if str(dest.parent) else Path(".")
+    if dest.is_dir():
+        raise InputError(f"{dest} is a folder, not a file to write")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {dest}: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {dest}: the folder {folder} is not writable")
+    try:   # /proc, /sys and read-only mounts pass the access check: try a temporary file there
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-check-", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise InputError(f"cannot write {dest}: {e.strerror}") from None
+
+
+def _mode_for(dest: Path) -> int:
+    """The permissions a plain write would give: the replaced file's, else 0666 less the umask
+    (mkstemp's 0600 must not leak into results the user shares)."""
+    try:
+        return dest.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

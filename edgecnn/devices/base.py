@@ -106,6 +106,29 @@ def read_agent_result(c: Completed, result_text: str | None, where: str) -> Agen
     raise DeviceError(f"the agent failed on {where} (exit {c.returncode}): {err[:300]}")
 
 
+def run_agent_locally(transport: LocalTransport, command: list[str], request: AgentRequest, *, parent: Path,
+                      env: dict, timeout: float, where: str) -> AgentResult:
+    """The agent on this machine (natively or under an emulator): `command` + --request/--result, run in
+    a fresh work folder under `parent`, the request's paths made absolute, the class scores loaded back."""
+    import dataclasses
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="run-", dir=parent) as work:
+        work = Path(work)
+        absolute = {k: str(Path(v).absolute()) for k in ("model", "data", "baseline")
+                    if (v := getattr(request, k)) is not None}
+        outputs = work / "outputs.npy" if request.outputs else None
+        req = dataclasses.replace(request, **absolute, outputs=str(outputs) if outputs else None)
+        (work / "request.json").write_text(req.to_json())
+        c = transport.run([*command, "--request", "request.json", "--result", "result.json"], timeout=timeout,
+                          env={**env, "HOME": env.get("HOME", str(work)), "TMPDIR": str(work)}, cwd=work)
+        result = work / "result.json"
+        res = read_agent_result(c, result.read_text() if result.is_file() else None, where)
+        if outputs is not None and outputs.is_file():
+            import numpy as np
+            res = dataclasses.replace(res, outputs=np.load(outputs))
+        return res
+
+
 class Device:
     """Base class: subclasses set ``name`` and ``capabilities`` and implement run (and describe)."""
 

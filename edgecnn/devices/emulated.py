@@ -47,7 +47,7 @@ from ..agent.artifact import read_contract
 from ..agent.errors import InputError
 from ..agent.protocol import AgentRequest, AgentResult, Latency
 from ..paths import shared_data, user_cache
-from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, DeviceError, LocalTransport, agent_zip, read_agent_result
+from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, DeviceError, LocalTransport, run_agent_locally
 from .host import HostDevice
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -412,25 +412,11 @@ class EmulatedPhoneDevice(Device):
         sysroot = ensure_sysroot(self.log)
         core = self.profile["qemu_cpu"]
         view = core_view(sysroot, core, int(self.profile.get("cpus", self.profile["threads"])))
-        with tempfile.TemporaryDirectory(prefix="run-", dir=self._tmp.name) as work:
-            work = Path(work)
-            absolute = {k: str(Path(v).resolve()) for k in ("model", "data") if (v := getattr(request, k))}
-            outputs = work / "outputs.npy" if request.outputs else None
-            req = dataclasses.replace(request, **absolute, outputs=str(outputs) if outputs else None)
-            (work / "request.json").write_text(req.to_json())
-            (work / "agent.pyz").write_bytes(agent_zip())
-            argv = ["qemu-aarch64-static", "-L", str(view), str(view / PYTHON), "agent.pyz",
-                    "--request", "request.json", "--result", "result.json"]
-            env = {"QEMU_CPU": core, "PYTHONPATH": str(sysroot / "site"), "PYTHONNOUSERSITE": "1",
-                   "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
-                   "HOME": str(work), "TMPDIR": str(work)}
-            c = self.transport.run(argv, timeout=self.timeout, env=env, cwd=work)
-            result = work / "result.json"
-            res = read_agent_result(c, result.read_text() if result.is_file() else None, f"the emulated {core}")
-            if outputs is not None and outputs.is_file():
-                import numpy as np
-                res = dataclasses.replace(res, outputs=np.load(outputs))
-            return res
+        env = {"QEMU_CPU": core, "PYTHONPATH": str(sysroot / "site"), "PYTHONNOUSERSITE": "1",
+               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
+        return run_agent_locally(self.transport, ["qemu-aarch64-static", "-L", str(view), str(view / PYTHON),
+                                                  str(self.host.agent())], request, parent=Path(self._tmp.name),
+                                 env=env, timeout=self.timeout, where=f"the emulated {core}")
 
     # -- the device
     def run(self, request: AgentRequest) -> AgentResult:

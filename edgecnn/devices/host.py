@@ -7,7 +7,6 @@ in the user's folder is never imported.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import sys
@@ -15,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..agent.protocol import AgentRequest, AgentResult
-from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, LocalTransport, agent_zip, read_agent_result
+from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, LocalTransport, agent_zip, run_agent_locally
 
 
 class HostDevice(Device):
@@ -45,21 +44,8 @@ class HostDevice(Device):
         return self._pyz
 
     def run(self, request: AgentRequest) -> AgentResult:
-        with tempfile.TemporaryDirectory(prefix="run-", dir=self._tmp.name) as work:
-            work = Path(work)
-            absolute = {k: str(Path(v).absolute()) for k in ("model", "data", "baseline")
-                        if (v := getattr(request, k)) is not None}
-            outputs = work / "outputs.npy" if request.outputs else None
-            req = dataclasses.replace(request, **absolute, outputs=str(outputs) if outputs else None)
-            (work / "request.json").write_text(req.to_json())
-            env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")
-                   or k.startswith(("OMP_", "OPENBLAS_", "MKL_"))}
-            env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-            c = self.transport.run([sys.executable, "-I", str(self.agent()), "--request", "request.json",
-                                    "--result", "result.json"], timeout=self.timeout, env=env, cwd=work)
-            result_file = work / "result.json"
-            res = read_agent_result(c, result_file.read_text() if result_file.is_file() else None, "the host")
-            if outputs is not None and outputs.is_file():
-                import numpy as np
-                res = dataclasses.replace(res, outputs=np.load(outputs))
-            return res
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")
+               or k.startswith(("OMP_", "OPENBLAS_", "MKL_"))}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        return run_agent_locally(self.transport, [sys.executable, "-I", str(self.agent())], request,
+                                 parent=Path(self._tmp.name), env=env, timeout=self.timeout, where="the host")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..agent import contract as C
-from ..agent.images import IMAGE_EXTENSIONS, Sample
+from ..agent.images import Sample, images_under
 from ..agent.errors import InputError
 from ..agent.io import atomic_write_text, sha256_file
 
@@ -86,7 +86,7 @@ def resolve(option: Path | None, *, default_list: Path, data_root: Path | None,
     if option is not None:
         option = Path(option)
         if option.is_dir():
-            paths = sorted(p for p in option.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            paths = images_under(option)
             if not paths:
                 raise InputError(f"calibration folder {option} holds no images")
             return paths[:size], f"folder {option} ({min(size, len(paths))} images)", None

@@ -1,0 +1,418 @@
+"""Hostile and broken inputs: each one gets a one-line `Error:` and a non-zero exit, never a traceback
+and never a PASS, and leaves what was already written byte for byte as it was.
+
+Kinds: model, contract, data, recipe, device, output path, interruption. Fast: the tiny INT8 model
+(32x32, 3 classes) and a few generated images; the CLI in-process except where a real signal is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from devices_helpers import LABELS, image_folder
+from edgecnn.agent.artifact import strip_tflite_archive, tflite_with_contract
+from edgecnn.agent.contract import Contract
+from edgecnn.cli import main
+
+QUICK = ["--runs", "3", "--warmup", "0", "--min-seconds", "0", "--threads", "1"]
+
+
+# ------------------------------------------------------------------ fixtures: a good model, data, run
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    from tiny_model import tiny_int8_tflite
+    w = tmp_path_factory.mktemp("bad-inputs")
+    (w / "good.tflite").write_bytes(tiny_int8_tflite(True, LABELS))
+    (w / "flat.tflite").write_bytes(strip_tflite_archive(tiny_int8_tflite(True, LABELS)))
+    image_folder(w / "data", per_class=2)
+    (w / "previous.json").write_text('{"kept": true}\n')
+    return w
+
+
+def _snapshot(*roots: Path) -> dict:
+    out = {}
+    for root in roots:
+        for p in sorted(Path(root).rglob("*")) if Path(root).is_dir() else [Path(root)]:
+            if p.is_file():
+                out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def refused(args, *, code: int = 2, says: str | None = None, keep=()) -> str:
+    """Run the CLI; assert exit `code`, exactly one `Error:` line and it last, no traceback, and every
+    file under `keep` unchanged. Returns the error line."""
+    before = _snapshot(*keep)
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output and "PASSED" not in r.output, r.output
+    errors = [ln for ln in err if ln.startswith("Error:")]
+    assert len(errors) == 1 and err[-1] == errors[0], r.stderr
+    if says:
+        assert says in errors[0], errors[0]
+    assert _snapshot(*keep) == before, "an earlier file was changed"
+    return errors[0]
+
+
+def _with_contract(work: Path, name: str, edit) -> Path:
+    """The tiny model with an edited contract embedded (or, when edit returns text, as a sidecar)."""
+    c = json.loads(Contract.from_json(zipfile.ZipFile(work / "good.tflite").read("contract.json")).to_json())
+    out = edit(c)
+    m = work / name
+    if isinstance(out, str):
+        m.write_bytes((work / "flat.tflite").read_bytes())
+        (work / f"{name}.contract.json").write_text(out)
+    else:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("contract.json", json.dumps(c))
+        m.write_bytes((work / "flat.tflite").read_bytes() + buf.getvalue())
+    return m
+
+
+def _set(path, value):
+    def edit(c):
+        node = c
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+    return edit
+
+
+# ------------------------------------------------------------------ model files
+@pytest.mark.parametrize("content,says", [
+    (b"", "not a loadable TFLite model"),
+    (os.urandom(4096), "not a loadable TFLite model"),
+    (b"TFL3" * 10, "not a loadable TFLite model"),
+])
+def test_model_bytes(work, content, says):
+    m = work / "bad.tflite"
+    m.write_bytes(content)
+    refused(["bench", m, *QUICK], says=says, keep=[work / "good.tflite"])
+
+
+def test_model_truncated(work):
+    m = work / "cut.tflite"
+    data = (work / "flat.tflite").read_bytes()
+    m.write_bytes(data[: len(data) // 3])
+    refused(["bench", m, *QUICK], says="not a loadable TFLite model")
+
+
+@pytest.mark.parametrize("name,says", [
+    ("model.pb", "not a benchable model"),
+    ("missing.tflite", "no such model or run directory"),
+    ("garbage.onnx", "cannot be loaded as ONNX"),
+])
+def test_model_names_and_formats(work, name, says):
+    p = work / name
+    if name != "missing.tflite":
+        p.write_bytes(b"\x08\x01garbage")
+    refused(["bench", p, *QUICK], says=says)
+
+
+def test_a_folder_that_is_not_a_run(work):
+    (work / "notarun").mkdir(exist_ok=True)
+    refused(["bench", work / "notarun", *QUICK], says="no preprocessing contract")
+
+
+# ------------------------------------------------------------------ contracts carried by a model
+@pytest.mark.parametrize("edit,says", [
+    (_set(["std"], [float("nan")] * 3), "std must be finite"),
+    (_set(["mean"], [1e30] * 3), "mean must be finite numbers within"),
+    (_set(["std"], [0, 0, 0]), "std must be finite numbers from 0.001"),
+    (_set(["labels"], ["../../x", "b", "c"]), "contains a path separator"),
+    (_set(["labels"], ["a\nb", "c", "d"]), "contains a control character"),
+    (_set(["labels"], "abc"), "labels must be a list of strings"),
+    (_set(["labels"], [f"c{i}" for i in range(20000)]), "more than 10000"),
+    (_set(["model", "recipe"], 5), "model.recipe must be a string"),
+    (_set(["input_size"], [0, 0]), "input_size must be [height, width] of 8 to 4096 px"),
+    (_set(["input_size"], [100000, 100000]), "input_size must be [height, width] of 8 to 4096 px"),
+    (_set(["input_size"], ["32", "32"]), "input_size must be a list of 2 integers"),
+    (_set(["colour"], "red"), "unknown field(s) colour"),
+    (_set(["schema"], "edgecnn.contract/9"), "schema is"),
+    (_set(["input_quantization", "scale"], -1.0), "input_quantization.scale must be a positive number"),
+    (_set(["input_quantization", "zero_point"], 0.5), "zero_point must be an integer"),
+])
+def test_embedded_contract_fields(work, edit, says):
+    m = _with_contract(work, "edited.tflite", edit)
+    refused(["bench", m, "--data", work / "data", *QUICK], says=says, keep=[work / "data"])
+
+
+def test_sidecar_contract_not_json(work):
+    m = _with_contract(work, "side.tflite", lambda c: "{not json")
+    refused(["bench", m, "--data", work / "data", *QUICK], says="not valid JSON")
+
+
+def test_sidecar_contract_with_nan_std_never_passes(work):
+    """Before: 10% accuracy on a model that gets much more, and PASSED."""
+    m = _with_contract(work, "nan.tflite", lambda c: json.dumps({**c, "std": [float("nan")] * 3}))
+    refused(["bench", m, "--data", work / "data", *QUICK], says="std must be finite")
+
+
+def test_contract_that_disagrees_with_the_model(work):
+    m = _with_contract(work, "big.tflite", _set(["input_size"], [64, 64]))
+    refused(["bench", m, "--data", work / "data", *QUICK], says="model input is 32x32 but its contract says 64x64")
+    m = _with_contract(work, "four.tflite", _set(["labels"], ["a", "b", "c", "d"]))
+    refused(["bench", m, "--data", work / "data", *QUICK], says="lists 4 labels")
+
+
+def _zip_with(entry_bytes: bytes, *, method=zipfile.ZIP_DEFLATED, patch=None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method) as z:
+        z.writestr("contract.json", entry_bytes)
+    data = bytearray(buf.getvalue())
+    if patch:
+        patch(data)
+    return bytes(data)
+
+
+def _patch_headers(offset_in_header: int, fmt: str, value):
+    """Set a field in both the local header (PK\\3\\4) and the central directory entry (PK\\1\\2)."""
+    def patch(data: bytearray):
+        local = data.find(b"PK\x03\x04")
+        central = data.find(b"PK\x01\x02")
+        struct.pack_into(fmt, data, local + offset_in_header, value)
+        struct.pack_into(fmt, data, central + offset_in_header + 2, value)   # central header has +2 bytes
+    return patch
+
+
+@pytest.mark.parametrize("archive,says", [
+    (lambda: _zip_with(b" " * (2 << 20)), "more than a contract can be"),
+    (lambda: _zip_with(b"{}", patch=_patch_headers(6, "<H", 1)), "encrypted"),
+    (lambda: _zip_with(b"{}", patch=_patch_headers(8, "<H", 99)), "cannot be read"),
+    (lambda: _zip_with(b'{"schema": "x"}' * 10, method=zipfile.ZIP_STORED,
+                       patch=_patch_headers(14, "<I", 0xDEADBEEF)), "cannot be read"),
+])
+def test_appended_archive_problems(work, archive, says):
+    m = work / "zip.tflite"
+    m.write_bytes((work / "flat.tflite").read_bytes() + archive())
+    refused(["bench", m, "--data", work / "data", *QUICK], says=says)
+
+
+def test_a_600mb_deflated_contract_is_refused_from_its_header(work):
+    """A zip bomb: refused by the size its header declares, before anything is inflated."""
+    m = work / "bomb.tflite"
+    raw = zipfile.ZipInfo("contract.json")
+    raw.compress_type = zipfile.ZIP_DEFLATED
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z, z.open(raw, "w", force_zip64=True) as f:
+        chunk = b"\0" * (1 << 20)
+        for _ in range(600):
+            f.write(chunk)
+    m.write_bytes((work / "flat.tflite").read_bytes() + buf.getvalue())
+    t0 = time.perf_counter()
+    refused(["bench", m, "--data", work / "data", *QUICK], says="more than a contract can be")
+    assert time.perf_counter() - t0 < 20
+
+
+# ------------------------------------------------------------------ data folders
+def _data_case(work: Path, kind: str) -> Path:
+    d = work / f"data-{kind}"
+    shutil.rmtree(d, ignore_errors=True)
+    if kind == "file":
+        d.write_text("x") if not d.exists() else None
+        return d
+    if kind == "flat":
+        d.mkdir()
+        Image.new("RGB", (8, 8)).save(d / "loose.png")
+    elif kind == "unknown-class":
+        image_folder(d, per_class=1)
+        (d / "zebra").mkdir()
+        Image.new("RGB", (8, 8)).save(d / "zebra" / "z.png")
+    elif kind == "unreadable":
+        for label in LABELS:
+            (d / label).mkdir(parents=True)
+            (d / label / "a.jpg").write_text("not a jpeg")
+    elif kind == "hidden-only":
+        for label in LABELS:
+            (d / label / ".ipynb_checkpoints").mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(d / label / ".ipynb_checkpoints" / "a.png")
+    return d
+
+
+@pytest.mark.parametrize("kind,says", [
+    ("missing", "no such folder"),
+    ("file", "no such folder"),
+    ("flat", "no class subfolders"),
+    ("unknown-class", "match no label of the model"),
+    ("unreadable", "none of its 3 images could be read"),
+    ("hidden-only", "no images in its class folders"),
+])
+def test_data_folders(work, kind, says):
+    d = _data_case(work, kind)
+    refused(["bench", work / "good.tflite", "--data", d, *QUICK], says=says, keep=[work / "good.tflite"])
+
+
+def test_images_in_hidden_folders_are_never_training_data(tmp_path):
+    from edgecnn import data as D
+    root = tmp_path / "d"
+    for c in ("a", "b"):
+        for i in range(3):
+            (root / c).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (i * 60, 0, 0)).save(root / c / f"{i}.png")
+        (root / c / ".ipynb_checkpoints").mkdir()
+        Image.new("RGB", (8, 8)).save(root / c / ".ipynb_checkpoints" / "x-checkpoint.png")
+        (root / c / "__MACOSX").mkdir()
+        Image.new("RGB", (8, 8)).save(root / c / "__MACOSX" / "y.png")
+    ds = D.scan(root, val_fraction=0.34, progress=False)
+    assert len(ds.train) + len(ds.val) == 6
+
+
+def test_16_bit_and_32_bit_images_by_their_bit_depth(tmp_path):
+    from edgecnn.agent.contract import ImageError, load_image
+    dark = tmp_path / "dark16.png"
+    Image.fromarray(np.full((4, 4), 200, np.uint16)).save(dark)
+    assert load_image(dark).max() == 1          # 200 of 65535, not 200 of 255
+    bright = tmp_path / "bright16.png"
+    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(bright)
+    assert load_image(bright).min() == 255
+    i32 = tmp_path / "i32.tif"
+    Image.fromarray(np.full((4, 4), 70000, np.int32)).save(i32)
+    with pytest.raises(ImageError, match="pixel mode I .32-bit integer"):
+        load_image(i32)
+
+
+# ------------------------------------------------------------------ recipes
+@pytest.mark.parametrize("text,says", [
+    (b"name: x\nimage_size: 96\nimage_size: 128\n", "duplicate key 'image_size'"),
+    (b"training:\n  reduce_lr:\n    min_lr: .inf\n", "min_lr: Input should be a finite number"),
+    (b"training:\n  early_stopping:\n    patience: 1e12\n", "patience: Input should be a valid integer"),
+    (b'augmentation:\n  horizontal_flip: "yes"\n', "horizontal_flip: Input should be a valid boolean"),
+    (b"image_size: '96'\n", "image_size: Input should be a valid integer"),
+    (b"description: caf\xe9\n", "not UTF-8 text"),
+    (b"!!python/object:os.system {}\n", "not valid YAML"),
+    (b"- a\n- b\n", "expected a mapping"),
+    (b"imagesize: 96\n", "imagesize: unknown key"),
+])
+def test_recipe_files(tmp_path, text, says):
+    p = tmp_path / "r.yaml"
+    p.write_bytes(text)
+    refused(["train", "--recipe", p, "--data", tmp_path, "--out", tmp_path / "out"], says=says)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_recipe_name(tmp_path):
+    refused(["train", "--recipe", "nosuch", "--data", tmp_path, "--out", tmp_path / "o"], says="unknown recipe")
+
+
+# ------------------------------------------------------------------ devices
+@pytest.mark.parametrize("args,says", [
+    (["--device", "nosuch"], "unknown device 'nosuch'"),
+    (["--device", "jetson"], "needs a host"),
+    (["--device", "jetson", "--host", "-oProxyCommand=touch /tmp/x"], "not a host name"),
+    (["--device", "phone-emulated", "--host", "a@b"], "does not apply to --device phone-emulated"),
+    (["--device", "phone"], "needs LiteRT's benchmark tool"),
+    (["--cpus", "a,b"], "comma-separated CPU ids"),
+    (["--max-slowdown", "5"], "needs --baseline"),
+])
+def test_device_options(work, args, says):
+    refused(["bench", work / "good.tflite", *QUICK, *args], says=says)
+
+
+def test_baseline_on_a_device_that_cannot(work):
+    refused(["bench", work / "good.tflite", *QUICK, "--device", "phone-emulated", "--baseline", work / "good.tflite"],
+            says="devices that can: host, jetson")
+
+
+def test_unreachable_board_is_one_line(work):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if not shutil.which("ssh"):
+        pytest.skip("needs the OpenSSH client")
+    refused(["bench", work / "good.tflite", *QUICK, "--device", "jetson", "--host", "nobody@127.0.0.1",
+             "--port", port, "--timeout", "30"], says="cannot reach")
+
+
+# ------------------------------------------------------------------ output paths
+@pytest.mark.parametrize("target,says", [
+    ("/proc/edgecnn-x.json", "cannot write /proc/edgecnn-x.json"),
+    ("{work}/no/such/folder/b.json", "no folder"),
+    ("{work}", "is a directory"),
+])
+def test_json_output_paths(work, target, says):
+    refused(["bench", work / "good.tflite", *QUICK, "--json", target.format(work=work)], says=says,
+            keep=[work / "previous.json"])
+
+
+def test_markdown_output_path(work):
+    refused(["bench", work / "good.tflite", *QUICK, "--markdown", "/proc/x.md"], says="cannot write")
+
+
+def test_out_that_is_a_file(work, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("mine")
+    refused(["train", "--recipe", "products", "--data", work / "data", "--out", f], says="is a file",
+            keep=[f])
+
+
+def test_an_existing_run_is_never_overwritten_by_accident(exported_run, work):
+    refused(["train", "--recipe", "products", "--data", work / "data", "--out", exported_run],
+            says="--overwrite", keep=[exported_run])
+
+
+def test_written_files_have_the_users_permissions(exported_run, tmp_path):
+    out = tmp_path / "b.json"
+    old = os.umask(0o022)
+    try:
+        r = CliRunner().invoke(main, ["bench", str(exported_run / "export" / "model_int8.tflite"), *QUICK,
+                                      "--json", str(out)])
+    finally:
+        os.umask(old)
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_mode & 0o777 == 0o644
+    for p in (exported_run / "metrics.json", exported_run / "export" / "model_int8.tflite"):
+        assert p.stat().st_mode & 0o777 == 0o644, p
+    assert exported_run.stat().st_mode & 0o777 == 0o755
+
+
+# ------------------------------------------------------------------ interruption
+def test_ctrl_c_during_bench_writes_nothing(work):
+    """A real SIGINT while the agent runs: exit 130, one line, the previous JSON untouched."""
+    out = work / "previous.json"
+    before = out.read_bytes()
+    p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "bench", str(work / "good.tflite"), "--runs", "100000",
+                          "--min-seconds", "60", "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=work)
+    time.sleep(4)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "Aborted."
+    assert out.read_bytes() == before and not list(work.glob(".tmp-*"))
+
+
+def test_a_killed_training_leaves_the_previous_run(exported_run, products_subset, tmp_path):
+    """SIGKILL in the middle of an --overwrite training: the old run is still whole."""
+    run = tmp_path / "run"
+    shutil.copytree(exported_run, run, symlinks=True)
+    before = _snapshot(run)
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "train", "--recipe", "products", "--data",
+                              str(products_subset), "--out", str(run), "--image-size", "96", "--quiet", "--overwrite"],
+                             stdout=f, stderr=subprocess.STDOUT)
+        deadline = time.time() + 240
+        while "phase 1" not in log.read_text() and time.time() < deadline and p.poll() is None:
+            time.sleep(0.3)
+        p.kill()
+        p.wait(timeout=60)
+    assert _snapshot(run) == before
