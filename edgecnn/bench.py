@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .agent.artifact import FORMATS, format_of, read_contract
-from .agent.errors import BudgetError, InputError
+from . import verdict as V
+from .agent.errors import BudgetError, InconclusiveError, InputError
 from .agent.io import atomic_write_json, atomic_write_text, sha256_file
 from .agent.protocol import AgentRequest, AgentResult, Latency, VsBaseline
 from .devices import get_device
@@ -51,6 +54,8 @@ class BenchOptions:
     repeat: int = 1
     baseline: Path | None = None          # timed in turns with each artifact, in the same agent process
     max_slowdown_pct: float | None = None  # budget on the p50 ratio against the baseline
+    min_agreement_pct: float | None = None  # budget on top-1 agreement with the reference
+    point_estimate: bool = False           # judge accuracy budgets on point estimates (no intervals)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Plan:
     reference: Path | None
     notes: list[str]
     max_slowdown_pct: float | None = None
+    point_estimate: bool = False
 
 
 def combine_latency(runs: list[Latency]) -> Latency:
@@ -144,8 +150,10 @@ def plan(o: BenchOptions) -> Plan:
         for a in artifacts:
             note = check_comparable(a.name, contracts[a], reference.name, ref_contract, o.reference is not None)
             notes += [note] if note else []
-    budgets = Budgets.resolve(run, size_mb=o.budget_mb, max_drop_pp=o.max_drop, max_p90_ms=o.max_p90_ms)
-    return Plan(artifacts, run, budgets, reference if o.data is not None else None, notes, o.max_slowdown_pct)
+    budgets = Budgets.resolve(run, size_mb=o.budget_mb, max_drop_pp=o.max_drop, max_p90_ms=o.max_p90_ms,
+                              min_agreement_pct=o.min_agreement_pct)
+    return Plan(artifacts, run, budgets, reference if o.data is not None else None, notes, o.max_slowdown_pct,
+                o.point_estimate)
 
 
 def _check_baseline(o: BenchOptions) -> None:
@@ -182,6 +190,8 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
     return {"schema": SCHEMA, "target": str(o.target), "device": o.device,
             "reference": _reference_doc(p.reference, ref), "data": str(o.data) if o.data else None,
             "budgets_source": p.budgets.source, "notes": p.notes, "records": records,
+            "judged_on": "point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
+            "verdict": V.overall([r["verdict"] for r in records]),
             "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
 
 
@@ -218,7 +228,7 @@ def _run_all(o: BenchOptions, p: Plan, dev, log) -> dict[Path, AgentResult]:
 
 
 def _budget(limit, value, ok) -> dict:
-    return {"limit": limit, "value": value, "pass": bool(ok)}
+    return {"limit": limit, "value": value, "pass": bool(ok), "verdict": V.PASS if ok else V.FAIL}
 
 
 def _versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> dict:
@@ -229,8 +239,17 @@ def _versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> d
                          f"({ref.evaluation.images} vs {res.evaluation.images})")
     e = res.evaluation
     c = compare(e.y_true, e.top1, ref.evaluation.top1, res.contract.labels, e.paths)
-    return {k: c[k] for k in ("reference_accuracy", "accuracy_drop_pp", "per_class", "flips", "top1_agreement",
-                              "worst_class")}
+    out = {k: c[k] for k in ("reference_accuracy", "accuracy_drop_pp", "per_class", "flips", "top1_agreement",
+                             "worst_class")}
+    out["paired"] = V.paired(e.y_true, e.top1, ref.evaluation.top1)
+    y = np.asarray(e.y_true)
+    for i, label in enumerate(res.contract.labels):
+        if label in out["per_class"]:
+            m = y == i
+            st = V.paired(y[m], np.asarray(e.top1)[m], np.asarray(ref.evaluation.top1)[m])
+            out["per_class"][label].update(drop_ci_pp=st["drop_ci_pp"], agreement=st["agreement"],
+                                           agreement_ci=st["agreement_ci"])
+    return out
 
 
 def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) -> dict:
@@ -255,8 +274,9 @@ def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) 
                            "latency_ms": _latency_doc(b.latency_ms)}
         rec["vs_baseline"] = dataclasses.asdict(res.vs_baseline)
     rec.update(_versus_reference(art, res, ref))
-    rec["budgets"] = _budgets(rec, p.budgets, p.max_slowdown_pct)
-    rec["passed"] = all(b["pass"] for b in rec["budgets"].values())
+    rec["budgets"] = _budgets(rec, p)
+    rec["verdict"] = V.overall([b["verdict"] for b in rec["budgets"].values()])
+    rec["passed"] = rec["verdict"] == V.PASS
     return rec
 
 
@@ -264,10 +284,13 @@ def _latency_doc(lat: Latency | None) -> dict | None:
     return None if lat is None else {k: v for k, v in dataclasses.asdict(lat).items() if v is not None}
 
 
-def _budgets(rec: dict, b: Budgets, max_slowdown: float | None) -> dict:
+def _budgets(rec: dict, p: Plan) -> dict:
+    b, max_slowdown = p.budgets, p.max_slowdown_pct
     out = {"size_mb": _budget(b.size_mb, rec["size_mb"], rec["size_mb"] <= b.size_mb)}
-    if b.max_drop_pp is not None and rec["accuracy_drop_pp"] is not None:
-        out["accuracy_drop_pp"] = _budget(b.max_drop_pp, rec["accuracy_drop_pp"], rec["accuracy_drop_pp"] <= b.max_drop_pp)
+    if b.max_drop_pp is not None and rec.get("paired"):
+        out["accuracy_drop_pp"] = V.drop_budget(rec["paired"], b.max_drop_pp, p.point_estimate)
+    if b.min_agreement_pct is not None and rec.get("paired"):
+        out["agreement_pct"] = V.agreement_budget(rec["paired"], b.min_agreement_pct, p.point_estimate)
     if b.max_p90_ms is not None and rec["latency_ms"]:
         p90 = rec["latency_ms"]["p90"]
         out["p90_ms"] = _budget(b.max_p90_ms, p90, p90 <= b.max_p90_ms)
@@ -277,11 +300,63 @@ def _budgets(rec: dict, b: Budgets, max_slowdown: float | None) -> dict:
     return out
 
 
+@dataclass
+class Deployable:
+    """The INT8 artifact a flow would ship, and the one verdict about it."""
+
+    record: dict | None
+    verdict: str
+    rejected: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return {V.PASS: 0, V.FAIL: BudgetError.exit_code, V.INCONCLUSIVE: InconclusiveError.exit_code}[self.verdict]
+
+    def line(self, run_dir: Path) -> str:
+        r = self.record
+        if r is None:
+            return "verdict: FAIL: no INT8 model meets the budgets (see the tables above and bench.json)"
+        what = (f"{r['artifact']} ({r['size_mb']:.2f} MB, accuracy {r['accuracy']:.2%}, drop "
+                f"{r['accuracy_drop_pp']:+.2f} pp vs float, p50 {r['latency_ms']['p50']:.2f} ms on this host)")
+        if self.verdict == V.PASS:
+            return (f"verdict: PASS: deploy {what}; every budget holds\n"
+                    f"next:    edgecnn bundle {run_dir / 'export' / r['artifact']} --android android_demo")
+        return f"verdict: INCONCLUSIVE: {what}; the test images cannot decide its accuracy budget (exit 3)"
+
+
+def choose_deployable(doc: dict) -> Deployable:
+    """The smallest INT8 artifact that passes every budget; else the best undecided one; else none."""
+    int8 = [r for r in doc["records"] if r["precision"].startswith("int8")]
+    by = {v: sorted((r for r in int8 if r["verdict"] == v), key=lambda r: r["size_mb"]) for v in V.VERDICTS}
+    chosen = (by[V.PASS] or by[V.INCONCLUSIVE] or [None])[0]
+    verdict = chosen["verdict"] if chosen else V.FAIL
+    rejected = [f"{r['artifact']}: " + ", ".join(f"{k} {b['verdict']}" for k, b in r["budgets"].items()
+                                                  if b["verdict"] != V.PASS)
+                for r in int8 if r is not chosen and r["verdict"] != V.PASS]
+    return Deployable(chosen, verdict, rejected)
+
+
 def check(doc: dict) -> None:
-    failed = [f"{r['artifact']}: {name} {b['value']:.2f} > {b['limit']}" for r in doc["records"]
-              for name, b in r["budgets"].items() if not b["pass"]]
+    """Exit 1 when a budget fails, 3 when one cannot be decided on these images, else return."""
+    failed = [f"{r['artifact']}: {name} {_value(b)} {'<' if name == 'agreement_pct' else '>'} {b['limit']}"
+              for r in doc["records"] for name, b in r["budgets"].items() if b["verdict"] == V.FAIL]
     if failed:
         raise BudgetError("budget failed: " + "; ".join(failed))
+    open_ = [f"{r['artifact']}: {name} {_value(b)} vs {b['limit']}" + _needed(b)
+             for r in doc["records"] for name, b in r["budgets"].items() if b["verdict"] == V.INCONCLUSIVE]
+    if open_:
+        raise InconclusiveError("inconclusive: the test images cannot decide " + "; ".join(open_)
+                                + " (add images, or judge point estimates with --point-estimate)")
+
+
+def _value(b: dict) -> str:
+    s = f"{b['value']:.2f}"
+    return s + (f" [95% {b['interval'][0]:+.2f}, {b['interval'][1]:+.2f}]" if b.get("interval") else "")
+
+
+def _needed(b: dict) -> str:
+    n = b.get("images_to_decide")
+    return f", about {n} images would decide it at the observed rates" if n else ""
 
 
 def render(doc: dict, markdown: bool = False) -> str:
@@ -290,12 +365,15 @@ def render(doc: dict, markdown: bool = False) -> str:
         lat = r["latency_ms"] or {}
         est = "~" if r.get("latency_estimated") else ""
         images = "-" if r["images"] is None else f"{r['images']}" + (f" (+{len(r['skipped'])} unread)" if r["skipped"] else "")
+        ci = (r.get("paired") or {}).get("drop_ci_pp")
+        drop = fmt(r["accuracy_drop_pp"], "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
         rows.append([r["artifact"], r["format"] or "-", r["precision"], r["device"], fmt(r["size_mb"], ".2f"),
-                     images, fmt(r["accuracy"], ".2%"), fmt(r["accuracy_drop_pp"], "+.2f"),
+                     images, fmt(r["accuracy"], ".2%"), drop, fmt(r.get("top1_agreement"), ".1%"),
                      est + fmt(lat.get("p50"), ".2f"), est + fmt(lat.get("p90"), ".2f"),
                      est + fmt(lat.get("p99"), ".2f"), fmt(r["throughput_ips"], ".0f"), fmt(r["peak_rss_mb"], ".0f"),
-                     " ".join(f"{k}:{'ok' if b['pass'] else 'FAIL'}" for k, b in r["budgets"].items())])
-    out = table(["artifact", "format", "precision", "device", "MB", "images", "accuracy", "drop pp", "p50 ms",
+                     " ".join(f"{k}:{'ok' if b['pass'] else b['verdict']}" for k, b in r["budgets"].items())])
+    out = table(["artifact", "format", "precision", "device", "MB", "images", "accuracy", "drop pp [95%]", "agree",
+                 "p50 ms",
                  "p90 ms", "p99 ms", "img/s", "RSS MB", "budgets"], rows, markdown=markdown)
     sep = "\n\n" if markdown else "\n"
     return out + sep + sep.join(_notes(doc)) + "\n"
@@ -314,12 +392,17 @@ def _notes(doc: dict) -> list[str]:
                      + (" ..." if len(skipped) > 5 else "") + " (all listed in the JSON)")
     for r in doc["records"]:
         notes += _record_notes(r)
-    notes.append(f"{'PASSED' if doc['passed'] else 'FAILED'} ({doc['wall_s']:.1f} s)")
+    word = {V.PASS: "PASSED", V.FAIL: "FAILED", V.INCONCLUSIVE: "INCONCLUSIVE"}[doc["verdict"]]
+    notes.append(f"{word} ({doc['wall_s']:.1f} s; accuracy budgets judged on {doc['judged_on']})")
     return notes
 
 
 def _record_notes(r: dict) -> list[str]:
     notes = []
+    for name, b in r["budgets"].items():
+        if b["verdict"] == V.INCONCLUSIVE:
+            notes.append(f"{r['artifact']}: {name} {_value(b)} vs budget {b['limit']}: INCONCLUSIVE on "
+                         f"{r['images']} images{_needed(b)}")
     if r.get("estimate"):
         notes.append(f"~ {r['artifact']}: latency estimated from profile {r['estimate'].get('profile')} "
                      f"({r['estimate'].get('anchor', '')})")

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before anything imports T
 
 import click
 
-from .agent.errors import BudgetError, EdgecnnError
+from .agent.errors import EdgecnnError
 from .agent.io import check_writable
 from .native import filter_native_stderr
 
@@ -130,22 +130,20 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     _log(f"demo: recipe {recipe_name} on {data_dir}")
     ctx.invoke(train, recipe_name=recipe_name, data_dir=data_dir, out_dir=out_dir, weights=weights,
                image_size=None, epochs=epochs, seed=0, gradcam=4, quiet=False, overwrite=True)
-    ctx.invoke(export, run_dir=out_dir, int8=False, fp16=False, fp32=False, onnx=False, tensorrt=False,
-               calibration=None, calibration_size=None, max_drop=None, eval_data=None, int8_input="int8",
-               fallback_steps=6, json_out=False)
-    from .bench import BenchOptions, bench as run_bench, render, write_outputs
+    from .bench import BenchOptions, bench as run_bench, choose_deployable, render, write_outputs
+    from .export import ExportOptions, export as run_export
+    from .render import export_table
 
+    click.echo(export_table(run_export(ExportOptions(out_dir, ("fp32", "int8")), log=_log)))
     test_dir = data_dir / "test" if (data_dir / "test").is_dir() else None
     doc = run_bench(BenchOptions(out_dir, data=test_dir), log=_log)
     write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
     click.echo(render(doc))
-    ok = [r for r in doc["records"] if r["passed"] and r["precision"].startswith("int8")]
-    if not ok:
-        raise BudgetError(f"no INT8 model meets the budgets: see the tables above and {out_dir / 'bench.json'}")
-    best = min(ok, key=lambda r: r["size_mb"])
-    click.echo(f"deploy: {best['artifact']} ({best['size_mb']:.2f} MB, accuracy {best['accuracy']:.2%}, drop "
-               f"{best['accuracy_drop_pp']:+.2f} pp vs float, p50 {best['latency_ms']['p50']:.2f} ms on this host)\n"
-               f"next:   edgecnn bundle {out_dir / 'export' / best['artifact']} --android android_demo")
+    choice = choose_deployable(doc)
+    for line in choice.rejected:
+        click.echo(f"rejected: {line}")
+    click.echo(choice.line(out_dir))
+    ctx.exit(choice.exit_code)
 
 
 # ------------------------------------------------------------------------------------ export
@@ -167,13 +165,15 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
               help="Input/output type of the INT8 TFLite.")
 @click.option("--fallback-steps", type=click.IntRange(0, 20), default=6, show_default=True,
               help="Most re-exports with the most sensitive ops kept in float (1, 2, 4, ... ops).")
+@click.option("--point-estimate", is_flag=True, help="Judge the INT8 budget on the point estimate alone (no interval).")
 @click.option("--json", "json_out", is_flag=True, help="Print the export report as JSON on stdout.")
 def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_size, max_drop, eval_data,
-           int8_input, fallback_steps, json_out):
+           int8_input, fallback_steps, point_estimate, json_out):
     """Convert a run's model to TFLite/ONNX (float, FP16, INT8) and measure each against float.
 
     With no format flag it exports float32 and INT8 TFLite. Artifacts and export_report.json go
-    to RUN_DIR/export/. Exits 1 when INT8 cannot be brought within the accuracy budget.
+    to RUN_DIR/export/. Exit status: 0 when the INT8 budget holds (95% interval of the paired drop
+    within it), 1 when it fails even with the float fallback, 3 when the images cannot decide it.
     """
     import json as _json
 
@@ -182,7 +182,7 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 
     precisions = tuple(p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on) or ("fp32", "int8")
     opts = ExportOptions(run_dir, precisions, onnx, tensorrt, calibration, calibration_size, max_drop,
-                         eval_data, int8_input, fallback_steps)
+                         eval_data, int8_input, fallback_steps, point_estimate=point_estimate)
     rep = run_export(opts, log=_log)
     click.echo(_json.dumps(rep, indent=2) if json_out else export_table(rep))
     check_budget(rep)
@@ -211,6 +211,10 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--budget-mb", type=click.FloatRange(0, min_open=True), default=None, help="Size budget (default: recipe's, 20).")
 @click.option("--max-drop", type=click.FloatRange(0, 100), default=None, metavar="PP", help="Accuracy drop budget vs the reference.")
 @click.option("--max-p90-ms", type=click.FloatRange(0, min_open=True), default=None, help="p90 latency budget.")
+@click.option("--min-agreement", "min_agreement", type=click.FloatRange(0, 100), default=None, metavar="PCT",
+              help="Budget: at least PCT% of images keep the reference's top-1 (judged on its 95% interval).")
+@click.option("--point-estimate", is_flag=True,
+              help="Judge accuracy budgets on point estimates alone (no INCONCLUSIVE; not recommended on small sets).")
 @click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="MODEL",
               help="Time each model in turns with this one in the same process (host, jetson): the p50 ratio "
                    "holds on a busy machine where absolute times drift.")
@@ -232,11 +236,14 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a Markdown table (e.g. for a PR comment).")
 def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds, repeat, max_images,
-          budget_mb, max_drop, max_p90_ms, baseline, max_slowdown, host, port, identity, accept_new_host_key, serial,
-          benchmark_binary, profile, timeout, json_path, md_path):
+          budget_mb, max_drop, max_p90_ms, min_agreement, point_estimate, baseline, max_slowdown, host, port, identity,
+          accept_new_host_key, serial, benchmark_binary, profile, timeout, json_path, md_path):
     """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
 
-    Budgets come from the run's recipe (recipe.json); options override them. Exit status: 0 when every budget holds, 1 when one fails, 2 for bad input or an unreachable device.
+    Budgets come from the run's recipe (recipe.json); options override them. Accuracy budgets are
+    judged on 95% intervals of the paired drop and agreement. Exit status: 0 when every budget holds,
+    1 when one fails, 3 when the images cannot decide one (INCONCLUSIVE), 2 for bad input or an
+    unreachable device.
     """
     import json as _json
 
@@ -260,7 +267,8 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
     dev_opts["timeout"] = timeout
     o = BenchOptions(target, device, dev_opts, data_dir, reference, engine, threads,
                      tuple(int(c) for c in cpus.split(",")) if cpus else None, runs, warmup, min_seconds,
-                     max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown)
+                     max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown, min_agreement,
+                     point_estimate)
     for path in (json_path, md_path):
         if path is not None and str(path) != "-":
             check_writable(path)

@@ -92,6 +92,8 @@ class Budgets(_Strict):
     max_int8_drop_pp: float = Field(1.0, ge=0)          # overall top-1 drop vs float
     max_int8_class_drop_pp: float | None = Field(None, ge=0)  # worst class; None: not enforced
     max_p90_ms: float | None = Field(None, gt=0)
+    # share of test images whose top-1 must not change vs float (judged on its 95% interval); None: off
+    min_agreement_pct: float | None = Field(None, ge=0, le=100)
 
 
 class Recipe(_Strict):

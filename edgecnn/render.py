@@ -16,26 +16,28 @@ def table(headers: list[str], rows: list[list[str]], markdown: bool = False) -> 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def _interval(ci) -> str:
+    return f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""
+
+
 def export_table(rep: dict) -> str:
     rows = [["model.keras (reference)", "keras", "fp32", "-", fmt(rep["reference"]["accuracy"], ".2%"),
              "-", "-", "-", "-"]]
     for a in rep["artifacts"]:
         wc = a.get("worst_class") or {}
         rows.append([a["artifact"], a["format"], a["precision"], f"{a['size_mb']:.2f}", fmt(a["accuracy"], ".2%"),
-                     fmt(a.get("accuracy_drop_pp"), "+.2f"), fmt(wc.get("drop_pp"), "+.1f"),
+                     fmt(a.get("accuracy_drop_pp"), "+.2f") + _interval((a.get("paired") or {}).get("drop_ci_pp")),
+                     fmt(wc.get("drop_pp"), "+.1f"),
                      fmt(a.get("top1_agreement"), ".2%"), str(len(a.get("flips", [])))])
-    out = table(["artifact", "format", "precision", "MB", "accuracy", "drop pp", "worst class pp",
+    out = table(["artifact", "format", "precision", "MB", "accuracy", "drop pp [95%]", "worst class pp",
                  "agree", "flips"], rows)
     b = rep.get("budget")
     if b:
+        out += f"\nINT8 budget: {b['decision']}"
         fb = b.get("fallback")
-        op = "<=" if b["int8_drop_pp"] <= b["max_drop_pp"] else ">"
-        out += f"\nINT8 budget: model_int8.tflite drop {b['int8_drop_pp']:.2f} pp {op} {b['max_drop_pp']} pp"
-        if not fb:
-            out += f": {'PASS' if b['pass'] else 'FAIL'}"
-        else:
-            out += (f"; fallback kept {len(fb['float_ops'])} op(s) in float -> {fb['artifact']}"
-                    f" ({'within' if fb['pass'] else 'still over'} budget): {'PASS' if b['pass'] else 'FAIL'}")
+        if fb and fb.get("artifact"):
+            out += (f"\nfallback kept {len(fb['float_ops'])} op(s) in float -> {fb['artifact']}: "
+                    f"{fb['verdict']}")
             if fb.get("cost"):
                 c = fb["cost"]
                 out += (f"\nfallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "

@@ -6,7 +6,7 @@
 - The resolved recipe (``recipe.json``) is what export, bench and bundle enforce (sizes, INT8 drop,
   p90, calibration size); command-line budgets override it. The built-in recipe of the same name is
   never consulted: a run trained from a custom recipe keeps its own budgets.
-- Provenance: contract.json records the sha256 of model.keras and of the resolved recipe; every
+- Provenance: contract.json records the sha256 of model.keras and of recipe.json; every
   artifact carries that contract, so an artifact made from another model is recognised and refused.
 - A run is written whole: train writes a staging folder beside the destination and swaps it in at
   the end, so an interrupted or failed run leaves the previous one untouched, and a new run never
@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -38,10 +37,6 @@ DEFAULT_SIZE_MB = 20.0
 
 class ProvenanceError(InputError):
     """Two things compared that were not made from the same model: exit 2."""
-
-
-def recipe_sha256(recipe: R.Recipe) -> str:
-    return hashlib.sha256(recipe_json(recipe).encode()).hexdigest()
 
 
 def recipe_json(recipe: R.Recipe) -> str:
@@ -79,14 +74,12 @@ def _read_json(path: Path) -> dict:
     return d
 
 
-def _run_recipe(run_dir: Path, metrics: dict) -> R.Recipe:
-    """The recipe the run was trained with: recipe.json (or, for older runs, metrics.json's recipe_used)."""
+def _run_recipe(run_dir: Path) -> R.Recipe:
+    """The recipe the run was trained with (recipe.json)."""
     path = run_dir / RECIPE_FILE
-    if path.is_file():
-        return R.from_dict(_read_json(path), str(path))
-    if isinstance(metrics.get("recipe_used"), dict):
-        return R.from_dict(metrics["recipe_used"], f"{run_dir}/metrics.json recipe_used")
-    raise InputError(f"{run_dir} records no recipe ({RECIPE_FILE}): retrain it with 'edgecnn train'")
+    if not path.is_file():
+        raise InputError(f"{run_dir} records no recipe ({RECIPE_FILE}; trained by an older edgecnn): retrain it")
+    return R.from_dict(_read_json(path), str(path))
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -98,7 +91,7 @@ def load_run(run_dir: str | Path) -> Run:
     if not (run_dir / "model.keras").is_file():
         raise InputError(f"{run_dir} has no model.keras (train it with 'edgecnn train')")
     metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
-    run = Run(run_dir, contract, _run_recipe(run_dir, metrics), metrics)
+    run = Run(run_dir, contract, _run_recipe(run_dir), metrics)
     prov = contract.provenance
     if prov is None:
         raise ProvenanceError(f"{run_dir}/contract.json records no provenance (trained by an older edgecnn): "
@@ -106,7 +99,7 @@ def load_run(run_dir: str | Path) -> Run:
     if sha256_file(run.model_path) != prov.model_sha256:
         raise ProvenanceError(f"{run.model_path} is not the model its contract.json was written for "
                               f"(sha256 differs): was it replaced after training? retrain the run")
-    if recipe_sha256(run.recipe) != prov.recipe_sha256:
+    if sha256_file(run_dir / RECIPE_FILE) != prov.recipe_sha256:
         raise ProvenanceError(f"{run_dir}/{RECIPE_FILE} is not the recipe the run was trained with "
                               f"(sha256 differs from contract.json's provenance)")
     return run
@@ -157,19 +150,23 @@ class Budgets:
     max_drop_pp: float | None
     max_p90_ms: float | None
     source: str
+    min_agreement_pct: float | None = None
 
     @classmethod
-    def resolve(cls, run: Run | None, size_mb=None, max_drop_pp=None, max_p90_ms=None) -> "Budgets":
+    def resolve(cls, run: Run | None, size_mb=None, max_drop_pp=None, max_p90_ms=None,
+                min_agreement_pct=None) -> "Budgets":
         """The run's recipe budgets, each overridden by a command-line value when given."""
         b = run.recipe.budgets if run is not None else None
         source = f"recipe {run.recipe.name} of {run.dir}" if run is not None else "defaults (no run)"
-        given = [n for n, v in (("size", size_mb), ("drop", max_drop_pp), ("p90", max_p90_ms)) if v is not None]
+        given = [n for n, v in (("size", size_mb), ("drop", max_drop_pp), ("p90", max_p90_ms),
+                                ("agreement", min_agreement_pct)) if v is not None]
         if given:
             source += f", command line ({', '.join(given)})"
         pick = lambda v, rv, d: v if v is not None else (rv if b is not None else d)  # noqa: E731
         return cls(size_mb=pick(size_mb, b and b.size_mb, DEFAULT_SIZE_MB),
                    max_drop_pp=pick(max_drop_pp, b and b.max_int8_drop_pp, None),
-                   max_p90_ms=pick(max_p90_ms, b and b.max_p90_ms, None), source=source)
+                   max_p90_ms=pick(max_p90_ms, b and b.max_p90_ms, None), source=source,
+                   min_agreement_pct=pick(min_agreement_pct, b and b.min_agreement_pct, None))
 
 
 def budgets_for(source: Path, **overrides) -> Budgets:

@@ -28,7 +28,7 @@ from . import data as D
 from . import model as M
 from .agent.io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 from .recipe import Recipe
-from .rundir import RECIPE_FILE, recipe_json, recipe_sha256, refuse_existing, staged
+from .rundir import RECIPE_FILE, recipe_json, refuse_existing, staged
 
 
 
@@ -385,7 +385,8 @@ def _write_run(s: _Session, evals: dict, out: Path) -> dict:
     with atomic_path(out / "model.keras") as tmp:
         s.model.save(tmp)
     atomic_write_text(out / RECIPE_FILE, recipe_json(s.recipe))
-    contract = replace(s.contract, provenance=C.Provenance(sha256_file(out / "model.keras"), recipe_sha256(s.recipe)))
+    contract = replace(s.contract, provenance=C.Provenance(sha256_file(out / "model.keras"),
+                                                           sha256_file(out / RECIPE_FILE)))
     atomic_write_text(out / "labels.txt", "".join(f"{lab}\n" for lab in s.ds.classes))
     C.save(contract, out / "contract.json")
     atomic_write_json(out / "history.json", s.history)

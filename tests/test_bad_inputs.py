@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from devices_helpers import LABELS, image_folder
-from edgecnn.agent.artifact import strip_tflite_archive, tflite_with_contract
+from edgecnn.agent.artifact import strip_tflite_archive
 from edgecnn.agent.contract import Contract
 from edgecnn.cli import main
 

@@ -51,14 +51,14 @@ def make_run(root: Path, model_bytes: bytes, name: str = "leaves", precision: st
     from edgecnn import recipe as R
     from edgecnn.agent.contract import Provenance
     from edgecnn.agent.io import sha256_file
-    from edgecnn.rundir import recipe_json, recipe_sha256
+    from edgecnn.rundir import recipe_json
 
     run = root / "runs" / name
     (run / "export").mkdir(parents=True)
     (run / "model.keras").write_bytes(b"stand-in for " + name.encode())
     recipe = R.load("crop_disease")
     (run / "recipe.json").write_text(recipe_json(recipe))
-    prov = Provenance(sha256_file(run / "model.keras"), recipe_sha256(recipe))
+    prov = Provenance(sha256_file(run / "model.keras"), sha256_file(run / "recipe.json"))
     float_contract = Contract(input_size=(32, 32), labels=("healthy", "rust", "blight"), provenance=prov)
     (run / "contract.json").write_text(float_contract.to_json(), encoding="utf-8")
     try:

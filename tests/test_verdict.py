@@ -67,7 +67,7 @@ def test_custom_recipe_budgets_are_enforced(products_subset, tmp_path, monkeypat
     assert r.exit_code == 0, r.output
     assert json.loads((run / "recipe.json").read_text())["budgets"]["size_mb"] == 1.0
     r = _cli("export", run, "--int8", env={"EDGECNN_CALIBRATION_DIR": str(tmp_path / "calib")})
-    assert r.exit_code in (0, 1), r.output
+    assert r.exit_code in (0, 1, 3), r.output
     out = tmp_path / "bench.json"
     r = _cli("bench", run / "export" / "model_int8.tflite", *QUICK, "--json", out)
     assert r.exit_code == 1, r.output

@@ -19,5 +19,11 @@ class BudgetError(EdgecnnError):
     exit_code = 1
 
 
+class InconclusiveError(EdgecnnError):
+    """A budget the test images cannot decide either way (its interval straddles the limit): exit 3."""
+
+    exit_code = 3
+
+
 class ConversionError(EdgecnnError):
     """A model that a converter or engine builder could not turn into an artifact: exit 1."""

@@ -15,7 +15,8 @@ import numpy as np
 from .. import data as D
 from ..agent import contract as C
 from ..agent.artifact import read_contract, tflite_with_contract
-from ..agent.errors import BudgetError, InputError
+from .. import verdict as V
+from ..agent.errors import BudgetError, InconclusiveError, InputError
 from ..agent.images import scan_eval_folder
 from ..agent.io import atomic_write_bytes, atomic_write_json, sha256_file
 from ..agent.runtimes import runner_for
@@ -39,6 +40,7 @@ class ExportOptions:
     eval_data: Path | None = None
     int8_input: str = "int8"
     fallback_steps: int = 6
+    point_estimate: bool = False      # judge the INT8 budget on the point estimate alone (no interval)
     calibration_dir: Path = field(default_factory=lambda: Path(
         os.environ.get("EDGECNN_CALIBRATION_DIR") or REPO_ROOT / "calibration"))
     seed: int = 0
@@ -158,6 +160,7 @@ def evaluate_artifact(path: Path, ev: EvalSet, reference: np.ndarray | None, lab
     res = compare(ev.y, probs.argmax(1), None if reference is None else reference.argmax(1), labels, ev.paths)
     if reference is not None:
         res["max_abs_score_diff"] = float(np.abs(probs - reference).max())
+        res["paired"] = V.paired(ev.y, probs.argmax(1), reference.argmax(1))
     res["runtime"] = desc
     return res
 
@@ -212,26 +215,46 @@ def _onnx(x: _Export, float_record: bool, qdq: bool) -> None:
 
 
 def _int8_budget(x: _Export) -> dict | None:
-    """The INT8 TFLite's accuracy budget, with per-layer sensitivity fallback when it does not hold."""
+    """The INT8 TFLite's accuracy budget, judged on the interval of its paired drop. Only a drop that is
+    beyond the budget with confidence (FAIL) starts the float fallback: an INCONCLUSIVE one is reported
+    with the images that would decide it, not chased by keeping layers in float."""
     int8 = next((r for r in x.records if r["artifact"] == "model_int8.tflite"), None)
     if int8 is None:
         return None
     max_drop = x.run.recipe.budgets.max_int8_drop_pp if x.opts.max_drop is None else x.opts.max_drop
+    judged = V.drop_budget(int8["paired"], max_drop, x.opts.point_estimate)
     budget = {"max_drop_pp": max_drop, "source": "command line" if x.opts.max_drop is not None else
               f"recipe {x.run.recipe.name} of the run", "int8_drop_pp": int8["accuracy_drop_pp"],
-              "pass": int8["accuracy_drop_pp"] <= max_drop, "fallback": None}
-    if budget["pass"]:
-        return budget
-    x.log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp exceeds the budget of {max_drop} pp: "
-          f"measuring per-layer quantisation sensitivity")
-    budget["fallback"] = fb = _fallback(x, max_drop)
-    budget["pass"] = fb["pass"]
-    if fb["artifact"]:
-        fb["cost"] = _fallback_cost(x.out_dir / "model_int8.tflite", x.out_dir / fb["artifact"])
-        c = fb["cost"]
-        x.log(f"fallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "
-              f"p50 {c['latency_p50_ms']['mixed']:.2f} ms vs {c['latency_p50_ms']['int8']:.2f} ms")
+              "interval_pp": judged["interval"], "judged_on": judged["judged_on"], "verdict": judged["verdict"],
+              "images_to_decide": judged.get("images_to_decide"), "fallback": None}
+    budget["decision"] = _decision(judged, max_drop, len(x.eval.y))
+    if judged["verdict"] == V.FAIL:
+        x.log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp (95% {judged['interval'][0]:+.2f} to "
+              f"{judged['interval'][1]:+.2f}) is beyond the budget of {max_drop} pp: measuring per-layer "
+              f"quantisation sensitivity")
+        budget["fallback"] = fb = _fallback(x, max_drop)
+        budget["verdict"] = fb["verdict"]
+        budget["decision"] += f"; fallback: {fb['decision']}"
+        if fb["artifact"]:
+            fb["cost"] = _fallback_cost(x.out_dir / "model_int8.tflite", x.out_dir / fb["artifact"])
+            c = fb["cost"]
+            x.log(f"fallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "
+                  f"p50 {c['latency_p50_ms']['mixed']:.2f} ms vs {c['latency_p50_ms']['int8']:.2f} ms")
+    budget["pass"] = budget["verdict"] == V.PASS
+    x.log(f"INT8 budget: {budget['decision']}")
     return budget
+
+
+def _decision(judged: dict, max_drop: float, n: int) -> str:
+    lo, hi = judged["interval"]
+    text = f"drop {judged['value']:+.2f} pp, 95% interval {lo:+.2f} to {hi:+.2f} pp on {n} images, budget {max_drop} pp"
+    if judged["verdict"] == V.PASS:
+        return f"{text}: PASS (the whole interval is within the budget)"
+    if judged["verdict"] == V.FAIL:
+        return f"{text}: FAIL (the whole interval is beyond the budget)"
+    need = judged.get("images_to_decide")
+    return (f"{text}: INCONCLUSIVE, no ops kept in float for a drop these images cannot resolve"
+            + (f" (about {need} images would decide it at the observed rates)" if need else ""))
 
 
 def _tensorrt(x: _Export) -> dict:
@@ -261,12 +284,15 @@ def _report(x: _Export, budget: dict | None, trt: dict | None, seconds: float) -
 
 
 def check_budget(report: dict) -> None:
-    """Raise BudgetError when the report's INT8 accuracy budget does not hold."""
+    """BudgetError (exit 1) when the INT8 accuracy budget fails, InconclusiveError (exit 3) when the
+    evaluation images cannot decide it."""
     b = report.get("budget")
-    if b is not None and not b["pass"]:
-        raise BudgetError(f"INT8 accuracy drop {b['int8_drop_pp']:.2f} pp exceeds the budget of {b['max_drop_pp']} pp "
-                          f"and keeping the most sensitive ops in float did not bring it within budget; "
-                          f"every artifact and export_report.json were kept in {report['run']}/export")
+    if b is None or b["verdict"] == V.PASS:
+        return
+    kept = f"every artifact and export_report.json were kept in {report['run']}/export"
+    if b["verdict"] == V.INCONCLUSIVE:
+        raise InconclusiveError(f"INT8 accuracy budget: {b['decision']}; {kept}")
+    raise BudgetError(f"INT8 accuracy budget: {b['decision']}; {kept}")
 
 
 def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> dict:
@@ -307,10 +333,15 @@ def _fallback(x: _Export, max_drop: float) -> dict:
         rec = write_tflite(x, data, "model_int8_mixed.tflite", "int8-mixed", t,
                            {"float_ops": [{"tensor": d["tensor"], "op": d["op"],
                                     "rmse_per_step": round(d["rmse_per_step"], 4)} for d in ranking[:k]]})
-        tried.append({"float_ops": k, "accuracy_drop_pp": rec["accuracy_drop_pp"], "size_mb": rec["size_mb"]})
-        if rec["accuracy_drop_pp"] <= max_drop:
+        judged = V.drop_budget(rec["paired"], max_drop, x.opts.point_estimate)
+        tried.append({"float_ops": k, "accuracy_drop_pp": rec["accuracy_drop_pp"], "interval_pp": judged["interval"],
+                      "verdict": judged["verdict"], "size_mb": rec["size_mb"]})
+        if judged["verdict"] == V.PASS:   # within the budget with confidence, not on a lucky point estimate
             x.log(f"fallback: budget holds with {k} op(s) in float")
-            return {"pass": True, "artifact": rec["artifact"], "float_ops": rec["float_ops"], "steps": tried,
-                    "ranking": ranking[:32]}
-    return {"pass": False, "artifact": "model_int8_mixed.tflite" if tried else None,
-            "float_ops": rec["float_ops"] if tried else [], "steps": tried, "ranking": ranking[:32]}
+            return {"pass": True, "verdict": V.PASS, "artifact": rec["artifact"], "float_ops": rec["float_ops"],
+                    "steps": tried, "ranking": ranking[:32],
+                    "decision": f"{k} op(s) kept in float: drop {rec['accuracy_drop_pp']:+.2f} pp, interval within the budget"}
+    last = tried[-1]["verdict"] if tried else V.FAIL
+    return {"pass": False, "verdict": last, "artifact": "model_int8_mixed.tflite" if tried else None,
+            "float_ops": rec["float_ops"] if tried else [], "steps": tried, "ranking": ranking[:32],
+            "decision": f"{len(tried)} step(s) tried, last {last}" if tried else "no step possible"}
