@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from .agent.errors import BudgetError, EdgecnnError, InputError
-from .agent.io import sha256_file
+from .agent.io import sha256_file, user_mode_dir
 from .rundir import DEFAULT_SIZE_MB, check_same_model, run_of_artifact
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -93,10 +93,7 @@ def _app_problems(contract) -> list[str]:
         out.append(f"input dtype {contract.input_dtype} (the app feeds {'/'.join(APP_INPUT_DTYPES)})")
     if contract.input_dtype != "float32" and contract.input_quantization is None:
         out.append(f"{contract.input_dtype} input without input_quantization")
-    bad = [l for l in contract.labels if l and l.splitlines() != [l]]     # a line break inside
-    if bad:
-        out.append(f"label {bad[0]!r} cannot be one line of labels.txt")
-    return out
+    return out    # labels that cannot be one line of labels.txt are refused with the contract itself
 
 
 def _reconciled(model: Path, contract, log):
@@ -170,25 +167,45 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
     ``android_dir``: the Android project (``android_demo/``). Raises InputError (bad input, no
     contract, a contract the app cannot honour) or BudgetError (model over ``budget_mb``).
     """
-    from .agent.artifact import read_contract
-
     log = log or (lambda _msg: None)
     model = resolve_model(source, precision)
+    app = _checked_app(Path(android_dir), budget_mb)
+    size = model.stat().st_size
+    if size > budget_mb * MB:
+        raise BudgetError(f"{model.name} is {_mb(size)}, over the {budget_mb:g} MB size budget: "
+                          f"not bundled (export INT8, a smaller input size or alpha, or raise --budget-mb)")
+    contract = _checked_contract(model, log)
     src = Path(source)
-    from_run = src.is_dir()
-    app = Path(android_dir)
+    manifest = {
+        "schema": "edgecnn.bundle/1",
+        "model_source": (f"{src.name}/{model.relative_to(src).as_posix()}" if src.is_dir() else model.name),
+        "precision": precision if src.is_dir() else None, "input_dtype": contract.input_dtype,
+        "input_size": list(contract.input_size), "num_classes": contract.num_classes, "budget_mb": budget_mb,
+    }
+    assets = app / ASSETS
+    files = _write_assets(model, contract, manifest, assets)
+    log(f"bundled {model} ({contract.input_dtype} input {contract.input_size[0]}x{contract.input_size[1]}, "
+        f"{contract.num_classes} classes; {_mb(size)} of the {budget_mb:g} MB budget) into {assets}:")
+    for f in files:
+        log(f"  {f['name']:<14} {f['bytes']:>12,d} bytes")
+    return {"model": str(model), "assets_dir": str(assets), "size_mb": round(size / MB, 3), "within_budget": True,
+            "total_bytes": sum(f["bytes"] for f in files), "files": files,
+            **{k: manifest[k] for k in ("precision", "input_dtype", "input_size", "num_classes", "budget_mb")}}
+
+
+def _checked_app(app: Path, budget_mb) -> Path:
     manifest_xml = app / "app" / "src" / "main" / "AndroidManifest.xml"
     if not manifest_xml.is_file():
         raise InputError(f"{app} is not the edgecnn Android app (no {manifest_xml.relative_to(app)}); "
                          f"pass --android android_demo")
     if not (isinstance(budget_mb, (int, float)) and budget_mb > 0 and math.isfinite(budget_mb)):
         raise InputError(f"the size budget must be a positive number of MB, got {budget_mb!r}")
+    return app
 
-    size = model.stat().st_size
-    if size > budget_mb * MB:
-        raise BudgetError(f"{model.name} is {_mb(size)}, over the {budget_mb:g} MB size budget: "
-                          f"not bundled (export INT8, a smaller input size or alpha, or raise --budget-mb)")
 
+def _checked_contract(model: Path, log):
+    """The model's contract, from the same model as its run, reconciled with its tensors, honourable by the app."""
+    from .agent.artifact import read_contract
     contract = read_contract(model)          # embedded, or a sidecar beside the model
     run = run_of_artifact(model)
     if run is not None:                      # never bundle a stale export of another model
@@ -197,63 +214,46 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
     problems = _app_problems(contract)
     if problems:
         raise InputError(f"{model.name}: the Android app cannot honour its contract: {'; '.join(problems)}")
+    return contract
 
-    assets = app / ASSETS
+
+def _write_assets(model: Path, contract, manifest: dict, assets: Path) -> list[dict]:
+    """Model, labels, contract and manifest staged beside the assets folder and swapped in whole."""
     assets.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".assets-new-", dir=assets.parent))
     try:
+        user_mode_dir(staging)
         shutil.copyfile(model, staging / MODEL_NAME)
         (staging / CONTRACT_NAME).write_text(contract.to_json(), encoding="utf-8")
-        (staging / LABELS_NAME).write_text("".join(f"{l}\n" for l in contract.labels), encoding="utf-8")
+        (staging / LABELS_NAME).write_text("".join(f"{lab}\n" for lab in contract.labels), encoding="utf-8")
         files = [{"name": n, "bytes": (staging / n).stat().st_size, "sha256": sha256_file(staging / n)}
                  for n in (MODEL_NAME, LABELS_NAME, CONTRACT_NAME)]
-        manifest = {
-            "schema": "edgecnn.bundle/1",
-            "model_source": (f"{src.name}/{model.relative_to(src).as_posix()}" if from_run else model.name),
-            "precision": precision if from_run else None,
-            "input_dtype": contract.input_dtype,
-            "input_size": list(contract.input_size),
-            "num_classes": contract.num_classes,
-            "budget_mb": budget_mb,
-            "files": files,
-        }
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        # keep whatever else lives in assets (a developer's own files); drop what we wrote before
-        if assets.is_dir():
-            previous = _previous_files(assets)
-            for entry in assets.iterdir():
-                if entry.name in previous or (staging / entry.name).exists():
-                    continue
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.copytree(entry, staging / entry.name, symlinks=True)
-                else:
-                    shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
+        (staging / MANIFEST_NAME).write_text(json.dumps({**manifest, "files": files}, indent=2) + "\n",
+                                             encoding="utf-8")
+        _carry_over(assets, staging)
         for f in staging.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         _swap_in(staging, assets)
+        return files
     except OSError as e:
         raise EdgecnnError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
-    total = sum(f["bytes"] for f in files)
-    log(f"bundled {model} ({contract.input_dtype} input {contract.input_size[0]}x{contract.input_size[1]}, "
-        f"{contract.num_classes} classes; {_mb(size)} of the {budget_mb:g} MB budget) into {assets}:")
-    for f in files:
-        log(f"  {f['name']:<14} {f['bytes']:>12,d} bytes")
-    return {
-        "model": str(model),
-        "assets_dir": str(assets),
-        "precision": manifest["precision"],
-        "input_dtype": contract.input_dtype,
-        "input_size": list(contract.input_size),
-        "num_classes": contract.num_classes,
-        "size_mb": round(size / MB, 3),
-        "budget_mb": budget_mb,
-        "within_budget": True,
-        "total_bytes": total,
-        "files": files,
-    }
+
+def _carry_over(assets: Path, staging: Path) -> None:
+    """Keep whatever else lives in assets (a developer's own files); drop what we wrote before."""
+    if not assets.is_dir():
+        return
+    previous = _previous_files(assets)
+    for entry in assets.iterdir():
+        if entry.name in previous or (staging / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, staging / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
+

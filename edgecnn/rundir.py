@@ -28,7 +28,7 @@ from . import recipe as R
 from .agent import contract as C
 from .agent.artifact import read_contract
 from .agent.errors import InputError
-from .agent.io import sha256_file
+from .agent.io import sha256_file, user_mode_dir
 
 RECIPE_FILE = "recipe.json"
 EXPORT_DIR = "export"
@@ -189,20 +189,13 @@ def refuse_existing(dest: Path, overwrite: bool) -> None:
                          f"whole, export/ included, or choose another --out")
 
 
-def _user_mode_dir(path: Path) -> None:
-    """mkdtemp makes 0700 folders: give the run the user's normal permissions (umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
-
-
 @contextlib.contextmanager
 def staged(dest: Path) -> Iterator[Path]:
     """A staging folder beside dest; on success it replaces dest whole, else it vanishes."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-    _user_mode_dir(stage)
+    user_mode_dir(stage)
     try:
         yield stage
         if dest.exists():

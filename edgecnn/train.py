@@ -77,7 +77,8 @@ def _keep_best(monitor: str):
                 self.weights = self.model.get_weights()
 
         def restore(self):
-            if self.weights is not None:
+            # fit() never ran (Ctrl-C while measuring the starting point): the model still holds those weights
+            if self.weights is not None and getattr(self, "_model", None) is not None:
                 self.model.set_weights(self.weights)
 
     return KeepBest()
@@ -303,7 +304,7 @@ def _phase1_head(s: _Session) -> None:
     head.compile(optimizer=keras.optimizers.Adam(tr.head.learning_rate), loss=s.loss, metrics=["accuracy"])
     onehot = lambda y: keras.utils.to_categorical(y, s.num_classes)  # noqa: E731
     t1 = time.perf_counter()
-    h, _ = _fit(s, head, lambda cbs: head.fit(
+    h, _ = _fit(s, lambda cbs: head.fit(
         xt, onehot(yt), batch_size=tr.batch_size, epochs=s.cap(tr.head.epochs), validation_data=(xv, onehot(yv)),
         class_weight=s.class_weight, callbacks=cbs, shuffle=True, verbose=0), None, "head")
     s.history["head"] = _history(h)
@@ -314,15 +315,17 @@ def _phase1_head(s: _Session) -> None:
           f"{s.timings['phase1_s']:.1f} s")
 
 
-def _fit(s: _Session, model, fit, start_from, what: str):
-    """fit(callbacks) with best-weights keeping and Ctrl-C as a request; the best weights restored."""
+def _fit(s: _Session, fit, start_from, what: str):
+    """fit(callbacks) with best-weights keeping and Ctrl-C as a request; the best weights restored.
+    start_from() (the phase's starting score and weights) runs inside the same Ctrl-C handling."""
     h = None
     with _Interrupt() as stop:
         keep, cbs = _callbacks(s.recipe, stop)
-        if start_from is not None:
-            keep.start_from(*start_from)
         try:
-            h = fit(cbs)
+            if start_from is not None:
+                keep.start_from(*start_from())
+            if not stop.requested:
+                h = fit(cbs)
         except KeyboardInterrupt:
             stop.requested = True
     if stop.requested:
@@ -351,12 +354,16 @@ def _phase2_fine_tune(s: _Session) -> None:
     val_ds = D.image_dataset(s.ds.val, s.contract, batch_size=tr.batch_size).map(onehot)
     s.log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
           f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
-    start = s.model.evaluate(val_ds, verbose=0, return_dict=True)
     monitor = tr.early_stopping.monitor
-    h, keep = _fit(s, s.model, lambda cbs: s.model.fit(
+
+    def start_from():
+        start = s.model.evaluate(val_ds, verbose=0, return_dict=True)
+        return start[monitor.removeprefix("val_")], s.model.get_weights()
+
+    h, keep = _fit(s, lambda cbs: s.model.fit(
         train_ds, validation_data=val_ds, epochs=s.cap(ft.epochs), class_weight=s.class_weight, callbacks=cbs,
         shuffle=False, verbose=_fit_verbose() if s.opts.progress else 0),   # the dataset shuffles itself
-        (start[monitor.removeprefix("val_")], s.model.get_weights()), "fine-tuned weights")
+        start_from, "fine-tuned weights")
     if keep.epoch == -1:
         s.log(f"phase 2: no epoch beat the starting point on {monitor}: kept phase 1's weights")
     s.history["fine_tune"] = _history(h)

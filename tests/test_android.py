@@ -177,9 +177,9 @@ def test_topk_matches_python(core_jar, tmp_path, k):
 
 # ------------------------------------------------------------------------------------ contract.json
 def _contract_cases():
-    base = Contract(input_size=(160, 120), labels=("leaf \"healthy\"", "café", "rost\\blight", "日本"),
-                    model={"arch": "mobilenet_v2", "alpha": 1.0, "recipe": {"name": "crop"}},
-                    mean=(127.5, 127.0, 1e-3), std=(127.5, 2.5e-7, 3.0))
+    base = Contract(input_size=(160, 120), labels=("leaf \"healthy\"", "café", "rost: blight", "日本"),
+                    model={"arch": "mobilenet_v2", "alpha": 1.0, "recipe": "crop"},
+                    mean=(127.5, 127.0, 1e-3), std=(127.5, 2.5e-3, 3.0))
     yield "full", base.to_dict(), None
     yield "int8", base.with_quantization("int8", Quantization(0.007843137718737125, -1),
                                          Quantization(0.00390625, -128)).to_dict(), None
@@ -195,10 +195,17 @@ def _contract_cases():
     yield "nchw", {**base.to_dict(), "layout": "NCHW"}, "layout must be NHWC"
     yield "nearest", {**base.to_dict(), "resize": "nearest"}, "resize must be one of"
     yield "float16", {**base.to_dict(), "input_dtype": "float16"}, "input_dtype must be one of"
-    yield "tiny", {**base.to_dict(), "input_size": [4, 4]}, "at least 8 px"
-    yield "one_label", {**base.to_dict(), "labels": ["x"]}, "at least 2 labels"
+    yield "tiny", {**base.to_dict(), "input_size": [4, 4]}, "of 8 to 4096 px"
+    yield "one_label", {**base.to_dict(), "labels": ["x"]}, "needs 2 to 10000 labels"
     yield "dup_labels", {**base.to_dict(), "labels": ["x", "x"]}, "not unique"
-    yield "zero_std", {**base.to_dict(), "std": [1.0, 0.0, 1.0]}, "std > 0"
+    yield "zero_std", {**base.to_dict(), "std": [1.0, 0.0, 1.0]}, "std must be finite numbers from 0.001"
+    yield "huge_mean", {**base.to_dict(), "mean": [1e30, 0.0, 0.0]}, "mean must be finite numbers within"
+    yield "huge", {**base.to_dict(), "input_size": [100000, 8]}, "of 8 to 4096 px"
+    yield "label_path", {**base.to_dict(), "labels": ["../../x", "b"]}, "contains a path separator"
+    yield "label_backslash", {**base.to_dict(), "labels": ["a\\b", "b"]}, "contains a path separator"
+    yield "label_ctrl", {**base.to_dict(), "labels": ["a\nb", "b"]}, "contains a control character"
+    yield "label_space", {**base.to_dict(), "labels": [" a", "b"]}, "leading/trailing spaces"
+    yield "recipe_int", {**base.to_dict(), "model": {"recipe": 5}}, "model.recipe must be a string"
     yield "neg_scale", {**base.to_dict(), "input_dtype": "uint8",
                         "input_quantization": {"scale": -1.0, "zero_point": 0}}, "scale must be a positive"
 

@@ -50,6 +50,13 @@ def check_writable(path: str | Path) -> None:
         raise InputError(f"cannot write {dest}: {e.strerror}") from None
 
 
+def user_mode_dir(path: str | Path) -> None:
+    """mkdtemp makes 0700 folders: give one the user's normal permissions (0777 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
 def _mode_for(dest: Path) -> int:
     """The permissions a plain write would give: the replaced file's, else 0666 less the umask
     (mkstemp's 0600 must not leak into results the user shares)."""

@@ -56,20 +56,33 @@ class Contract(
     /** Validates like Contract.validate in edgecnn/agent/contract.py; throws [ContractException]. */
     fun validate(source: String = "contract") {
         fun bad(msg: String): Nothing = throw ContractException("$source: $msg")
-        if (minOf(inputHeight, inputWidth) < 8) {
-            bad("input_size must be [height, width] of at least 8 px, got [$inputHeight, $inputWidth]")
+        if (minOf(inputHeight, inputWidth) < 8 || maxOf(inputHeight, inputWidth) > MAX_INPUT_SIDE) {
+            bad("input_size must be [height, width] of 8 to $MAX_INPUT_SIDE px, got [$inputHeight, $inputWidth]")
         }
-        if (labels.size < 2) bad("needs at least 2 labels, got ${labels.size}")
+        if (labels.size < 2 || labels.size > MAX_LABELS) bad("needs 2 to $MAX_LABELS labels, got ${labels.size}")
         if (labels.toSet().size != labels.size) bad("labels are not unique")
+        for (label in labels) {
+            val why = labelProblem(label)
+            if (why != null) bad("label '${escaped(label.take(40))}' $why")
+        }
         if (colorOrder != "RGB") bad("color_order must be RGB, got '$colorOrder'")
         if (layout != "NHWC") bad("layout must be NHWC, got '$layout'")
         if (resize != "bilinear") bad("resize must be one of ('bilinear',), got '$resize'")
-        if (mean.size != 3 || std.size != 3 || std.any { !(it > 0.0) }) bad("mean and std need 3 values each, std > 0")
+        if (mean.size != 3 || std.size != 3) bad("mean and std need 3 values each")
+        if (!mean.all { it.isFinite() && Math.abs(it) <= 65535.0 }) {
+            bad("mean must be finite numbers within +-65535 (pixel units), got $mean")
+        }
+        if (!std.all { it.isFinite() && it >= 1e-3 && it <= 65535.0 }) {
+            bad("std must be finite numbers from 0.001 to 65535 (pixel units), got $std")
+        }
         if (inputDtype != TensorDtype.FLOAT32 && inputQuantization == null) {
             bad("input_dtype ${inputDtype.id} needs input_quantization (scale, zero_point)")
         }
         for ((name, q) in listOf("input" to inputQuantization, "output" to outputQuantization)) {
             if (q != null && !(q.scale > 0.0 && q.scale.isFinite())) bad("${name}_quantization.scale must be a positive number")
+        }
+        for (key in listOf("arch", "recipe")) {
+            if (model.containsKey(key) && model[key] !is String) bad("model.$key must be a string, got ${pyRepr(model[key])}")
         }
     }
 
@@ -113,6 +126,31 @@ class Contract(
 
     companion object {
         const val SCHEMA = "edgecnn.contract/1"
+        const val MAX_INPUT_SIDE = 4096
+        const val MAX_LABELS = 10_000
+        const val MAX_LABEL_CHARS = 200
+
+        /** Control characters written as Python's repr writes them, so an error stays one line. */
+        private fun escaped(text: String): String = buildString {
+            for (ch in text) {
+                when {
+                    ch == '\n' -> append("\\n")
+                    ch == '\t' -> append("\\t")
+                    ch == '\r' -> append("\\r")
+                    ch.code < 32 || ch.code == 127 -> append("\\x%02x".format(ch.code))
+                    else -> append(ch)
+                }
+            }
+        }
+
+        /** Why a label cannot name a class folder, a file or a line of labels.txt (null when it can). */
+        fun labelProblem(label: String): String? = when {
+            label.isEmpty() || label != label.trim() -> "is empty or has leading/trailing spaces"
+            label.codePointCount(0, label.length) > MAX_LABEL_CHARS -> "is longer than $MAX_LABEL_CHARS characters"
+            label == "." || label == ".." || '/' in label || '\\' in label -> "contains a path separator or is . or .."
+            label.any { it.code < 32 || it.code == 127 } -> "contains a control character"
+            else -> null
+        }
         private val KNOWN = setOf(
             "schema", "input_size", "labels", "color_order", "layout", "resize", "mean", "std",
             "input_dtype", "input_quantization", "output_quantization", "model",
