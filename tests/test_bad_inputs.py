@@ -416,3 +416,58 @@ def test_a_killed_training_leaves_the_previous_run(exported_run, products_subset
         p.kill()
         p.wait(timeout=60)
     assert _snapshot(run) == before
+
+
+def test_a_native_abort_still_reaches_the_terminal(tmp_path):
+    """The CLI's stderr filter forwards what a native library wrote just before it aborted the process."""
+    code = ("from edgecnn.native import filter_native_stderr\nfilter_native_stderr()\nimport os\n"
+            "os.write(2, b'I0000 00:00 harmless log line\\n')\n"
+            "os.write(2, b'F native: check failed in the kernel\\n')\nos.abort()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "check failed in the kernel" in p.stderr and "harmless log line" not in p.stderr
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    from devices_helpers import Sshd, sshd_path
+    if not (shutil.which("ssh") and shutil.which("ssh-keygen") and sshd_path()):
+        pytest.skip("needs OpenSSH (ssh, ssh-keygen, sshd): .ci/devices-deps.sh")
+    s = Sshd(tmp_path_factory.mktemp("bad-inputs-sshd")).start()
+    yield s
+    s.stop()
+
+
+def test_a_board_that_hangs_is_given_up_on(board, tmp_path):
+    """A transfer into a FIFO nobody reads never returns on the board: the deadline ends it."""
+    from edgecnn.devices.base import DeviceError
+    from edgecnn.devices.ssh import SSHTransport
+    fifo = tmp_path / "stuck"
+    os.mkfifo(fifo)
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"x" * 1000)
+    t = SSHTransport(board.user_host, port=board.port, identity=board.client_key, known_hosts=board.known_hosts,
+                     command_timeout=3)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(DeviceError, match=r"no answer within 3 s"):
+            t.push(payload, str(fifo))   # `cat > fifo` blocks on open: no reader
+        assert time.perf_counter() - t0 < 30
+    finally:
+        t.close()
+
+
+def test_an_agent_over_its_deadline_is_stopped_on_the_board(board, work):
+    from edgecnn.agent.protocol import AgentRequest
+    from edgecnn.devices import get_device
+    from edgecnn.devices.base import DeviceError
+    opts = dict(host=board.user_host, port=board.port, identity=str(board.client_key),
+                known_hosts=str(board.known_hosts), timeout=4)
+    with get_device("jetson", **opts) as dev:
+        with pytest.raises(DeviceError, match=r"did not finish within 4 s and was stopped on the board"):
+            dev.run(AgentRequest(model=str(work / "good.tflite"), runs=10_000_000, min_seconds=120.0))
+        left = dev.transport.shell('ls -d "${TMPDIR:-/tmp}"/edgecnn.* 2>/dev/null | wc -l').stdout.strip()
+    assert left == "0"                                  # the work folder is gone too
+    time.sleep(1)
+    ps = subprocess.run(["pgrep", "-f", "agent.pyz --request request.json"], capture_output=True, text=True)
+    assert ps.stdout.strip() == "", "the agent kept running on the board"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def test_bundle_command_uses_the_runs_budget(exported_run, tmp_path):
     assert "of 20.0 MB budget" in r.output and "model_int8.tflite" in r.output
     assets = app / "app" / "src" / "main" / "assets"
     assert {p.name for p in assets.iterdir()} >= {"model.tflite", "labels.txt", "contract.json"}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert assets.stat().st_mode & 0o777 == 0o777 & ~umask     # not mkdtemp's 0700
     r = CliRunner().invoke(main, ["bundle", str(exported_run), "--android", str(app), "--budget-mb", "0.5"])
     assert r.exit_code == 1 and "over the 0.5 MB size budget" in r.output, r.output
     r = CliRunner().invoke(main, ["bundle", str(exported_run), "--android", str(tmp_path / "nope")])
