@@ -25,7 +25,7 @@ from edgecnn.paths import shared_data  # noqa: E402
 def cli(*args: str) -> float:
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "edgecnn.cli", *args], cwd=ROOT, text=True, capture_output=True)
-    if p.returncode not in (0, 1):  # 1: a budget failed, which the summary reports
+    if p.returncode not in (0, 1, 3):  # 1: a budget failed, 3: undecidable on these images; the summary reports both
         sys.exit(f"edgecnn {' '.join(args)} failed:\n{p.stderr[-2000:]}")
     return time.perf_counter() - t
 
@@ -55,6 +55,8 @@ def main() -> int:
                                                                 "worst_class", "top1_agreement")}
                           for x in e["artifacts"]},
             "int8_budget": e["budget"],
+            "bench_verdict": b.get("verdict"),
+            "paired": {x["artifact"]: x.get("paired") for x in b["records"]},
             "latency_p50_ms": {x["artifact"]: x["latency_ms"]["p50"] for x in b["records"]},
         }
         print(f"{r}: test {m['test_accuracy']:.2%}, train {t_train:.0f} s, export {t_export:.0f} s, "

@@ -43,3 +43,26 @@ def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABEL
     contract = Contract(input_size=(32, 32), labels=tuple(labels), model={"arch": "tiny-test-cnn"})
     contract = contract.with_quantization("int8", q(it.get_input_details()[0]), q(it.get_output_details()[0]))
     return tflite_with_contract(flat, contract)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_float_tflite(labels: tuple[str, ...] = LABELS) -> bytes:
+    """The same network as float32 TFLite, with its contract (float kernels differ between x86 and Arm)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from edgecnn.agent.artifact import tflite_with_contract
+    from edgecnn.agent.contract import Contract
+    from edgecnn.export.tflite import convert
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(len(labels)),
+        keras.layers.Softmax(),
+    ])
+    return tflite_with_contract(convert(model, "fp32"), Contract(input_size=(32, 32), labels=tuple(labels)))
