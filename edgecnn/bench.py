@@ -185,6 +185,9 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
     with get_device(o.device, log=log, **o.device_options) as dev:
         for art in p.artifacts:
             dev.check_request(request_for(o, art), format_of(art))
+        if o.data is not None and not dev.capabilities.accuracy:
+            p.notes.append(f"the {dev.name} device does not measure accuracy: --data was not sent to it "
+                           f"(correctness on an Arm CPU: --device phone-emulated)")
         results = _run_all(o, p, dev, log)
         records = [_record(art, results[art], dev, ref, p) for art in p.artifacts]
     return {"schema": SCHEMA, "target": str(o.target), "device": o.device,

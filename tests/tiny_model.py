@@ -14,17 +14,10 @@ import numpy as np
 LABELS = ("healthy", "rust", "blight")
 
 
-@functools.lru_cache(maxsize=None)
-def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABELS) -> bytes:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def _network(labels: tuple[str, ...]):
     import keras
-
-    from edgecnn.agent.artifact import tflite_with_contract
-    from edgecnn.agent.contract import Contract, Quantization
-    from edgecnn.export.tflite import convert
-
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
+    return keras.Sequential([
         keras.Input((32, 32, 3)),
         keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
         keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
@@ -33,6 +26,16 @@ def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABEL
         keras.layers.Dense(len(labels)),
         keras.layers.Softmax(),
     ])
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABELS) -> bytes:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from edgecnn.agent.artifact import tflite_with_contract
+    from edgecnn.agent.contract import Contract, Quantization
+    from edgecnn.export.tflite import convert
+
+    model = _network(labels)
     calib = np.random.default_rng(0).uniform(-1, 1, size=(16, 32, 32, 3)).astype(np.float32)
     flat = convert(model, "int8", calib)
     if not with_contract:
@@ -49,20 +52,8 @@ def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABEL
 def tiny_float_tflite(labels: tuple[str, ...] = LABELS) -> bytes:
     """The same network as float32 TFLite, with its contract (float kernels differ between x86 and Arm)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
     from edgecnn.agent.artifact import tflite_with_contract
     from edgecnn.agent.contract import Contract
     from edgecnn.export.tflite import convert
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(len(labels)),
-        keras.layers.Softmax(),
-    ])
-    return tflite_with_contract(convert(model, "fp32"), Contract(input_size=(32, 32), labels=tuple(labels)))
+    return tflite_with_contract(convert(_network(labels), "fp32"), Contract(input_size=(32, 32), labels=tuple(labels)))
