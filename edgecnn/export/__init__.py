@@ -241,7 +241,6 @@ def _int8_budget(x: _Export) -> dict | None:
             x.log(f"fallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "
                   f"p50 {c['latency_p50_ms']['mixed']:.2f} ms vs {c['latency_p50_ms']['int8']:.2f} ms")
     budget["pass"] = budget["verdict"] == V.PASS
-    x.log(f"INT8 budget: {budget['decision']}")
     return budget
 
 
