@@ -26,7 +26,6 @@ from typing import Iterator
 
 from . import recipe as R
 from .agent import contract as C
-from .agent.artifact import read_contract
 from .agent.errors import InputError
 from .agent.io import sha256_file, user_mode_dir
 
@@ -174,10 +173,6 @@ def budgets_for(source: Path, **overrides) -> Budgets:
     source = Path(source)
     run = load_run(source) if source.is_dir() else run_of_artifact(source)
     return Budgets.resolve(run, **overrides)
-
-
-def artifact_contract(path: Path) -> C.Contract | None:
-    return read_contract(path, required=False)
 
 
 # ------------------------------------------------------------------------------ writing a run whole
