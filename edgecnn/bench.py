@@ -76,11 +76,10 @@ def combine_latency(runs: list[Latency]) -> Latency:
     the p50 of every repeat and their spread ((max - min) / median), so a busy machine shows."""
     if len(runs) == 1:
         return runs[0]
-    med = {k: statistics.median(getattr(r, k) for r in runs) for k in ("p50", "p90", "p99", "mean", "std")}
+    med = Latency.median(runs)
     p50s = [r.p50 for r in runs]
-    return Latency(**med, min=min(r.min for r in runs), max=max(r.max for r in runs),
-                   n=sum(r.n or 0 for r in runs), repeats=len(runs), p50_per_repeat=tuple(round(v, 4) for v in p50s),
-                   p50_spread_pct=round(100 * (max(p50s) - min(p50s)) / med["p50"], 2))
+    return dataclasses.replace(med, repeats=len(runs), p50_per_repeat=tuple(round(v, 4) for v in p50s),
+                               p50_spread_pct=round(100 * (max(p50s) - min(p50s)) / med.p50, 2))
 
 
 def combine_runs(first: AgentResult, runs: list[AgentResult]) -> AgentResult:

@@ -30,12 +30,11 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from .agent.errors import BudgetError, EdgecnnError, InputError
-from .agent.io import sha256_file, user_mode_dir
+from .agent.io import sha256_file, staged
 from .rundir import DEFAULT_SIZE_MB, check_same_model, run_of_artifact
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -143,22 +142,6 @@ def _previous_files(assets: Path) -> set[str]:
         return ours if (assets / MANIFEST_NAME).exists() else ours & {MANIFEST_NAME}
 
 
-def _swap_in(staging: Path, assets: Path) -> None:
-    """Make staging the assets folder: two renames, rolled back if the second fails."""
-    if not assets.exists():
-        os.rename(staging, assets)
-        return
-    old = Path(tempfile.mkdtemp(prefix=".assets-old-", dir=assets.parent))
-    old.rmdir()                       # a free name on the same filesystem
-    os.rename(assets, old)
-    try:
-        os.rename(staging, assets)
-    except OSError:
-        os.rename(old, assets)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8", *,
            budget_mb: float = DEFAULT_SIZE_MB, log: Callable[[str], None] | None = print) -> dict:
     """Copy a model, its labels and contract into the Android app's assets; return what was written.
@@ -219,29 +202,23 @@ def _checked_contract(model: Path, log):
 
 def _write_assets(model: Path, contract, manifest: dict, assets: Path) -> list[dict]:
     """Model, labels, contract and manifest staged beside the assets folder and swapped in whole."""
-    assets.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".assets-new-", dir=assets.parent))
     try:
-        user_mode_dir(staging)
-        shutil.copyfile(model, staging / MODEL_NAME)
-        (staging / CONTRACT_NAME).write_text(contract.to_json(), encoding="utf-8")
-        (staging / LABELS_NAME).write_text("".join(f"{lab}\n" for lab in contract.labels), encoding="utf-8")
-        files = [{"name": n, "bytes": (staging / n).stat().st_size, "sha256": sha256_file(staging / n)}
-                 for n in (MODEL_NAME, LABELS_NAME, CONTRACT_NAME)]
-        (staging / MANIFEST_NAME).write_text(json.dumps({**manifest, "files": files}, indent=2) + "\n",
-                                             encoding="utf-8")
-        _carry_over(assets, staging)
-        for f in staging.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        _swap_in(staging, assets)
+        with staged(assets) as staging:
+            shutil.copyfile(model, staging / MODEL_NAME)
+            (staging / CONTRACT_NAME).write_text(contract.to_json(), encoding="utf-8")
+            (staging / LABELS_NAME).write_text("".join(f"{lab}\n" for lab in contract.labels), encoding="utf-8")
+            files = [{"name": n, "bytes": (staging / n).stat().st_size, "sha256": sha256_file(staging / n)}
+                     for n in (MODEL_NAME, LABELS_NAME, CONTRACT_NAME)]
+            (staging / MANIFEST_NAME).write_text(json.dumps({**manifest, "files": files}, indent=2) + "\n",
+                                                 encoding="utf-8")
+            _carry_over(assets, staging)
+            for f in staging.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
         return files
     except OSError as e:
         raise EdgecnnError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _carry_over(assets: Path, staging: Path) -> None:

@@ -15,19 +15,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import recipe as R
 from .agent import contract as C
 from .agent.errors import InputError
-from .agent.io import sha256_file, user_mode_dir
+from .agent.io import sha256_file
 
 RECIPE_FILE = "recipe.json"
 EXPORT_DIR = "export"
@@ -182,24 +177,3 @@ def refuse_existing(dest: Path, overwrite: bool) -> None:
     if dest.is_dir() and any(dest.iterdir()) and not overwrite:
         raise InputError(f"{dest} already holds files (a previous run?): pass --overwrite to replace it "
                          f"whole, export/ included, or choose another --out")
-
-
-@contextlib.contextmanager
-def staged(dest: Path) -> Iterator[Path]:
-    """A staging folder beside dest; on success it replaces dest whole, else it vanishes."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-    user_mode_dir(stage)
-    try:
-        yield stage
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / dest.name)
-            os.replace(stage, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(stage, dest)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)

@@ -28,7 +28,8 @@ from . import data as D
 from . import model as M
 from .agent.io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 from .recipe import Recipe
-from .rundir import RECIPE_FILE, recipe_json, refuse_existing, staged
+from .agent.io import staged
+from .rundir import RECIPE_FILE, recipe_json, refuse_existing
 
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +32,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def staged(dest: str | Path) -> Iterator[Path]:
+    """A staging folder beside dest (the user's permissions); on success it replaces dest whole (two
+    renames, the first undone if the second fails), else it vanishes and dest stays as it was."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    user_mode_dir(stage)
+    try:
+        yield stage
+        if not dest.exists():
+            os.replace(stage, dest)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.replace(dest, old / dest.name)
+        try:
+            os.replace(stage, dest)
+        except OSError:
+            os.replace(old / dest.name, dest)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
 def check_writable(path: str | Path) -> None:
     """Refuse, before a long run, an output path whose folder is missing or not writable."""
     from .errors import InputError
@@ -50,11 +78,15 @@ def check_writable(path: str | Path) -> None:
         raise InputError(f"cannot write {dest}: {e.strerror}") from None
 
 
-def user_mode_dir(path: str | Path) -> None:
-    """mkdtemp makes 0700 folders: give one the user's normal permissions (0777 less the umask)."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
+    return umask
+
+
+def user_mode_dir(path: str | Path) -> None:
+    """mkdtemp makes 0700 folders: give one the user's normal permissions (0777 less the umask)."""
+    os.chmod(path, 0o777 & ~_umask())
 
 
 def _mode_for(dest: Path) -> int:
@@ -63,9 +95,7 @@ def _mode_for(dest: Path) -> int:
     try:
         return dest.stat().st_mode & 0o777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -251,6 +251,13 @@ class Latency:
             raise ProtocolError(f"{where}: latency statistics out of order or negative "
                                 f"(p50 {self.p50}, p90 {self.p90}, p99 {self.p99}, mean {self.mean})")
 
+    @classmethod
+    def median(cls, runs: list["Latency"]) -> "Latency":
+        """Several runs as one: the median of each statistic, the extremes' min and max, all samples."""
+        import statistics
+        med = {k: statistics.median(getattr(r, k) for r in runs) for k in ("p50", "p90", "p99", "mean", "std")}
+        return cls(**med, min=min(r.min for r in runs), max=max(r.max for r in runs), n=sum(r.n or 0 for r in runs))
+
     def scaled(self, factor: float) -> "Latency":
         return dataclasses.replace(self, **{k: getattr(self, k) * factor for k in
                                             ("p50", "p90", "p99", "mean", "std", "min", "max")

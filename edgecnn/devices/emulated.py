@@ -367,13 +367,6 @@ def estimate(profile: dict, candidate: Latency, anchors_host: dict[str, float], 
         "note": None if unc is not None else "single anchor: no uncertainty from a second anchor"}
 
 
-def median_latency(runs: list[Latency]) -> Latency:
-    import numpy as np
-    med = {k: float(np.median([getattr(r, k) for r in runs])) for k in ("p50", "p90", "p99", "mean", "std")}
-    return Latency(**med, min=min(r.min for r in runs), max=max(r.max for r in runs),
-                   n=sum(r.n or 0 for r in runs))
-
-
 # ----------------------------------------------------------------------------------- device
 class EmulatedPhoneDevice(Device):
     """Options: profile (name or YAML path, default pixel3), threads (host threads for the
@@ -470,7 +463,7 @@ class EmulatedPhoneDevice(Device):
                 r = self.host.run(dataclasses.replace(timed, baseline=str(path)))
                 cand.append(r.latency_ms)
                 ratios.setdefault(model, []).append(r.vs_baseline.p50_ratio)
-        med = median_latency(cand)
+        med = Latency.median(cand)
         # each anchor's host time as seen from the candidate's: candidate p50 / (candidate/anchor ratio)
         anchors_ms = {m: med.p50 / statistics.median(v) for m, v in ratios.items()}
         precision = "int8" if res.input is not None and res.input.dtype in ("int8", "uint8") else "float"
