@@ -1,9 +1,11 @@
 #!/bin/sh
 # System tools for the device tests (tests/test_devices_*.py): QEMU user mode and debootstrap for
-# phone-emulated, the adb client for phone, an OpenSSH server and client for jetson.
+# phone-emulated, the adb client for phone, an OpenSSH server and client for jetson; Chromium and its
+# WebDriver open the run's report page (tests/test_report.py).
 # Run as root; idempotent (apt-get install skips what is already there).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends qemu-user-static debootstrap adb openssh-server openssh-client
+apt-get install -y --no-install-recommends qemu-user-static debootstrap adb openssh-server openssh-client \
+  chromium chromium-driver
 mkdir -p /run/sshd

@@ -21,6 +21,7 @@ import numpy as np
 
 from .agent.artifact import FORMATS, format_of, read_contract
 from . import verdict as V
+from .report import record_bench
 from .agent.errors import BudgetError, InconclusiveError, InputError
 from .agent.io import atomic_write_json, atomic_write_text, sha256_file
 from .agent.protocol import AgentRequest, AgentResult, Latency, VsBaseline
@@ -189,12 +190,16 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
                            f"(correctness on an Arm CPU: --device phone-emulated)")
         results = _run_all(o, p, dev, log)
         records = [_record(art, results[art], dev, ref, p) for art in p.artifacts]
-    return {"schema": SCHEMA, "target": str(o.target), "device": o.device,
-            "reference": _reference_doc(p.reference, ref), "data": str(o.data) if o.data else None,
-            "budgets_source": p.budgets.source, "notes": p.notes, "records": records,
-            "judged_on": "point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
-            "verdict": V.overall([r["verdict"] for r in records]),
-            "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
+    doc = {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
+           "device": o.device, "reference": _reference_doc(p.reference, ref),
+           "data": str(o.data) if o.data else None, "budgets_source": p.budgets.source, "notes": p.notes,
+           "records": records,
+           "judged_on": "point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
+           "verdict": V.overall([r["verdict"] for r in records]),
+           "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
+    if p.run is not None:
+        record_bench(doc, p.run.dir)       # the run keeps its latest bench per device, and its page
+    return doc
 
 
 def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:
@@ -233,7 +238,9 @@ def _budget(limit, value, ok) -> dict:
     return {"limit": limit, "value": value, "pass": bool(ok), "verdict": V.PASS if ok else V.FAIL}
 
 
-def _versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> dict:
+def versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> dict:
+    """Accuracy against the float reference on the same images: drop, per class (with paired intervals),
+    flips, agreement, worst class. Empty without a reference or an evaluation."""
     if ref is None or res.evaluation is None or ref.evaluation is None:
         return {}
     if ref.evaluation.paths != res.evaluation.paths:
@@ -275,8 +282,8 @@ def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) 
         rec["baseline"] = {"artifact": b.artifact, "format": b.format, "size_mb": b.size_mb,
                            "latency_ms": _latency_doc(b.latency_ms)}
         rec["vs_baseline"] = dataclasses.asdict(res.vs_baseline)
-    rec.update(_versus_reference(art, res, ref))
-    rec["budgets"] = _budgets(rec, p)
+    rec.update(versus_reference(art, res, ref))
+    rec["budgets"] = judge_budgets(rec, p)
     rec["verdict"] = V.overall([b["verdict"] for b in rec["budgets"].values()])
     rec["passed"] = rec["verdict"] == V.PASS
     return rec
@@ -286,7 +293,8 @@ def _latency_doc(lat: Latency | None) -> dict | None:
     return None if lat is None else {k: v for k, v in dataclasses.asdict(lat).items() if v is not None}
 
 
-def _budgets(rec: dict, p: Plan) -> dict:
+def judge_budgets(rec: dict, p: Plan) -> dict:
+    """Every budget the plan sets that applies to this record, each with its value and verdict."""
     b, max_slowdown = p.budgets, p.max_slowdown_pct
     out = {"size_mb": _budget(b.size_mb, rec["size_mb"], rec["size_mb"] <= b.size_mb)}
     if b.max_drop_pp is not None and rec.get("paired"):
@@ -324,6 +332,10 @@ class Deployable:
             return (f"verdict: PASS: deploy {what}; every budget holds\n"
                     f"next:    edgecnn bundle {run_dir / 'export' / r['artifact']} --android android_demo")
         return f"verdict: INCONCLUSIVE: {what}; the test images cannot decide its accuracy budget (exit 3)"
+
+    def summary(self, run_dir: Path) -> list[str]:
+        """What a flow that ships a model prints last: each rejected candidate, then the one verdict."""
+        return [f"rejected: {r}" for r in self.rejected] + self.line(run_dir).splitlines()
 
 
 def choose_deployable(doc: dict) -> Deployable:

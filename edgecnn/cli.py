@@ -13,6 +13,7 @@ import click
 from .agent.errors import EdgecnnError
 from .agent.io import check_writable
 from .native import filter_native_stderr
+from .report import PAGE
 
 
 class _Group(click.Group):
@@ -140,9 +141,8 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
     click.echo(render(doc))
     choice = choose_deployable(doc)
-    for line in choice.rejected:
-        click.echo(f"rejected: {line}")
-    click.echo(choice.line(out_dir))
+    click.echo("\n".join(choice.summary(out_dir)))
+    click.echo(f"report:  {out_dir / PAGE}")
     ctx.exit(choice.exit_code)
 
 
@@ -177,7 +177,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
     """
     import json as _json
 
-    from .export import ExportOptions, check_budget, export as run_export
+    from .export import ExportOptions, export as run_export
+    from .export.budget import check_budget
     from .render import export_table
 
     precisions = tuple(p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on) or ("fp32", "int8")
@@ -280,6 +281,16 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
     else:
         click.echo(render(doc))
     check(doc)
+
+
+# ------------------------------------------------------------------------------------ report
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+def report(run_dir):
+    """(Re)build RUN_DIR/report.html: data, training, export and bench results on one static page."""
+    from .report import build
+
+    click.echo(f"wrote {build(run_dir)}")
 
 
 # ------------------------------------------------------------------------------------ bundle

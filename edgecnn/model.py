@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +56,13 @@ def build(num_classes: int, image_size: int, *, alpha: float = 1.0, dropout: flo
     weights = weights or WeightsChoice("none", None, "")
     inputs = keras.Input((image_size, image_size, 3), name="image")
     try:
-        base = keras.applications.MobileNetV2(
-            input_tensor=inputs, include_top=False, alpha=alpha,
-            weights="imagenet" if weights.source == "imagenet-download" else None)
+        with warnings.catch_warnings():
+            # Sizes outside Keras' list load the 224 px weights, which is right without the top: the
+            # convolutions do not depend on the input size. Keras warns about it every time.
+            warnings.filterwarnings("ignore", message=".*Weights for input shape .* will be loaded as the default")
+            base = keras.applications.MobileNetV2(
+                input_tensor=inputs, input_shape=(image_size, image_size, 3), include_top=False, alpha=alpha,
+                weights="imagenet" if weights.source == "imagenet-download" else None)
     except Exception as e:  # network failure of Keras' download
         raise InputError(f"could not get ImageNet weights from Keras' download ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:160]}); pass --weights PATH or --weights none") from None
@@ -125,7 +130,7 @@ def set_trainable(model, unfreeze_last: int, train_batchnorm: bool = False) -> i
 def feature_extractor(model):
     """Input image -> pooled backbone features (what phase 1 caches)."""
     import keras
-    return keras.Model(model.inputs, model.get_layer(POOL).output, name="features")
+    return keras.Model(model.input, model.get_layer(POOL).output, name="features")
 
 
 def head_model(model):

@@ -1,112 +1,153 @@
-"""Plots for a run's report/ folder (matplotlib, headless) and Grad-CAM overlays."""
+"""A run's report page: runs/<name>/report.html, one static file with every image embedded.
+
+It is rebuilt from what the run holds (metrics.json, history plots, export/export_report.json and
+bench/<device>.json) by train, export and bench, and by ``edgecnn report RUN_DIR``; a step not taken
+yet is shown as such. HTML comes from a Jinja2 template (autoescaped), plots from matplotlib.
+"""
 
 from __future__ import annotations
 
+import base64
+import datetime as _dt
+import io
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from . import plots
+from . import verdict as V
+from .agent.errors import InputError
+from .agent.io import atomic_write_json, atomic_write_text
 
-from .agent import contract as C
-from .agent.io import atomic_path
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+PAGE = "report.html"
+BENCH_DIR = "bench"
+FLIP_THUMBS = 12           # flipped images shown per artifact
+THUMB_PX = 72
 
 
-def _save(fig, path: Path) -> None:
-    plt = _plt()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+@dataclass
+class Section:
+    """What the template gets for one step of the flow: its document, or why there is none."""
+
+    doc: dict | list | None
+    missing: str | None = None
 
 
-def confusion(cm: np.ndarray, labels: list[str], path: Path, title: str) -> None:
-    plt = _plt()
-    n = len(labels)
-    size = max(5.0, 0.28 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(size, size))
-    row = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, row, out=np.zeros_like(cm, dtype=float), where=row > 0)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=7 if n > 15 else 9)
-    ax.set_yticks(range(n), labels, fontsize=7 if n > 15 else 9)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    if n <= 20:
-        for i in range(n):
-            for j in range(n):
-                if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    _save(fig, path)
+def bench_file(run_dir: Path, device: str) -> Path:
+    return Path(run_dir) / BENCH_DIR / f"{device}.json"
 
 
-def curves(history: dict[str, dict[str, list[float]]], path: Path) -> None:
-    """history: {phase: {metric: [per-epoch values]}}; phases drawn one after another."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        offset = 0
-        for phase, h in history.items():
-            n = len(h.get(metric, []))
-            if not n:
-                continue
-            xs = np.arange(offset + 1, offset + n + 1)
-            ax.plot(xs, h[metric], label=f"{phase} train")
-            if f"val_{metric}" in h:
-                ax.plot(xs, h[f"val_{metric}"], "--", label=f"{phase} val")
-            if offset:
-                ax.axvline(offset + 0.5, color="grey", lw=0.8)
-            offset += n
-        ax.set_xlabel("epoch")
-        ax.set_title(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    _save(fig, path)
+def record_bench(doc: dict, run_dir: Path) -> Path:
+    """Keep a bench result in its run (the latest per device) and rebuild the page."""
+    atomic_write_json(bench_file(run_dir, doc["device"]), doc)
+    return build(run_dir)
 
 
-def gradcam(model, samples, probs: np.ndarray, labels: list[str], contract: C.Contract,
-            out_dir: Path, n: int, conv_layer: str) -> list[str]:
-    """Overlays for up to n misclassified images: where the model looked for its wrong answer."""
-    import keras
-    import tensorflow as tf
+def build(run_dir: str | Path, name: str | None = None) -> Path:
+    """(Re)write RUN_DIR/report.html from the run's files; returns its path. name: the run's name
+    when run_dir is a staging folder."""
+    run_dir = Path(run_dir)
+    metrics = _read(run_dir / "metrics.json")
+    if metrics is None:
+        raise InputError(f"{run_dir} is not a training run (no metrics.json): nothing to report")
+    benches = [d for d in (_read(p) for p in sorted((run_dir / BENCH_DIR).glob("*.json"))) if d]
+    context = {
+        "name": name or run_dir.resolve().name, "metrics": metrics, "built": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "images": _training_images(run_dir, metrics),
+        "export": _export_section(run_dir),
+        "bench": Section(benches or None, None if benches else
+                         f"not benchmarked yet: edgecnn bench {run_dir} --data <test folder>"),
+        "latency_plot": _latency_plot(benches),
+        "verdict": _verdict(benches),
+        "fmt": _fmt,
+    }
+    page = run_dir / PAGE
+    atomic_write_text(page, _template().render(**context))
+    return page
 
-    preds = probs.argmax(1)
-    wrong = [i for i, s in enumerate(samples) if preds[i] != s.label]
-    wrong.sort(key=lambda i: -probs[i, preds[i]])  # most confident mistakes first
-    if not wrong or n <= 0:
-        return []
-    grad_model = keras.Model(model.inputs, [model.get_layer(conv_layer).output, model.output])
-    plt = _plt()
-    written = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for k, i in enumerate(wrong[:n]):
-        s = samples[i]
-        rgb = C.load_image(s.path)
-        x = C.preprocess_array(rgb, contract)[None]
-        with tf.GradientTape() as tape:
-            fmap, out = grad_model(x, training=False)
-            score = out[:, int(preds[i])]
-        grads = tape.gradient(score, fmap)[0].numpy()
-        fmap = fmap[0].numpy()
-        cam = np.maximum((fmap * grads.mean(axis=(0, 1))).sum(-1), 0)
-        cam = cam / cam.max() if cam.max() > 0 else cam
-        shown = C.resize_bilinear(rgb, contract.input_size).astype(np.uint8)
-        heat = C.resize_bilinear(cam[..., None], contract.input_size)[..., 0]
-        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
-        axes[0].imshow(shown)
-        axes[1].imshow(shown)
-        axes[1].imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-        for a in axes:
-            a.axis("off")
-        fig.suptitle(f"true: {labels[s.label]}\npredicted: {labels[preds[i]]} ({probs[i, preds[i]]:.0%})",
-                     fontsize=9)
-        name = f"{k:02d}_{labels[s.label]}_as_{labels[preds[i]]}.png"
-        _save(fig, out_dir / name)
-        written.append(name)
-    return written
+
+def _template():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+    env = Environment(loader=PackageLoader("edgecnn", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2")
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot be read ({e})") from None
+
+
+def _data_uri(path: Path) -> str | None:
+    try:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError:
+        return None
+
+
+def _thumbnail(path: str, root: Path) -> str | None:
+    """A small JPEG of an evaluated image, when the file is still where it was evaluated."""
+    from PIL import Image, UnidentifiedImageError
+    p = Path(path)
+    for candidate in (p, root / p):
+        if candidate.is_file():
+            try:
+                with Image.open(candidate) as im:
+                    im = im.convert("RGB")
+                    im.thumbnail((THUMB_PX, THUMB_PX))
+                    buf = io.BytesIO()
+                    im.save(buf, format="JPEG", quality=80)
+                return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+            except (OSError, UnidentifiedImageError):
+                return None
+    return None
+
+
+def _training_images(run_dir: Path, metrics: dict) -> dict:
+    rep = run_dir / "report"
+    return {"curves": _data_uri(rep / "curves.png"), "confusion": _data_uri(rep / "confusion.png"),
+            "gradcam": [(name, _data_uri(rep / "gradcam" / name)) for name in metrics.get("gradcam", [])
+                        if (rep / "gradcam" / name).is_file()]}
+
+
+def _export_section(run_dir: Path) -> Section:
+    doc = _read(run_dir / "export" / "export_report.json")
+    if doc is None:
+        return Section(None, f"not exported yet: edgecnn export {run_dir} --int8 --float")
+    root = Path(doc["run"]).parent if doc.get("run") else run_dir
+    for rec in doc["artifacts"]:
+        rec["flip_thumbs"] = [dict(f, thumb=_thumbnail(f["path"], root)) for f in (rec.get("flips") or [])[:FLIP_THUMBS]]
+    return Section(doc)
+
+
+def _latency_plot(benches: list[dict]) -> str | None:
+    rows = [(f"{r['artifact']} on {d['device']}" + (" (estimated)" if r.get("latency_estimated") else ""),
+             dict(r["latency_ms"], estimated=r.get("latency_estimated", False)))
+            for d in benches for r in d["records"] if r.get("latency_ms")]
+    if not rows:
+        return None
+    buf = io.BytesIO()
+    plots.latency(rows, buf)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _verdict(benches: list[dict]) -> dict | None:
+    """The page's one verdict: every device's bench verdict combined, and the model each would ship."""
+    if not benches:
+        return None
+    from .bench import choose_deployable
+    per_device = []
+    for d in benches:
+        choice = choose_deployable(d)
+        per_device.append({"device": d["device"], "verdict": d["verdict"],
+                           "deploy": choice.record["artifact"] if choice.record else None,
+                           "deploy_verdict": choice.verdict, "rejected": choice.rejected})
+    return {"verdict": V.overall([d["verdict"] for d in benches]), "devices": per_device}
+
+
+def _fmt(v, spec: str = ".2f", none: str = "-") -> str:
+    return none if v is None else format(v, spec)

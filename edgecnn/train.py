@@ -388,7 +388,7 @@ def _evaluate(s: _Session) -> dict:
 
 def _write_run(s: _Session, evals: dict, out: Path) -> dict:
     """Every file of the run into `out` (a staging folder); the contract records the provenance."""
-    from . import report
+    from . import plots
 
     with atomic_path(out / "model.keras") as tmp:
         s.model.save(tmp)
@@ -401,13 +401,15 @@ def _write_run(s: _Session, evals: dict, out: Path) -> dict:
     main_split = "test" if "test" in evals else "val"
     samples, probs, main_metrics = evals[main_split]
     rep_dir = out / "report"
-    report.confusion(np.array(main_metrics["confusion_matrix"]), s.ds.classes, rep_dir / "confusion.png",
+    plots.confusion(np.array(main_metrics["confusion_matrix"]), s.ds.classes, rep_dir / "confusion.png",
                      f"{s.recipe.name}: {main_split} accuracy {main_metrics['accuracy']:.1%}")
-    report.curves(s.history, rep_dir / "curves.png")
-    gradcams = report.gradcam(s.model, samples, probs, s.ds.classes, contract, rep_dir / "gradcam",
+    plots.curves(s.history, rep_dir / "curves.png")
+    gradcams = plots.gradcam(s.model, samples, probs, s.ds.classes, contract, rep_dir / "gradcam",
                               s.opts.gradcam, M.BACKBONE_END) if s.opts.gradcam else []
     metrics = _metrics(s, evals, main_split, main_metrics, gradcams)
     atomic_write_json(out / "metrics.json", metrics)
+    from .report import build as build_report
+    build_report(out, name=Path(s.opts.out_dir).name)
     return metrics
 
 

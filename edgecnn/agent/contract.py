@@ -157,7 +157,7 @@ class Contract:
             input_dtype=f.string("input_dtype", d.get("input_dtype", "float32")),
             input_quantization=f.quantization("input_quantization", d.get("input_quantization")),
             output_quantization=f.quantization("output_quantization", d.get("output_quantization")),
-            model=f.info("model", d.get("model") or {}),
+            model=f.info("model", {} if d.get("model") is None else d["model"]),
             provenance=None if d.get("provenance") is None else Provenance.from_dict(d["provenance"], source),
         )
         c.validate(source)

@@ -16,13 +16,15 @@ from .. import data as D
 from ..agent import contract as C
 from ..agent.artifact import read_contract, tflite_with_contract
 from .. import verdict as V
-from ..agent.errors import BudgetError, InconclusiveError, InputError
+from ..agent.errors import InputError
 from ..agent.images import scan_eval_folder
 from ..agent.io import atomic_write_bytes, atomic_write_json, sha256_file
 from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
 from ..evaluate import compare
 from ..paths import REPO_ROOT
+from ..report import build as build_report
+from .budget import decision, fallback_steps, search_fallback
 from ..rundir import Run, load_run
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -94,6 +96,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     trt = _tensorrt(x) if opts.tensorrt else None
     report = _report(x, budget, trt, time.perf_counter() - t_all)
     atomic_write_json(x.out_dir / "export_report.json", report)
+    build_report(x.run.dir)
     return report
 
 
@@ -227,7 +230,7 @@ def _int8_budget(x: _Export) -> dict | None:
               f"recipe {x.run.recipe.name} of the run", "int8_drop_pp": int8["accuracy_drop_pp"],
               "interval_pp": judged["interval"], "judged_on": judged["judged_on"], "verdict": judged["verdict"],
               "images_to_decide": judged.get("images_to_decide"), "fallback": None}
-    budget["decision"] = _decision(judged, max_drop, len(x.eval.y))
+    budget["decision"] = decision(judged, max_drop, len(x.eval.y))
     if judged["verdict"] == V.FAIL:
         x.log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp (95% {judged['interval'][0]:+.2f} to "
               f"{judged['interval'][1]:+.2f}) is beyond the budget of {max_drop} pp: measuring per-layer "
@@ -242,18 +245,6 @@ def _int8_budget(x: _Export) -> dict | None:
                   f"p50 {c['latency_p50_ms']['mixed']:.2f} ms vs {c['latency_p50_ms']['int8']:.2f} ms")
     budget["pass"] = budget["verdict"] == V.PASS
     return budget
-
-
-def _decision(judged: dict, max_drop: float, n: int) -> str:
-    lo, hi = judged["interval"]
-    text = f"drop {judged['value']:+.2f} pp, 95% interval {lo:+.2f} to {hi:+.2f} pp on {n} images, budget {max_drop} pp"
-    if judged["verdict"] == V.PASS:
-        return f"{text}: PASS (the whole interval is within the budget)"
-    if judged["verdict"] == V.FAIL:
-        return f"{text}: FAIL (the whole interval is beyond the budget)"
-    need = judged.get("images_to_decide")
-    return (f"{text}: INCONCLUSIVE, no ops kept in float for a drop these images cannot resolve"
-            + (f" (about {need} images would decide it at the observed rates)" if need else ""))
 
 
 def _tensorrt(x: _Export) -> dict:
@@ -282,18 +273,6 @@ def _report(x: _Export, budget: dict | None, trt: dict | None, seconds: float) -
     }
 
 
-def check_budget(report: dict) -> None:
-    """BudgetError (exit 1) when the INT8 accuracy budget fails, InconclusiveError (exit 3) when the
-    evaluation images cannot decide it."""
-    b = report.get("budget")
-    if b is None or b["verdict"] == V.PASS:
-        return
-    kept = f"every artifact and export_report.json were kept in {report['run']}/export"
-    if b["verdict"] == V.INCONCLUSIVE:
-        raise InconclusiveError(f"INT8 accuracy budget: {b['decision']}; {kept}")
-    raise BudgetError(f"INT8 accuracy budget: {b['decision']}; {kept}")
-
-
 def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> dict:
     """Size and p50 latency of the mixed model vs full INT8, measured side by side by the agent in
     fresh processes (never with TensorFlow imported), best of two interleaved rounds."""
@@ -320,27 +299,17 @@ def _fallback(x: _Export, max_drop: float) -> dict:
     ranking = TFL.layer_sensitivity(x.model, x.calib)
     x.log(f"sensitivity: {len(ranking)} layers ranked in {time.perf_counter() - t0:.0f} s; most sensitive: "
         + ", ".join(f"{d['op']} {d['rmse_per_step']:.2f}" for d in ranking[:3]))
-    steps, k = [], 1
-    while k <= len(ranking) and len(steps) < x.opts.fallback_steps:
-        steps.append(k)
-        k *= 2
-    tried = []
-    for k in steps:
+
+    def mixed_with(kept: list[dict]) -> dict:
         t = time.perf_counter()
-        nodes = [d["tensor"] for d in ranking[:k]]
-        data = TFL.convert_int8_with_float_ops(x.model, x.calib, nodes, input_type=x.opts.int8_input)
-        rec = write_tflite(x, data, "model_int8_mixed.tflite", "int8-mixed", t,
-                           {"float_ops": [{"tensor": d["tensor"], "op": d["op"],
-                                    "rmse_per_step": round(d["rmse_per_step"], 4)} for d in ranking[:k]]})
-        judged = V.drop_budget(rec["paired"], max_drop, x.opts.point_estimate)
-        tried.append({"float_ops": k, "accuracy_drop_pp": rec["accuracy_drop_pp"], "interval_pp": judged["interval"],
-                      "verdict": judged["verdict"], "size_mb": rec["size_mb"]})
-        if judged["verdict"] == V.PASS:   # within the budget with confidence, not on a lucky point estimate
-            x.log(f"fallback: budget holds with {k} op(s) in float")
-            return {"pass": True, "verdict": V.PASS, "artifact": rec["artifact"], "float_ops": rec["float_ops"],
-                    "steps": tried, "ranking": ranking[:32],
-                    "decision": f"{k} op(s) kept in float: drop {rec['accuracy_drop_pp']:+.2f} pp, interval within the budget"}
-    last = tried[-1]["verdict"] if tried else V.FAIL
-    return {"pass": False, "verdict": last, "artifact": "model_int8_mixed.tflite" if tried else None,
-            "float_ops": rec["float_ops"] if tried else [], "steps": tried, "ranking": ranking[:32],
-            "decision": f"{len(tried)} step(s) tried, last {last}" if tried else "no step possible"}
+        data = TFL.convert_int8_with_float_ops(x.model, x.calib, [d["tensor"] for d in kept],
+                                               input_type=x.opts.int8_input)
+        return write_tflite(x, data, "model_int8_mixed.tflite", "int8-mixed", t,
+                            {"float_ops": [{"tensor": d["tensor"], "op": d["op"],
+                                            "rmse_per_step": round(d["rmse_per_step"], 4)} for d in kept]})
+
+    fb = search_fallback(ranking, fallback_steps(len(ranking), x.opts.fallback_steps), mixed_with,
+                         lambda rec: V.drop_budget(rec["paired"], max_drop, x.opts.point_estimate))
+    if fb["pass"]:
+        x.log(f"fallback: budget holds with {len(fb['float_ops'])} op(s) in float")
+    return fb

@@ -78,7 +78,12 @@ def layer_sensitivity(model, calib: np.ndarray, n: int = 64) -> list[dict]:
         buf = io.StringIO()
         dbg.layer_statistics_dump(buf)
         return buf.getvalue()
-    rows = list(csv.DictReader(io.StringIO(converting(go, "quantisation sensitivity analysis"))))
+    return rank_sensitivity(csv.DictReader(io.StringIO(converting(go, "quantisation sensitivity analysis"))))
+
+
+def rank_sensitivity(rows) -> list[dict]:
+    """Rows of the debugger's layer statistics, most sensitive first: RMSE in quantisation steps.
+    A row without a scale (an op TensorFlow could not quantise) counts with a tiny scale, so it ranks high."""
     out = []
     for r in rows:
         scale = float(r.get("scale") or 0) or 1e-12
