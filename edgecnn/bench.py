@@ -198,7 +198,7 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
            "verdict": V.overall([r["verdict"] for r in records]),
            "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
     if p.run is not None:
-        record_bench(doc, p.run.dir)       # the run keeps its latest bench per device, and its page
+        record_bench(doc, p.run.dir, log)  # the run keeps its latest bench per device, and its page
     return doc
 
 

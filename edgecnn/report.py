@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from jinja2 import TemplateError
+
 from . import plots
 from . import verdict as V
 from .agent.errors import InputError
@@ -37,10 +39,20 @@ def bench_file(run_dir: Path, device: str) -> Path:
     return Path(run_dir) / BENCH_DIR / f"{device}.json"
 
 
-def record_bench(doc: dict, run_dir: Path) -> Path:
+def record_bench(doc: dict, run_dir: Path, log=print) -> Path | None:
     """Keep a bench result in its run (the latest per device) and rebuild the page."""
     atomic_write_json(bench_file(run_dir, doc["device"]), doc)
-    return build(run_dir)
+    return refresh(run_dir, log)
+
+
+def refresh(run_dir: Path, log=print) -> Path | None:
+    """Rebuild the page after a step that has already written its results: a file of the run that
+    cannot be shown (say, a stale bench result of an older version) is reported, not fatal."""
+    try:
+        return build(run_dir)
+    except InputError as e:
+        log(f"report: {PAGE} not rebuilt: {e}")
+        return None
 
 
 def build(run_dir: str | Path, name: str | None = None) -> Path:
@@ -50,9 +62,21 @@ def build(run_dir: str | Path, name: str | None = None) -> Path:
     metrics = _read(run_dir / "metrics.json")
     if metrics is None:
         raise InputError(f"{run_dir} is not a training run (no metrics.json): nothing to report")
-    benches = [d for d in (_read(p) for p in sorted((run_dir / BENCH_DIR).glob("*.json"))) if d]
-    context = {
-        "name": name or run_dir.resolve().name, "metrics": metrics, "built": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    benches = _bench_docs(run_dir)
+    try:
+        html = _template().render(**_context(run_dir, name, metrics, benches))
+    except (LookupError, TypeError, ValueError, AttributeError, TemplateError) as e:
+        raise InputError(f"{run_dir}: its result files are not as edgecnn writes them "
+                         f"({type(e).__name__}: {str(e)[:120]})") from None
+    page = run_dir / PAGE
+    atomic_write_text(page, html)
+    return page
+
+
+def _context(run_dir: Path, name: str | None, metrics: dict, benches: list[dict]) -> dict:
+    return {
+        "name": name or run_dir.resolve().name, "metrics": metrics,
+        "built": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "images": _training_images(run_dir, metrics),
         "export": _export_section(run_dir),
         "bench": Section(benches or None, None if benches else
@@ -61,9 +85,19 @@ def build(run_dir: str | Path, name: str | None = None) -> Path:
         "verdict": _verdict(benches),
         "fmt": _fmt,
     }
-    page = run_dir / PAGE
-    atomic_write_text(page, _template().render(**context))
-    return page
+
+
+def _bench_docs(run_dir: Path) -> list[dict]:
+    """The latest bench result per device, each checked to be a bench document of this version."""
+    from .bench import SCHEMA
+    docs = []
+    for path in sorted((run_dir / BENCH_DIR).glob("*.json")):
+        doc = _read(path)
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+            raise InputError(f"{path}: not a bench result of this version (schema {SCHEMA}); "
+                             f"bench again or delete it")
+        docs.append(doc)
+    return docs
 
 
 def _template():

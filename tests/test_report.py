@@ -93,3 +93,22 @@ def test_report_command_rebuilds_a_page_and_refuses_what_is_not_a_run(benched_ru
     assert r.exit_code == 0 and (run / "report.html").is_file(), r.output
     r = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert r.exit_code == 2 and r.output.startswith("Error: ") and "no metrics.json" in r.output
+
+
+def test_a_result_file_that_edgecnn_did_not_write_is_one_error_and_never_blocks_a_bench(benched_run, products_subset):
+    run, _ = benched_run
+    stale = run / "bench" / "jetson.json"
+    for text, says in (('{"schema": "edgecnn.bench/1", "device": "jetson"}', "not a bench result of this version"),
+                       ('{"schema": "edgecnn.bench/2", "device": "jetson", "records": [{"artifact": 1}]}',
+                        "its result files are not as edgecnn writes them")):
+        stale.write_text(text)
+        r = CliRunner().invoke(main, ["report", str(run)])
+        assert r.exit_code == 2 and r.output.startswith("Error: ") and says in r.output, r.output
+        assert "Traceback" not in r.output
+    before = (run / "report.html").read_bytes()
+    r = CliRunner().invoke(main, ["bench", str(run / "export" / "model_int8.tflite"), "--runs", "10",
+                                  "--min-seconds", "0"])
+    assert r.exit_code == 0, r.output                      # the bench itself is whole and judged
+    assert "report.html not rebuilt" in r.output and (run / "report.html").read_bytes() == before
+    stale.unlink()
+    assert CliRunner().invoke(main, ["report", str(run)]).exit_code == 0

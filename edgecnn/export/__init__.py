@@ -23,7 +23,7 @@ from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
 from ..evaluate import compare
 from ..paths import REPO_ROOT
-from ..report import build as build_report
+from ..report import refresh as refresh_report
 from .budget import decision, fallback_steps, search_fallback
 from ..rundir import Run, load_run
 
@@ -96,7 +96,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     trt = _tensorrt(x) if opts.tensorrt else None
     report = _report(x, budget, trt, time.perf_counter() - t_all)
     atomic_write_json(x.out_dir / "export_report.json", report)
-    build_report(x.run.dir)
+    refresh_report(x.run.dir, log)
     return report
 
 
