@@ -5,6 +5,8 @@ seconds and a mutation tool can run them once per mutant (benchmarks/mutation_sc
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -568,7 +570,6 @@ def test_bench_messages_in_full():
 
 
 def test_judge_budgets_in_full_and_edges():
-    from edgecnn.agent.protocol import VsBaseline  # noqa: F401  (the record's vs_baseline is its dict)
     st = V.paired([0] * 4, [0] * 4, [0] * 4)
     rec = _rec(size=2.5, p90=7.25, paired=st, ratio=1.5)
     got = B.judge_budgets(rec, _plan(size_mb=3.0, max_p90_ms=8.0, min_agreement_pct=90.0, max_slowdown_pct=50.0,
@@ -598,7 +599,7 @@ def test_repeats_keep_their_values_to_four_decimals():
     assert c.p50_per_repeat == (2.1235, 3.0, 2.5) and c.p50_spread_pct == round(100 * (3.0 - 2.123456) / 2.5, 2)
     lat = Latency(p50=1.0, p90=1.0, p99=1.0, mean=1.0, min=1.0, max=1.0, n=1)
     from edgecnn.agent.protocol import BaselineTiming
-    res = [AgentResult(**{**_result(REF).__dict__, "latency_ms": dataclasses_replace(lat, p50=p),
+    res = [AgentResult(**{**_result(REF).__dict__, "latency_ms": dataclasses.replace(lat, p50=p),
                           "baseline": BaselineTiming(artifact="b", format="tflite", size_mb=1.0, runtime="litert",
                                                      latency_ms=lat),
                           "vs_baseline": VsBaseline(p50_ratio=r, p90_ratio=r, method="turns")})
@@ -606,11 +607,6 @@ def test_repeats_keep_their_values_to_four_decimals():
     c = B.combine_runs(res[0], res)
     assert c.latency_ms.p50 == 2.0 and c.latency_ms.repeats == 3 and c.vs_baseline.method == "turns"
     assert c.vs_baseline.p50_ratio_per_repeat == (1.1235, 1.0, 1.0)
-
-
-def dataclasses_replace(obj, **kw):
-    import dataclasses
-    return dataclasses.replace(obj, **kw)
 
 
 def test_compare_skips_a_class_without_images_and_keeps_going():
