@@ -87,3 +87,29 @@ def test_ctrl_c_keeps_the_best_weights_so_far(products_subset, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["interrupted"] is True and (out / "model.keras").is_file(), text
     assert m["test_accuracy"] >= 0.8, text  # phase 1's head survived: not half-updated weights
+
+
+def test_grad_cam_and_the_feature_model_raise_no_keras_warnings(trained_run, products_subset, tmp_path):
+    """Before: 'UserWarning: The structure of `inputs` doesn't match the expected structure' in the
+    middle of the demo's output, from models built on `model.inputs` and called with one tensor."""
+    import warnings
+
+    import keras
+    import numpy as np
+
+    from edgecnn import model as M
+    from edgecnn import plots
+    from edgecnn.agent import contract as C
+    from edgecnn.agent.images import Sample
+
+    model = keras.models.load_model(trained_run / "model.keras")
+    contract = C.load(trained_run / "contract.json")
+    paths = sorted((products_subset / "test").rglob("*.jpg"))[:2]
+    samples = [Sample(path=p, label=0, load_path=p) for p in paths]
+    probs = np.tile(np.eye(contract.num_classes)[1], (2, 1)).astype(np.float32)   # both "wrong"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = plots.gradcam(model, samples, probs, list(contract.labels), contract, tmp_path, 2, M.BACKBONE_END)
+        M.feature_extractor(model)(C.preprocess_batch(paths, contract))
+    assert len(written) == 2
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
