@@ -13,7 +13,6 @@ import click
 from .agent.errors import EdgecnnError
 from .agent.io import check_writable
 from .native import filter_native_stderr
-from .report import PAGE
 
 
 class _Group(click.Group):
@@ -132,6 +131,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     ctx.invoke(train, recipe_name=recipe_name, data_dir=data_dir, out_dir=out_dir, weights=weights,
                image_size=None, epochs=epochs, seed=0, gradcam=4, quiet=False, overwrite=True)
     from .bench import BenchOptions, bench as run_bench, choose_deployable, render, write_outputs
+    from .report import PAGE
     from .export import ExportOptions, export as run_export
     from .render import export_table
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from . import plots
 from . import verdict as V
 from .agent.errors import InputError
 from .agent.io import atomic_write_json, atomic_write_text
+from .rundir import read_json_object
 
 PAGE = "report.html"
 BENCH_DIR = "bench"
@@ -108,17 +108,16 @@ def _template():
 
 
 def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot be read ({e})") from None
+    return read_json_object(path) if path.is_file() else None
+
+
+def _uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _data_uri(path: Path) -> str | None:
     try:
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+        return _uri(path.read_bytes())
     except OSError:
         return None
 
@@ -135,7 +134,7 @@ def _thumbnail(path: str, root: Path) -> str | None:
                     im.thumbnail((THUMB_PX, THUMB_PX))
                     buf = io.BytesIO()
                     im.save(buf, format="JPEG", quality=80)
-                return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+                return _uri(buf.getvalue(), "image/jpeg")
             except (OSError, UnidentifiedImageError):
                 return None
     return None
@@ -166,7 +165,7 @@ def _latency_plot(benches: list[dict]) -> str | None:
         return None
     buf = io.BytesIO()
     plots.latency(rows, buf)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return _uri(buf.getvalue())
 
 
 def _verdict(benches: list[dict]) -> dict | None:

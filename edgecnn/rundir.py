@@ -58,7 +58,8 @@ class Run:
         return Path(root) if root and Path(root).is_dir() else None
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """A JSON object from a file of the run; anything else is one InputError naming the file."""
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -73,7 +74,7 @@ def _run_recipe(run_dir: Path) -> R.Recipe:
     path = run_dir / RECIPE_FILE
     if not path.is_file():
         raise InputError(f"{run_dir} records no recipe ({RECIPE_FILE}; trained by an older edgecnn): retrain it")
-    return R.from_dict(_read_json(path), str(path))
+    return R.from_dict(read_json_object(path), str(path))
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -84,7 +85,7 @@ def load_run(run_dir: str | Path) -> Run:
     contract = C.load(run_dir / "contract.json")
     if not (run_dir / "model.keras").is_file():
         raise InputError(f"{run_dir} has no model.keras (train it with 'edgecnn train')")
-    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    metrics = read_json_object(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     run = Run(run_dir, contract, _run_recipe(run_dir), metrics)
     prov = contract.provenance
     if prov is None:

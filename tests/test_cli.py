@@ -7,11 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-from edgecnn import verdict as V
-from edgecnn.bench import choose_deployable
 from edgecnn.cli import main
 
 ANDROID = Path(__file__).resolve().parents[1] / "android_demo"
@@ -65,35 +62,3 @@ def test_bundle_command_uses_the_runs_budget(exported_run, tmp_path):
     r = CliRunner().invoke(main, ["bundle", str(exported_run), "--android", str(tmp_path / "nope")])
     assert r.exit_code == 2 and r.output.startswith("Error: ") and "Traceback" not in r.output
 
-
-def _bench_doc(*records) -> dict:
-    out = []
-    for name, precision, size, verdicts in records:
-        out.append({"artifact": name, "precision": precision, "size_mb": size, "accuracy": 0.9,
-                    "accuracy_drop_pp": 0.5, "latency_ms": {"p50": 3.0}, "verdict": V.overall(list(verdicts.values())),
-                    "budgets": {k: {"verdict": v, "value": 1.5, "limit": 1.0} for k, v in verdicts.items()}})
-    return {"records": out}
-
-
-@pytest.mark.parametrize("records,code,ending", [
-    # pure INT8 within budget
-    ([("model_fp32.tflite", "fp32", 8.9, {"size_mb": "PASS"}),
-      ("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "PASS"})],
-     0, ["verdict: PASS: deploy model_int8.tflite (2.70 MB", "next:    edgecnn bundle"]),
-    # pure INT8 over budget, the float fallback holds: the mixed model ships, the pure one is rejected
-    ([("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "FAIL"}),
-      ("model_int8_mixed.tflite", "int8-mixed", 5.2, {"size_mb": "PASS", "accuracy_drop_pp": "PASS"})],
-     0, ["rejected: model_int8.tflite: accuracy_drop_pp FAIL", "verdict: PASS: deploy model_int8_mixed.tflite",
-         "next:"]),
-    # nothing within budget
-    ([("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "FAIL"}),
-      ("model_int8_mixed.tflite", "int8-mixed", 5.2, {"size_mb": "FAIL", "accuracy_drop_pp": "PASS"})],
-     1, ["rejected: model_int8.tflite: accuracy_drop_pp FAIL", "rejected: model_int8_mixed.tflite: size_mb FAIL",
-         "verdict: FAIL: no INT8 model meets the budgets"]),
-])
-def test_the_demo_ends_in_one_verdict_and_its_exit_status(records, code, ending):
-    """What the demo prints last (before the report's path) and its exit status, for the three outcomes."""
-    choice = choose_deployable(_bench_doc(*records))
-    lines = choice.summary(Path("runs/demo"))
-    assert choice.exit_code == code
-    assert len(lines) == len(ending) and all(ln.startswith(e) for ln, e in zip(lines, ending)), lines

@@ -6,6 +6,7 @@ seconds and a mutation tool can run them once per mutant (benchmarks/mutation_sc
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,7 +131,6 @@ def _result(top1, *, latency=None, vs=None) -> AgentResult:
 
 
 def test_versus_reference_adds_paired_per_class_intervals():
-    from pathlib import Path
     out = B.versus_reference(Path("m.tflite"), _result(PRED), _result(REF))
     assert out["accuracy_drop_pp"] == pytest.approx(33.3333) and out["worst_class"]["label"] == "c"
     assert out["paired"]["ref_only_right"] == 3 and len(out["flips"]) == 4
@@ -199,7 +199,6 @@ def _doc(*records) -> dict:
 
 
 def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_with_reasons():
-    from pathlib import Path
     doc = _doc(("model_fp32.tflite", "fp32", 9.0, {"size_mb": "PASS"}),
                ("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "FAIL"}),
                ("model_int8_mixed.tflite", "int8-mixed", 5.2, {"size_mb": "PASS", "accuracy_drop_pp": "PASS"}),
@@ -212,7 +211,6 @@ def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_wit
 
 
 def test_an_undecided_model_is_shipped_only_when_none_passes():
-    from pathlib import Path
     doc = _doc(("a_int8.tflite", "int8", 2.0, {"accuracy_drop_pp": "INCONCLUSIVE"}),
                ("b_int8.tflite", "int8", 1.0, {"accuracy_drop_pp": "FAIL"}))
     d = B.choose_deployable(doc)
@@ -585,7 +583,6 @@ def test_judge_budgets_in_full_and_edges():
 
 
 def test_versus_reference_needs_both_evaluations():
-    from pathlib import Path
     no_eval = AgentResult(**{**_result(PRED).__dict__, "evaluation": None})
     assert B.versus_reference(Path("m"), no_eval, _result(REF)) == {}
     assert B.versus_reference(Path("m"), _result(PRED), no_eval) == {}
@@ -665,7 +662,6 @@ def test_sensitivity_rows_with_missing_fields():
 
 
 def test_deployable_lines_in_full():
-    from pathlib import Path
     doc = _doc(("model_int8.tflite", "int8", 2.5, {"size_mb": "FAIL", "accuracy_drop_pp": "INCONCLUSIVE"}),
                ("model_int8_mixed.tflite", "int8-mixed", 5.0, {"size_mb": "PASS"}))
     d = B.choose_deployable(doc)
@@ -690,3 +686,27 @@ def test_point_estimate_budgets_hold_on_their_limit():
     assert V.images_to_decide_drop(st, 25.0) is None and V.images_to_decide_agreement(st, 0.75) is None
     one = V.paired([0], [1], [0])                                 # a single image still gets a number
     assert V.images_to_decide_drop(one, 50.0) is not None
+
+
+@pytest.mark.parametrize("records,code,ending", [
+    # pure INT8 within budget
+    ([("model_fp32.tflite", "fp32", 8.9, {"size_mb": "PASS"}),
+      ("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "PASS"})],
+     0, ["verdict: PASS: deploy model_int8.tflite (2.70 MB", "next:    edgecnn bundle"]),
+    # pure INT8 over budget, the float fallback holds: the mixed model ships, the pure one is rejected
+    ([("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "FAIL"}),
+      ("model_int8_mixed.tflite", "int8-mixed", 5.2, {"size_mb": "PASS", "accuracy_drop_pp": "PASS"})],
+     0, ["rejected: model_int8.tflite: accuracy_drop_pp FAIL", "verdict: PASS: deploy model_int8_mixed.tflite",
+         "next:"]),
+    # nothing within budget
+    ([("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "FAIL"}),
+      ("model_int8_mixed.tflite", "int8-mixed", 5.2, {"size_mb": "FAIL", "accuracy_drop_pp": "PASS"})],
+     1, ["rejected: model_int8.tflite: accuracy_drop_pp FAIL", "rejected: model_int8_mixed.tflite: size_mb FAIL",
+         "verdict: FAIL: no INT8 model meets the budgets"]),
+])
+def test_the_demo_ends_in_one_verdict_and_its_exit_status(records, code, ending):
+    """What the demo prints last (before the report's path) and its exit status, for the three outcomes."""
+    choice = B.choose_deployable(_doc(*records))
+    lines = choice.summary(Path("runs/demo"))
+    assert choice.exit_code == code
+    assert len(lines) == len(ending) and all(ln.startswith(e) for ln, e in zip(lines, ending)), lines
