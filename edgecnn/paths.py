@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_DATA = Path(__file__).resolve().parent / "demo_data" / "crop_disease_mini"
+PACKAGE = Path(__file__).resolve().parent
+DEMO_DATA = PACKAGE / "demo_data" / "crop_disease_mini"
+RECIPES = PACKAGE / "recipes"                 # the built-in recipes
+CALIBRATION_LISTS = PACKAGE / "calibration"   # the calibration lists recorded for the built-in recipes
 
 
 def shared_data() -> Path:

@@ -10,8 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .agent.errors import InputError
+from .paths import RECIPES
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
 class RecipeError(InputError):
@@ -117,7 +117,7 @@ class Recipe(_Strict):
 
 
 def available() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(RECIPES.glob("*.yaml"))}
 
 
 def resolve_path(name_or_file: str | Path) -> Path:

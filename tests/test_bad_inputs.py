@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from devices_helpers import LABELS, image_folder
-from edgecnn.agent.artifact import strip_tflite_archive
+from edgecnn.agent.metadata import strip_archive
 from edgecnn.agent.contract import Contract
 from edgecnn.cli import main
 
@@ -39,7 +39,7 @@ def work(tmp_path_factory) -> Path:
     from tiny_model import tiny_int8_tflite
     w = tmp_path_factory.mktemp("bad-inputs")
     (w / "good.tflite").write_bytes(tiny_int8_tflite(True, LABELS))
-    (w / "flat.tflite").write_bytes(strip_tflite_archive(tiny_int8_tflite(True, LABELS)))
+    (w / "flat.tflite").write_bytes(strip_archive(tiny_int8_tflite(True, LABELS)))
     image_folder(w / "data", per_class=2)
     (w / "previous.json").write_text('{"kept": true}\n')
     return w

@@ -17,7 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import android_helpers as H  # noqa: E402
 
-from edgecnn.agent.artifact import read_contract, strip_tflite_archive, tflite_with_contract  # noqa: E402
+from edgecnn.agent.artifact import read_contract, tflite_with_contract  # noqa: E402
+from edgecnn.agent.metadata import strip_archive  # noqa: E402
+from tiny_model import tiny_int8_tflite  # noqa: E402
 from edgecnn.bundle import MANIFEST_NAME, bundle  # noqa: E402
 from edgecnn.agent.contract import Contract  # noqa: E402
 from edgecnn.agent.errors import BudgetError, InputError  # noqa: E402
@@ -69,7 +71,7 @@ def make_run(root: Path, model_bytes: bytes, name: str = "leaves", precision: st
             for n, data in others.items():
                 z.writestr(n, data)
             z.writestr("contract.json", json.dumps({**embedded, "provenance": prov.to_dict()}))
-        model_bytes = strip_tflite_archive(model_bytes) + buf.getvalue()
+        model_bytes = strip_archive(model_bytes) + buf.getvalue()
     except (zipfile.BadZipFile, KeyError):
         pass
     (run / "export" / f"model_{precision}.tflite").write_bytes(model_bytes)
@@ -132,7 +134,7 @@ def test_second_bundle_replaces_the_first(int8_model, app, tmp_path):
     # the second model: same network, other labels
     c = read_contract(run1 / "export" / "model_int8.tflite")
     relabelled = Contract(**{**c.__dict__, "labels": ("apple", "pear", "plum")})
-    second = tflite_with_contract(strip_tflite_archive(int8_model), relabelled)
+    second = tflite_with_contract(strip_archive(int8_model), relabelled)
     run2 = make_run(tmp_path / "two", second, name="fruit")
     bundle(run2, app, log=None)
 
@@ -171,7 +173,7 @@ def test_model_over_the_default_20mb_budget_is_refused(int8_model, app, tmp_path
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr("vocab.bin", np.random.default_rng(0).bytes(21_000_000))
     c = read_contract(make_run(tmp_path / "ref", int8_model) / "export" / "model_int8.tflite")
-    big = tflite_with_contract(strip_tflite_archive(int8_model) + buf.getvalue(), c)
+    big = tflite_with_contract(strip_archive(int8_model) + buf.getvalue(), c)
     run = make_run(tmp_path, big, name="big")
     with pytest.raises(BudgetError) as e:
         bundle(run, app, log=None)
@@ -185,10 +187,16 @@ def test_model_without_contract_is_refused_and_previous_bundle_kept(int8_model, 
 
     bare = tmp_path / "loose" / "models" / "bare.tflite"       # no sidecar, no contract.json near it
     bare.parent.mkdir(parents=True)
-    bare.write_bytes(strip_tflite_archive(int8_model))
+    bare.write_bytes(tiny_int8_tflite(False))                  # no metadata, no associated files
     with pytest.raises(InputError) as e:
         bundle(bare, app, log=None)
-    assert "carries no preprocessing contract" in _one_line(e)
+    assert "carries no preprocessing contract (nor standard TFLite metadata)" in _one_line(e)
+    assert {p.name: p.read_bytes() for p in assets_of(app).iterdir()} == before
+    cut = bare.with_name("cut.tflite")                         # metadata naming files no longer packed
+    cut.write_bytes(strip_archive(int8_model))
+    with pytest.raises(InputError) as e:
+        bundle(cut, app, log=None)
+    assert "names the labels file 'labels.txt', which is not packed in the model" in _one_line(e)
     assert {p.name: p.read_bytes() for p in assets_of(app).iterdir()} == before
 
 
@@ -196,7 +204,7 @@ def test_contract_is_reconciled_with_the_model_like_the_agent(int8_model, app, t
     """An INT8 model exported without its contract, in a run whose contract.json is the float one:
     the model's own input type and quantization win (as edgecnn.agent.runtimes.base.reconcile decides
     for the agent), so the app is told int8, with the model's scale and zero point."""
-    run = make_run(tmp_path, strip_tflite_archive(int8_model))
+    run = make_run(tmp_path, strip_archive(int8_model))
     lines: list[str] = []
     bundle(run, app, log=lines.append)
     bundled = Contract.from_json((assets_of(app) / "contract.json").read_text(encoding="utf-8"))

@@ -313,8 +313,8 @@ def test_a_recorded_list_is_read_back_and_a_changed_image_is_refused(tmp_path):
 def _resolve(tmp_path, samples, option=None, run_list=None, size=4, default=None):
     logs = []
     got = CAL.resolve(option, default_list=default or tmp_path / "calibration" / "products.txt", data_root=tmp_path,
-                      train_samples=samples, size=size, recipe="products", seed=3, run_list=run_list,
-                      log=logs.append)
+                      train_samples=samples, size=size, recipe="products", seed=3,
+                      run_list=run_list or tmp_path / "run-calibration.txt", log=logs.append)
     return got, logs
 
 
@@ -323,9 +323,20 @@ def test_calibration_list_is_recorded_once_then_reused(tmp_path):
     (tmp_path / "calibration").mkdir()
     (paths, source, lst), logs = _resolve(tmp_path, samples)
     assert source.startswith("new list") and lst.is_file() and len(paths) == 4 and "recorded 4" in logs[0]
+    assert lst == tmp_path / "run-calibration.txt" and not (tmp_path / "calibration" / "products.txt").exists()
     before = lst.read_bytes()
     (again, source2, lst2), _ = _resolve(tmp_path, samples[::-1])       # another order: the list wins
     assert source2.endswith("(reused)") and again == paths and lst2 == lst and lst.read_bytes() == before
+
+
+def test_the_recipe_list_is_reused_and_a_new_sample_goes_to_the_run(tmp_path):
+    samples = _files(tmp_path, {"a": 4, "b": 4})
+    default = tmp_path / "calibration" / "products.txt"
+    default.parent.mkdir()
+    CAL.write_list(default, tmp_path, samples[:4], "products", 1)
+    (paths, source, lst), _ = _resolve(tmp_path, samples, default=default)
+    assert lst == default and source == f"recorded list {default} (reused)" and paths == [s.path for s in samples[:4]]
+    assert not (tmp_path / "run-calibration.txt").exists()
 
 
 def test_a_list_of_another_dataset_is_never_overwritten(tmp_path):
@@ -341,7 +352,7 @@ def test_a_list_of_another_dataset_is_never_overwritten(tmp_path):
     logs = []
     paths, source, lst = CAL.resolve(None, default_list=default, data_root=tmp_path / "mine", train_samples=mine,
                                      size=4, recipe="products", seed=3, run_list=run_list, log=logs.append)
-    assert "records another dataset" in logs[0]
+    assert logs[0] == "calibration: the recorded list products.txt is for other data; sampling anew"
     assert default.read_bytes() == before and lst == run_list and run_list.is_file()
     assert all(str(p).startswith(str(tmp_path / "mine")) for p in paths)
 
@@ -368,7 +379,7 @@ def test_calibration_from_a_folder_or_an_explicit_list(tmp_path):
     with pytest.raises(InputError, match="holds no images"):
         _resolve(tmp_path, None, option=tmp_path / "empty")
     with pytest.raises(InputError, match="no calibration data"):
-        _resolve(tmp_path, [], default=tmp_path / "none.txt")
+        _resolve(tmp_path, [], default=tmp_path / "none.txt", run_list=tmp_path / "none-either.txt")
 
 
 # ----------------------------------------------------------------------------------- emulated device
@@ -638,10 +649,11 @@ def test_calibration_resolve_messages_and_seed(tmp_path):
     assert paths == [s.path for s in CAL.stratified_sample(samples, 4, 3)]
     assert lst.read_text().startswith("# edgecnn calibration set: recipe=products n=4 seed=3\n")
     with pytest.raises(InputError) as e:
-        CAL.resolve(lst, default_list=lst, data_root=None, train_samples=None, size=4, recipe="products", seed=3)
+        CAL.resolve(lst, default_list=lst, data_root=None, train_samples=None, size=4, recipe="products", seed=3,
+                    run_list=lst)
     assert str(e.value) == "a calibration list needs the run's data root (metrics.json)"
     with pytest.raises(InputError) as e:
-        _resolve(tmp_path, [], default=tmp_path / "none.txt")
+        _resolve(tmp_path, [], default=tmp_path / "none.txt", run_list=tmp_path / "none-either.txt")
     assert str(e.value) == ("no calibration data: the run's training images are not reachable; "
                             "pass --calibration FILE|DIR")
 

@@ -99,14 +99,15 @@ def test_fp16_and_uint8_io_exports(trained_run, tmp_path):
 
 def test_a_recorded_calibration_list_is_reused_and_checked(trained_run, tmp_path):
     """The recorded list decides the calibration set: reused as it is; a changed image is refused;
-    a list recorded for another dataset is never overwritten."""
+    a list recorded for another dataset is never overwritten; a new list goes to the run, not the package."""
     from edgecnn.export.calibration import read_list
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, symlinks=True)
     lists = tmp_path / "lists"
     env = {"EDGECNN_CALIBRATION_DIR": str(lists)}
     assert CliRunner().invoke(main, ["export", str(run), "--int8"], env=env).exit_code in (0, 1, 3)
-    recorded = lists / "products.txt"
+    assert not lists.exists()                      # the recorded lists are read, never written
+    recorded = run / "export" / "calibration.txt"
     first = recorded.read_text()
     root = Path(json.loads((run / "metrics.json").read_text())["data"]["root"])
     # keep only a few lines, enough for a small --calibration-size: the next export must use exactly those
@@ -123,13 +124,16 @@ def test_a_recorded_calibration_list_is_reused_and_checked(trained_run, tmp_path
     recorded.write_text("\n".join(header + [f"{path}\t{'0' * 64}"] + body[1:]) + "\n")
     with pytest.raises(Exception, match="checksum|sha256|changed"):
         read_list(recorded, root)
-    # another dataset's list (its paths are not under this run's data root) is kept as it was
+    # the recipe's recorded list of another dataset (its paths are not under this run's data root) is
+    # kept as it was; the run records its own
     other = "\n".join(header + ["train/zz_other/x.png\t" + "1" * 64]) + "\n"
-    recorded.write_text(other)
+    lists.mkdir()
+    (lists / "products.txt").write_text(other)
+    recorded.unlink()
     r = CliRunner().invoke(main, ["export", str(run), "--int8"], env=env)
     assert r.exit_code in (0, 1, 3), r.output
-    assert recorded.read_text() == other
-    assert (run / "export" / "calibration.txt").is_file() and "keeping it" in r.output
+    assert (lists / "products.txt").read_text() == other
+    assert read_list(recorded, root) and "products.txt is for other data; sampling anew" in r.output
 
 
 def test_calibration_list_is_recorded_with_checksums(exported_run, tmp_path):

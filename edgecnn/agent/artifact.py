@@ -1,34 +1,35 @@
 """How the preprocessing contract travels with each artifact, and how it is read back.
 
-- .tflite: as associated files in a ZIP archive appended to the flatbuffer (the convention of
-  TFLite model metadata: interpreters ignore the trailing bytes; Python's zipfile, Java's ZipFile
-  and LiteRT's MetadataExtractor read the archive). It holds ``contract.json`` and ``labels.txt``.
-- .onnx: ``metadata_props`` entries ``edgecnn.agent.contract`` (the JSON) and ``edgecnn.labels``.
+- .tflite: standard TFLite Model Metadata (``metadata.py``): the contract is an associated file,
+  ``contract.json``, beside the output's ``labels.txt``, with the normalisation, labels and model
+  card in the metadata itself, so MediaPipe Tasks and LiteRT's MetadataExtractor read the same
+  facts. A .tflite without our contract but with standard metadata (a Model Maker or MediaPipe
+  model, say) gets a contract built from that metadata, marked as such.
+- .onnx: ``metadata_props`` entries ``edgecnn.contract`` (the JSON) and ``edgecnn.labels``, with the
+  model card in the standard ModelProto fields.
 - anything else (a TensorRT engine, a user's model): a sidecar ``<file>.contract.json``, or
   ``contract.json`` in the same folder.
 
-Needs the standard library, numpy and (for ONNX) onnxruntime or onnx only: runs on a device.
+Needs the standard library, numpy, flatbuffers, ai-edge-litert and (for ONNX) onnxruntime or onnx
+only: runs on a device.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
-from .contract import Contract, ContractError
+from . import metadata as MD
+from .contract import Contract
+from .errors import ArtifactError
 
-CONTRACT_NAME = "contract.json"
-LABELS_NAME = "labels.txt"
+CONTRACT_NAME = MD.CONTRACT_FILE
+LABELS_NAME = MD.LABELS_FILE
 MAX_CONTRACT_BYTES = 512 * 1024   # 10,000 labels of 40 characters fit; real contracts are a few KB
 ONNX_CONTRACT_KEY = "edgecnn.contract"
 ONNX_LABELS_KEY = "edgecnn.labels"
 FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt",
            ".keras": "keras"}
-
-
-class ArtifactError(ContractError):
-    pass
+FROM_STANDARD_METADATA = "standard TFLite metadata"   # contract.model["source"] of a contract built from it
 
 
 def format_of(path: str | Path) -> str:
@@ -38,62 +39,103 @@ def format_of(path: str | Path) -> str:
     return fmt
 
 
-def tflite_with_contract(model_bytes: bytes, contract: Contract) -> bytes:
-    """The flatbuffer with contract.json and labels.txt appended as a ZIP of associated files."""
-    if len(model_bytes) < 8 or model_bytes[4:8] != b"TFL3":
+def model_card(contract: Contract, precision: str | None = None, author: str | None = None,
+               license: str | None = None) -> MD.ModelCard:
+    """The standard metadata's name, description and version for an artifact of `contract`."""
+    from .. import __version__
+    info = contract.model or {}
+    task = str(info.get("recipe") or "image classifier")
+    h, w = contract.input_size
+    shown = ", ".join(contract.labels[:5]) + (", ..." if contract.num_classes > 5 else "")
+    desc = (f"{info.get('arch', 'CNN')} image classifier for {task}: {contract.num_classes} classes ({shown}); "
+            f"{h}x{w} RGB input" + (f"; {precision}" if precision else "") + ". Made with edgecnn.")
+    version = f"edgecnn {__version__}" + (f"; model.keras sha256 {contract.provenance.model_sha256[:16]}"
+                                          if contract.provenance else "")
+    return MD.ModelCard(name=f"edgecnn {task}", description=desc, version=version,
+                        author=author or "edgecnn", license=license or None)
+
+
+def tflite_with_contract(model_bytes: bytes, contract: Contract, card: MD.ModelCard | None = None) -> bytes:
+    """The flatbuffer with standard TFLite metadata for `contract`: its model card, input
+    normalisation and labels, and labels.txt and contract.json as its associated files."""
+    if len(model_bytes) < 8 or model_bytes[4:8] != MD.MODEL_IDENTIFIER:
         raise ArtifactError("not a TFLite flatbuffer (missing TFL3 identifier)")
-    kept = {}
-    try:  # keep associated files the model already carries (e.g. a vendor's labels)
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as old:
-            kept = {n: old.read(n) for n in old.namelist() if n not in (CONTRACT_NAME, LABELS_NAME)}
-    except zipfile.BadZipFile:
-        pass
-    model_bytes = strip_tflite_archive(model_bytes)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
-        for name, data in kept.items():
-            z.writestr(name, data)
-        z.writestr(CONTRACT_NAME, contract.to_json())
-        z.writestr(LABELS_NAME, "".join(f"{l}\n" for l in contract.labels))
-    return model_bytes + buf.getvalue()
+    lo, hi = _input_range(contract)
+    meta = MD.metadata_bytes(card or model_card(contract), contract, (lo, hi))
+    files = {CONTRACT_NAME: contract.to_json().encode(),
+             LABELS_NAME: "".join(f"{l}\n" for l in contract.labels).encode()}
+    return MD.with_metadata(model_bytes, meta, files)
 
 
-def strip_tflite_archive(model_bytes: bytes) -> bytes:
-    """The flatbuffer alone, without an appended archive (idempotent)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as z:
-            # zipfile reports header offsets from the start of the file, prepended data included
-            starts = [i.header_offset for i in z.infolist()]
-    except zipfile.BadZipFile:
-        return model_bytes
-    return model_bytes[:min(starts)] if starts else model_bytes
+def _input_range(contract: Contract) -> tuple[float, float]:
+    """The values the input tensor takes: the integer range, or the normalised pixel range."""
+    from .contract import INT_RANGES
+    if contract.input_dtype in INT_RANGES:
+        return INT_RANGES[contract.input_dtype]
+    return (min((0 - m) / s for m, s in zip(contract.mean, contract.std)),
+            max((255 - m) / s for m, s in zip(contract.mean, contract.std)))
 
 
 def _tflite_contract(path: Path) -> Contract | None:
-    """The contract.json appended to a .tflite, read with a bound on its size; None when there is none."""
+    """The contract.json associated file of a .tflite; None when it has none."""
+    data = MD.associated_file(path, CONTRACT_NAME, MAX_CONTRACT_BYTES, "a contract")
+    return None if data is None else Contract.from_json(data, source=f"{path} (associated file {CONTRACT_NAME})")
+
+
+def _standard_contract(path: Path) -> Contract | None:
+    """A contract built from a .tflite's standard metadata; None when it has none."""
+    model_bytes = path.read_bytes()
+    meta = MD.read(model_bytes, str(path))
+    return None if meta is None else contract_from_standard_metadata(path, model_bytes, meta)
+
+
+def contract_from_standard_metadata(path: Path, model_bytes: bytes, meta: MD.StandardMetadata) -> Contract:
+    """The preprocessing a third-party model's standard metadata describes.
+
+    Size from the input tensor; labels from the output's TENSOR_AXIS_LABELS file (else "0".."N-1");
+    uint8 input: raw pixels, the convention of every standard client (MediaPipe, LiteRT Task
+    Library), i.e. mean = zero point and std = 1 / scale, so the quantised value is the pixel;
+    float (or int8) input: its NormalizationOptions (required: without them the range is unknown). The
+    resize is bilinear (the standard does not say; the clients resize bilinearly)."""
+    tensors = MD.io_tensors(model_bytes, str(path))
+    (h, w), n = tensors.input_hw, tensors.classes
+    labels = _labels(path, meta.labels_file, n) if meta.labels_file else tuple(str(i) for i in range(n))
+    if tensors.input_dtype == "uint8" and tensors.input_quantization is not None:
+        q = tensors.input_quantization
+        mean, std = (float(q.zero_point),) * 3, (1.0 / q.scale,) * 3
+    elif meta.input.mean and meta.input.std:
+        mean, std = _per_channel(meta.input.mean, path, "mean"), _per_channel(meta.input.std, path, "std")
+    else:
+        raise ArtifactError(f"{path}: {tensors.input_dtype} input without NormalizationOptions in its standard "
+                            f"metadata: the input value range is unknown (write a contract.json beside it)")
+    if meta.input.color_space not in (None, "RGB"):
+        raise ArtifactError(f"{path}: its standard metadata asks for {meta.input.color_space} input; edgecnn feeds RGB")
+    c = Contract(input_size=(h, w), labels=labels, mean=mean, std=std,
+                 model={"source": FROM_STANDARD_METADATA, "name": meta.card.name[:200]})
+    c.validate(f"{path} (standard metadata)")
+    return c
+
+
+def _per_channel(values: tuple[float, ...], path: Path, what: str) -> tuple[float, float, float]:
+    if len(values) == 1:
+        return (values[0],) * 3
+    if len(values) != 3:
+        raise ArtifactError(f"{path}: NormalizationOptions {what} has {len(values)} values (expected 1 or 3)")
+    return tuple(values)
+
+
+def _labels(path: Path, name: str, n: int) -> tuple[str, ...]:
+    data = MD.associated_file(path, name, MD.MAX_LABELS_BYTES, "a labels file")
+    if data is None:
+        raise ArtifactError(f"{path}: its metadata names the labels file {name!r}, which is not packed in the model")
     try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return None           # no archive appended: a plain flatbuffer
-    with z:
-        try:
-            info = z.getinfo(CONTRACT_NAME)
-        except KeyError:
-            return None
-        where = f"{path} (embedded {CONTRACT_NAME})"
-        if info.flag_bits & 0x1:
-            raise ArtifactError(f"{where}: the entry is encrypted")
-        if info.file_size > MAX_CONTRACT_BYTES or info.compress_size > MAX_CONTRACT_BYTES:
-            raise ArtifactError(f"{where}: {info.file_size} bytes, more than a contract can be "
-                                f"({MAX_CONTRACT_BYTES // 1024} KiB)")
-        try:
-            with z.open(info) as f:
-                data = f.read(MAX_CONTRACT_BYTES + 1)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, ValueError) as e:
-            raise ArtifactError(f"{where}: cannot be read ({str(e).splitlines()[0][:120] or type(e).__name__})") from None
-        if len(data) > MAX_CONTRACT_BYTES:
-            raise ArtifactError(f"{where}: more than {MAX_CONTRACT_BYTES // 1024} KiB when decompressed")
-        return Contract.from_json(data, source=where)
+        lines = [l.strip() for l in data.decode("utf-8").splitlines()]
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path}: labels file {name!r} is not UTF-8 text") from None
+    lines = [l for l in lines if l]
+    if len(lines) != n:
+        raise ArtifactError(f"{path}: labels file {name!r} has {len(lines)} labels for {n} outputs")
+    return tuple(lines)
 
 
 def _onnx_contract(path: Path) -> Contract | None:
@@ -113,7 +155,8 @@ def _onnx_contract(path: Path) -> Contract | None:
 
 
 def read_contract(path: str | Path, required: bool = True) -> Contract | None:
-    """The contract an artifact carries (embedded, sidecar, or contract.json beside it)."""
+    """The contract an artifact carries (embedded, sidecar, or contract.json beside it), else, for a
+    .tflite, the one its standard metadata describes."""
     p = Path(path)
     if not p.is_file():
         raise ArtifactError(f"model file not found: {p}")
@@ -130,8 +173,10 @@ def read_contract(path: str | Path, required: bool = True) -> Contract | None:
                 from .contract import load
                 c = load(side)
                 break
+    if c is None and fmt == "tflite":
+        c = _standard_contract(p)
     if c is None and required:
-        raise ArtifactError(f"{p} carries no preprocessing contract and none lies beside it "
-                            f"({p.name}.contract.json or contract.json); export it with 'edgecnn export' "
-                            f"or write one")
+        raise ArtifactError(f"{p} carries no preprocessing contract (nor standard TFLite metadata) and none "
+                            f"lies beside it ({p.name}.contract.json or contract.json); export it with "
+                            f"'edgecnn export' or write one")
     return c

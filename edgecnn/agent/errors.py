@@ -27,3 +27,7 @@ class InconclusiveError(EdgecnnError):
 
 class ConversionError(EdgecnnError):
     """A model that a converter or engine builder could not turn into an artifact: exit 1."""
+
+
+class ArtifactError(InputError):
+    """A model file that cannot be used as given (unknown format, damaged metadata, no contract): exit 2."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import data as D
 from ..agent import contract as C
-from ..agent.artifact import read_contract, tflite_with_contract
+from ..agent.artifact import model_card, read_contract, tflite_with_contract
 from .. import verdict as V
 from ..agent.errors import InputError
 from ..agent.images import scan_eval_folder
@@ -22,7 +22,7 @@ from ..agent.io import atomic_write_bytes, atomic_write_json, sha256_file
 from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
 from ..evaluate import compare
-from ..paths import REPO_ROOT
+from ..paths import CALIBRATION_LISTS
 from ..report import refresh as refresh_report
 from .budget import decision, fallback_steps, search_fallback
 from ..rundir import Run, load_run
@@ -40,11 +40,13 @@ class ExportOptions:
     calibration_size: int | None = None
     max_drop: float | None = None
     eval_data: Path | None = None
-    int8_input: str = "int8"
+    int8_input: str = "uint8"         # the INT8 TFLite's I/O type: uint8 is what standard clients feed
     fallback_steps: int = 6
     point_estimate: bool = False      # judge the INT8 budget on the point estimate alone (no interval)
+    author: str | None = None         # model card fields of the standard metadata
+    license: str | None = None
     calibration_dir: Path = field(default_factory=lambda: Path(
-        os.environ.get("EDGECNN_CALIBRATION_DIR") or REPO_ROOT / "calibration"))
+        os.environ.get("EDGECNN_CALIBRATION_DIR") or CALIBRATION_LISTS))   # recorded lists, read only
     seed: int = 0
 
 
@@ -191,7 +193,8 @@ def write_tflite(x: _Export, data: bytes, name: str, precision: str, t0: float, 
             contract = x.contract.with_quantization(r.input.dtype, r.input.quantization, r.output.quantization)
     finally:
         probe.unlink(missing_ok=True)
-    atomic_write_bytes(path, tflite_with_contract(data, contract))
+    card = model_card(contract, precision, x.opts.author, x.opts.license)
+    atomic_write_bytes(path, tflite_with_contract(data, contract, card))
     return _measured(x, path, "tflite", precision, t0, extra)
 
 
@@ -206,13 +209,14 @@ def _onnx(x: _Export, float_record: bool, qdq: bool) -> None:
     from . import onnx as ONNX
     fp32 = x.out_dir / "model_fp32.onnx"
     t0 = time.perf_counter()
-    ONNX.export_float(x.model, x.contract, fp32)
+    ONNX.export_float(x.model, x.contract, fp32, model_card(x.contract, "fp32", x.opts.author, x.opts.license))
     if float_record:
         _measured(x, fp32, "onnx", "fp32", t0)
     if qdq:
         t0 = time.perf_counter()
         dest = x.out_dir / "model_int8_qdq.onnx"
-        facts = ONNX.export_qdq(fp32, x.contract, x.calib, dest)
+        facts = ONNX.export_qdq(fp32, x.contract, x.calib, dest,
+                                model_card(x.contract, "int8-qdq", x.opts.author, x.opts.license))
         _measured(x, dest, "onnx", "int8-qdq", t0, {"qdq": facts})
         x.log(f"  {facts['quantize_nodes']} Q/DQ pairs, zero points all 0")
 

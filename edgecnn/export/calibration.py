@@ -81,8 +81,12 @@ def list_matches(path: Path, root: Path) -> bool:
 
 def resolve(option: Path | None, *, default_list: Path, data_root: Path | None,
             train_samples: list[Sample] | None, size: int, recipe: str, seed: int,
-            run_list: Path | None = None, log=print) -> tuple[list[Path], str, Path | None]:
-    """Calibration image paths, where they came from, and the list file recording them (if any)."""
+            run_list: Path, log=print) -> tuple[list[Path], str, Path | None]:
+    """Calibration image paths, where they came from, and the list file recording them (if any).
+
+    A recorded list is reused when it matches the data: `default_list` (the package's list for a
+    built-in recipe), else the run's own `run_list`; a new sample is recorded in `run_list`, never
+    in the package."""
     if option is not None:
         option = Path(option)
         if option.is_dir():
@@ -95,22 +99,20 @@ def resolve(option: Path | None, *, default_list: Path, data_root: Path | None,
                 raise InputError("a calibration list needs the run's data root (metrics.json)")
             return read_list(option, data_root)[:size], f"list {option}", option
         raise InputError(f"--calibration {option}: no such file or folder")
-    if default_list.is_file() and data_root is not None and list_matches(default_list, data_root):
-        paths = read_list(default_list, data_root)
-        if len(paths) >= min(size, len(train_samples or paths)):
-            return paths[:size], f"recorded list {default_list} (reused)", default_list
+    for recorded in (default_list, run_list):    # the built-in recipe's list, then the run's own
+        if recorded.is_file() and data_root is not None and list_matches(recorded, data_root):
+            paths = read_list(recorded, data_root)
+            if len(paths) >= min(size, len(train_samples or paths)):
+                return paths[:size], f"recorded list {recorded} (reused)", recorded
     if not train_samples:
         raise InputError("no calibration data: the run's training images are not reachable; "
                          "pass --calibration FILE|DIR")
     chosen = stratified_sample(train_samples, size, seed)
-    dest = default_list
-    if default_list.is_file() and run_list is not None:
-        # the recorded list belongs to another dataset: never overwrite it, record this one beside the run
-        dest = run_list
-        log(f"calibration: {default_list} records another dataset; keeping it")
-    write_list(dest, data_root, chosen, recipe, seed)
-    log(f"calibration: recorded {len(chosen)} class-stratified training images in {dest}")
-    return [s.path for s in chosen], f"new list {dest}", dest
+    if default_list.is_file():
+        log(f"calibration: the recorded list {default_list.name} is for other data; sampling anew")
+    write_list(run_list, data_root, chosen, recipe, seed)
+    log(f"calibration: recorded {len(chosen)} class-stratified training images in {run_list}")
+    return [s.path for s in chosen], f"new list {run_list}", run_list
 
 
 def load_batch(paths: list[Path], contract: C.Contract) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Keras -> float ONNX (tf2onnx, opset 17) and the TensorRT-ready INT8 Q/DQ ONNX (ONNX Runtime
 static quantisation: per-channel, symmetric, every zero point 0 as TensorRT's explicit quantisation
-wants). The contract travels in ``metadata_props``."""
+wants). The contract travels in ``metadata_props``, with the model card of the TFLite exports'
+standard metadata: the description as the model's ``doc_string`` (what ONNX Runtime reports as
+its description), name, version, author and license as ``metadata_props``."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..agent.artifact import ONNX_CONTRACT_KEY, ONNX_LABELS_KEY
+from ..agent.metadata import ModelCard
 from ..agent.contract import Contract
 from ..agent.io import atomic_path
 from ..agent.errors import ConversionError
@@ -18,9 +21,12 @@ from .tflite import converting
 OPSET = 17
 
 
-def _set_metadata(model_proto, contract: Contract) -> None:
+def _set_metadata(model_proto, contract: Contract, card: ModelCard) -> None:
+    model_proto.doc_string = card.description
     props = {p.key: p for p in model_proto.metadata_props}
-    for key, value in ((ONNX_CONTRACT_KEY, contract.to_json()), (ONNX_LABELS_KEY, "\n".join(contract.labels))):
+    facts = [(ONNX_CONTRACT_KEY, contract.to_json()), (ONNX_LABELS_KEY, "\n".join(contract.labels)),
+             ("name", card.name), ("version", card.version), ("author", card.author), ("license", card.license)]
+    for key, value in ((k, v) for k, v in facts if v):
         if key in props:
             props[key].value = value
         else:
@@ -28,7 +34,7 @@ def _set_metadata(model_proto, contract: Contract) -> None:
             entry.key, entry.value = key, value
 
 
-def export_float(model, contract: Contract, dest: Path) -> None:
+def export_float(model, contract: Contract, dest: Path, card: ModelCard) -> None:
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -41,7 +47,7 @@ def export_float(model, contract: Contract, dest: Path) -> None:
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET)
         return proto
     proto = converting(go, "ONNX float conversion")
-    _set_metadata(proto, contract)
+    _set_metadata(proto, contract, card)
     with atomic_path(dest) as tmp:
         onnx.save(proto, str(tmp))
 
@@ -57,7 +63,7 @@ class _Reader:
         pass
 
 
-def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Path) -> dict:
+def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Path, card: ModelCard) -> dict:
     """INT8 Q/DQ ONNX from the float ONNX and the calibration set. Returns zero-point facts."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -82,7 +88,7 @@ def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Pa
     if any(zps.values()):
         raise ConversionError(f"Q/DQ ONNX has non-zero zero points in {sum(1 for v in zps.values() if v)} "
                               f"tensors: TensorRT needs symmetric quantisation")
-    _set_metadata(proto, contract)
+    _set_metadata(proto, contract, card)
     with atomic_path(dest) as tmp:
         onnx.save(proto, str(tmp))
     return {"quantize_nodes": sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear"),
