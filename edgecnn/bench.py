@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .agent.artifact import FORMATS, format_of, read_contract
+from .agent.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract
 from . import verdict as V
 from .report import record_bench
 from .agent.errors import BudgetError, InconclusiveError, InputError
@@ -141,10 +141,11 @@ def plan(o: BenchOptions) -> Plan:
     if run is not None:
         for a in artifacts:
             check_same_model(a, contracts[a], run)
+    notes = [standard_metadata_note(a.name, c) for a, c in contracts.items()
+             if c is not None and c.model.get("source") == FROM_STANDARD_METADATA]
     if o.reference is not None and Path(o.reference).suffix not in tuple(FORMATS):
         raise InputError(f"--reference {o.reference}: unknown model format")
     reference = Path(o.reference) if o.reference else (default_reference(run) if o.data else None)
-    notes = []
     if reference is not None and o.data is not None:
         ref_contract = read_contract(reference, required=False)
         for a in artifacts:
@@ -154,6 +155,13 @@ def plan(o: BenchOptions) -> Plan:
                               min_agreement_pct=o.min_agreement_pct)
     return Plan(artifacts, run, budgets, reference if o.data is not None else None, notes, o.max_slowdown_pct,
                 o.point_estimate)
+
+
+def standard_metadata_note(name: str, c) -> str:
+    """How a model without an edgecnn contract is fed: what its standard TFLite metadata said."""
+    h, w = c.input_size
+    return (f"{name}: no edgecnn contract; preprocessing from its standard TFLite metadata "
+            f"({h}x{w} RGB, {c.model.get('normalization')}, {c.num_classes} labels; bilinear resize assumed)")
 
 
 def _check_baseline(o: BenchOptions) -> None:

@@ -103,17 +103,23 @@ def contract_from_standard_metadata(path: Path, model_bytes: bytes, meta: MD.Sta
     if tensors.input_dtype == "uint8" and tensors.input_quantization is not None:
         q = tensors.input_quantization
         mean, std = (float(q.zero_point),) * 3, (1.0 / q.scale,) * 3
+        how = "uint8 input fed raw pixels (the standard clients' convention)"
     elif meta.input.mean and meta.input.std:
         mean, std = _per_channel(meta.input.mean, path, "mean"), _per_channel(meta.input.std, path, "std")
+        how = f"NormalizationOptions: (pixel - {_fmt(mean)}) / {_fmt(std)}"
     else:
         raise ArtifactError(f"{path}: {tensors.input_dtype} input without NormalizationOptions in its standard "
                             f"metadata: the input value range is unknown (write a contract.json beside it)")
     if meta.input.color_space not in (None, "RGB"):
         raise ArtifactError(f"{path}: its standard metadata asks for {meta.input.color_space} input; edgecnn feeds RGB")
     c = Contract(input_size=(h, w), labels=labels, mean=mean, std=std,
-                 model={"source": FROM_STANDARD_METADATA, "name": meta.card.name[:200]})
+                 model={"source": FROM_STANDARD_METADATA, "name": meta.card.name[:200], "normalization": how})
     c.validate(f"{path} (standard metadata)")
     return c
+
+
+def _fmt(v: tuple[float, ...]) -> str:
+    return f"{v[0]:g}" if len(set(v)) == 1 else "[" + ", ".join(f"{x:g}" for x in v) + "]"
 
 
 def _per_channel(values: tuple[float, ...], path: Path, what: str) -> tuple[float, float, float]:

@@ -1,0 +1,89 @@
+"""INT8 TFLite with int8 vs uint8 input/output, on every recipe: accuracy, drop and latency side by side.
+
+    python benchmarks/int8_io_types.py [--recipes products traffic_signs crop_disease] [--out DIR]
+
+For each recipe: train at its defaults (or reuse a finished run in --out), export the INT8 TFLite
+twice from the same model and calibration list (``--int8-input int8``, then ``uint8``, the default),
+then bench the uint8 model with the int8 one as its ``--baseline`` (timed in turns in one process,
+so the latency ratio is not a comparison of two noisy moments). Every step is the CLI in its own
+process. The summary lands in benchmarks/results/int8_io_types.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgecnn.paths import shared_data  # noqa: E402
+
+IO_TYPES = ("int8", "uint8")
+
+
+def cli(*args: str) -> float:
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "edgecnn.cli", *args], cwd=ROOT, text=True, capture_output=True)
+    if p.returncode not in (0, 1, 3):  # 1: a budget failed, 3: undecidable on these images; reported as such
+        sys.exit(f"edgecnn {' '.join(args)} failed:\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t
+
+
+def int8_record(run: Path) -> dict:
+    rep = json.loads((run / "export" / "export_report.json").read_text())
+    rec = next(r for r in rep["artifacts"] if r["artifact"] == "model_int8.tflite")
+    return {k: rec.get(k) for k in ("size_mb", "accuracy", "accuracy_drop_pp", "worst_class", "top1_agreement")} | {
+        "input_dtype": rec["runtime"]["input"]["dtype"], "float_accuracy": rep["reference"]["accuracy"],
+        "eval_images": rep["eval_images"], "budget_verdict": (rep.get("budget") or {}).get("verdict")}
+
+
+def one_recipe(recipe: str, data: Path, run: Path) -> dict:
+    if not (run / "metrics.json").is_file():
+        cli("train", "--recipe", recipe, "--data", str(data), "--out", str(run), "--quiet", "--overwrite")
+    models, out = {}, {}
+    for io in IO_TYPES:
+        cli("export", str(run), "--int8", "--int8-input", io, "--fallback-steps", "0")
+        out[io] = int8_record(run)
+        models[io] = run / f"int8_io_{io}.tflite"
+        shutil.copyfile(run / "export" / "model_int8.tflite", models[io])
+    bench = run / "int8_io_bench.json"
+    cli("bench", str(models["uint8"]), "--baseline", str(models["int8"]), "--data", str(data / "test"),
+        "--threads", "2", "--repeat", "3", "--json", str(bench))
+    b = json.loads(bench.read_text())["records"][0]
+    out["latency"] = {"uint8_p50_ms": b["latency_ms"]["p50"], "int8_p50_ms": b["baseline"]["latency_ms"]["p50"],
+                      "p50_ratio_uint8_over_int8": b["vs_baseline"]["p50_ratio"],
+                      "method": b["vs_baseline"]["method"]}
+    out["bench_accuracy_uint8"] = b.get("accuracy")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipes", nargs="+", default=["products", "traffic_signs", "crop_disease"])
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks")
+    a = ap.parse_args()
+    summary = {}
+    for r in a.recipes:
+        data = shared_data() / r
+        if not data.is_dir():
+            print(f"skip {r}: {data} not found", file=sys.stderr)
+            continue
+        t = time.perf_counter()
+        summary[r] = s = one_recipe(r, data, a.out / r)
+        print(f"{r}: int8 I/O {s['int8']['accuracy']:.2%} ({s['int8']['accuracy_drop_pp']:+.2f} pp), uint8 I/O "
+              f"{s['uint8']['accuracy']:.2%} ({s['uint8']['accuracy_drop_pp']:+.2f} pp); p50 uint8/int8 "
+              f"{s['latency']['p50_ratio_uint8_over_int8']:.3f} ({time.perf_counter() - t:.0f} s)", flush=True)
+    out = ROOT / "benchmarks" / "results" / "int8_io_types.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"saved {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
