@@ -7,5 +7,6 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends qemu-user-static debootstrap adb openssh-server openssh-client \
-  chromium chromium-driver
+  chromium chromium-driver \
+  libgl1 libegl1 libgles2 libglib2.0-0 libx11-6 libxext6 libsm6 libice6   # MediaPipe and its OpenCV (test client)
 mkdir -p /run/sshd

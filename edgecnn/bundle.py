@@ -1,18 +1,17 @@
-"""Android assets: put a model, its labels and its preprocessing contract into the demo app.
+"""Android assets: put a model, with its labels and its preprocessing contract, into the demo app.
 
-``bundle(RUN_DIR or MODEL.tflite, android_demo/)`` copies three files into
-``android_demo/app/src/main/assets/``:
-
-- ``model.tflite``   the exported model, byte for byte (its embedded contract included);
-- ``contract.json``  the contract the model carries, which the app's Kotlin core applies;
-- ``labels.txt``     one label per line, in output order.
-
-and a small manifest, ``edgecnn-bundle.json``, listing what it wrote (name, size, sha256), so the
+``bundle(RUN_DIR or MODEL.tflite, android_demo/)`` writes ``model.tflite`` into
+``android_demo/app/src/main/assets/``: the exported model, byte for byte, when the contract it
+carries is already the one the agent applies; otherwise (a model whose contract came from a
+sidecar, or was stamped with other I/O types) the same flatbuffer re-stamped with that contract as
+standard TFLite metadata. The app reads ``contract.json`` and ``labels.txt`` from the model's
+associated files (``core/ModelFiles.kt``), as any standard client would; no loose copies. Beside
+it goes a small manifest, ``edgecnn-bundle.json``, listing what it wrote (name, size, sha256), so the
 next bundle removes exactly those files and nothing a developer put there. The new set is staged
 in a temporary folder beside the assets and swapped in with renames: an interrupted bundle
 leaves the previous one in place.
 
-The contract written is the one the on-device agent applies: the model's contract reconciled with
+The contract the bundled model carries is the one the on-device agent applies: the model's contract reconciled with
 its own tensors (``edgecnn.runtimes.base.reconcile``: size and class count must match, input and
 output types and quantization are the model's).
 
@@ -40,8 +39,7 @@ from .rundir import DEFAULT_SIZE_MB, check_same_model, run_of_artifact
 PRECISIONS = ("int8", "fp16", "fp32")
 MB = 1_000_000
 MODEL_NAME = "model.tflite"
-CONTRACT_NAME = "contract.json"
-LABELS_NAME = "labels.txt"
+LEGACY_NAMES = ("contract.json", "labels.txt")   # loose copies earlier bundles wrote: removed
 MANIFEST_NAME = "edgecnn-bundle.json"
 ASSETS = Path("app") / "src" / "main" / "assets"
 
@@ -133,7 +131,7 @@ def _q(v) -> str:
 
 def _previous_files(assets: Path) -> set[str]:
     """Names the last bundle wrote (from its manifest); our fixed names if the manifest is unreadable."""
-    ours = {MODEL_NAME, CONTRACT_NAME, LABELS_NAME, MANIFEST_NAME}
+    ours = {MODEL_NAME, *LEGACY_NAMES, MANIFEST_NAME}
     try:
         data = json.loads((assets / MANIFEST_NAME).read_text(encoding="utf-8"))
         names = {str(f["name"]) for f in data.get("files", [])}
@@ -144,7 +142,7 @@ def _previous_files(assets: Path) -> set[str]:
 
 def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8", *,
            budget_mb: float = DEFAULT_SIZE_MB, log: Callable[[str], None] | None = print) -> dict:
-    """Copy a model, its labels and contract into the Android app's assets; return what was written.
+    """Put a model, carrying its labels and contract, into the Android app's assets; return what was written.
 
     ``source``: a run folder (uses ``export/model_<precision>.tflite``) or a ``.tflite`` file.
     ``android_dir``: the Android project (``android_demo/``). Raises InputError (bad input, no
@@ -166,7 +164,7 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
         "input_size": list(contract.input_size), "num_classes": contract.num_classes, "budget_mb": budget_mb,
     }
     assets = app / ASSETS
-    files = _write_assets(model, contract, manifest, assets)
+    files = _write_assets(model, contract, manifest, assets, log)
     log(f"bundled {model} ({contract.input_dtype} input {contract.input_size[0]}x{contract.input_size[1]}, "
         f"{contract.num_classes} classes; {_mb(size)} of the {budget_mb:g} MB budget) into {assets}:")
     for f in files:
@@ -200,15 +198,13 @@ def _checked_contract(model: Path, log):
     return contract
 
 
-def _write_assets(model: Path, contract, manifest: dict, assets: Path) -> list[dict]:
-    """Model, labels, contract and manifest staged beside the assets folder and swapped in whole."""
+def _write_assets(model: Path, contract, manifest: dict, assets: Path, log) -> list[dict]:
+    """The model (carrying `contract`) and the manifest staged beside the assets folder and swapped in whole."""
     try:
         with staged(assets) as staging:
-            shutil.copyfile(model, staging / MODEL_NAME)
-            (staging / CONTRACT_NAME).write_text(contract.to_json(), encoding="utf-8")
-            (staging / LABELS_NAME).write_text("".join(f"{lab}\n" for lab in contract.labels), encoding="utf-8")
+            _write_model(model, contract, staging / MODEL_NAME, log)
             files = [{"name": n, "bytes": (staging / n).stat().st_size, "sha256": sha256_file(staging / n)}
-                     for n in (MODEL_NAME, LABELS_NAME, CONTRACT_NAME)]
+                     for n in (MODEL_NAME,)]
             (staging / MANIFEST_NAME).write_text(json.dumps({**manifest, "files": files}, indent=2) + "\n",
                                                  encoding="utf-8")
             _carry_over(assets, staging)
@@ -219,6 +215,17 @@ def _write_assets(model: Path, contract, manifest: dict, assets: Path) -> list[d
         return files
     except OSError as e:
         raise EdgecnnError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
+
+
+def _write_model(model: Path, contract, dest: Path, log) -> None:
+    """The model byte for byte when it already carries `contract`, else re-stamped with it."""
+    from .agent.artifact import embedded_contract, model_card, tflite_with_contract
+    if embedded_contract(model) == contract:
+        shutil.copyfile(model, dest)
+        return
+    log(f"note: {model.name} is bundled re-stamped with the contract above (standard metadata and "
+        f"associated files), so the app reads the contract the agent applies")
+    dest.write_bytes(tflite_with_contract(model.read_bytes(), contract, model_card(contract)))
 
 
 def _carry_over(assets: Path, staging: Path) -> None:

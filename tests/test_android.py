@@ -15,6 +15,7 @@ missing; .ci/android-deps.sh installs the tools.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 import subprocess
@@ -251,6 +252,42 @@ def test_contract_json_parsed_like_python(core_jar, tmp_path):
     assert broken["error"].startswith("broken.json: not valid JSON")
 
 
+def test_the_app_reads_the_contract_the_model_carries_like_python(core_jar, tmp_path):
+    """The app takes its contract and labels from the model's standard associated files
+    (core/ModelFiles.kt): the same contract as Python's read_contract; a bare flatbuffer and labels
+    that disagree with the contract are refused with one line."""
+    ok, why = H.tensorflow_available()
+    if not ok:
+        pytest.skip(why)
+    from edgecnn.agent.artifact import read_contract
+    from edgecnn.agent.metadata import strip_archive
+    good, bare, mismatched = tmp_path / "good.tflite", tmp_path / "bare.tflite", tmp_path / "mismatched.tflite"
+    good.write_bytes(H.tiny_int8_tflite())
+    bare.write_bytes(H.tiny_int8_tflite(False))
+    with zipfile.ZipFile(good) as z:
+        contract_json = z.read("contract.json")
+    buf = io.BytesIO(strip_archive(good.read_bytes()))
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr("contract.json", contract_json)
+        z.writestr("labels.txt", "healthy\nrust\n")
+    mismatched.write_bytes(buf.getvalue())
+    jobs = [["embedded", m, tmp_path / f"{m.stem}.out.json"] for m in (good, bare, mismatched)]
+    jobs.append(["contract", tmp_path / "c.json", tmp_path / "c.out.json"])
+    (tmp_path / "c.json").write_bytes(contract_json)
+    H.run_jobs(core_jar, jobs, tmp_path)
+
+    got = json.loads((tmp_path / "good.out.json").read_text(encoding="utf-8"))
+    assert got == json.loads((tmp_path / "c.out.json").read_text(encoding="utf-8"))
+    c = read_contract(good)
+    assert got["labels"] == list(c.labels) and got["input_dtype"] == c.input_dtype == "int8"
+    assert (got["input_quantization"]["scale"], got["input_quantization"]["zero_point"]) == \
+        (c.input_quantization.scale, c.input_quantization.zero_point)
+    assert json.loads((tmp_path / "bare.out.json").read_text())["error"] == \
+        "bare.tflite carries no contract.json: export it with 'edgecnn export'"
+    assert json.loads((tmp_path / "mismatched.out.json").read_text())["error"] == \
+        "mismatched.tflite: labels.txt (2 labels) does not match contract.json (3 labels)"
+
+
 # ------------------------------------------------------------------------------------ camera frames
 def test_frame_conversion_and_rotation(core_jar, tmp_path):
     """RGBA camera planes with row padding become the RGB image; rotation turns it clockwise."""
@@ -357,7 +394,8 @@ def test_apk_carries_the_bundled_assets_uncompressed(resources_apk):
     apk, assets = resources_apk["built"]["apk"], resources_apk["assets"]
     with zipfile.ZipFile(apk) as z:
         names = set(z.namelist())
-        for name in ("model.tflite", "labels.txt", "contract.json"):
+        assert not {"assets/labels.txt", "assets/contract.json"} & names     # the model carries both
+        for name in ("model.tflite",):
             assert z.read(f"assets/{name}") == (assets / name).read_bytes(), name
         info = z.getinfo("assets/model.tflite")
         assert info.compress_type == zipfile.ZIP_STORED            # memory-mappable
@@ -366,9 +404,10 @@ def test_apk_carries_the_bundled_assets_uncompressed(resources_apk):
             n, m = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
         assert (info.header_offset + 30 + n + m) % 4 == 0
         assert {"AndroidManifest.xml", "resources.arsc", "res/layout/activity_main.xml"} <= names
-    # the bundled contract inside the APK is the model's and is parseable by Python
+    # the contract the bundled model carries inside the APK is parseable by Python
     with zipfile.ZipFile(apk) as z:
-        c = Contract.from_json(z.read("assets/contract.json"))
+        with zipfile.ZipFile(io.BytesIO(z.read("assets/model.tflite"))) as model:
+            c = Contract.from_json(model.read("contract.json"))
     assert c.input_dtype == "int8" and c.input_size == (32, 32)
 
 

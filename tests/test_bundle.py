@@ -17,7 +17,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import android_helpers as H  # noqa: E402
 
-from edgecnn.agent.artifact import read_contract, tflite_with_contract  # noqa: E402
+from edgecnn.agent import metadata as MD  # noqa: E402
+from edgecnn.agent.artifact import embedded_contract, read_contract, tflite_with_contract  # noqa: E402
 from edgecnn.agent.metadata import strip_archive  # noqa: E402
 from tiny_model import tiny_int8_tflite  # noqa: E402
 from edgecnn.bundle import MANIFEST_NAME, bundle  # noqa: E402
@@ -83,22 +84,26 @@ def assets_of(app: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------ happy path
-def test_bundle_writes_model_labels_and_contract(int8_model, app, tmp_path):
+def _labels_in(model: Path) -> list[str]:
+    return MD.associated_file(model, MD.LABELS_FILE, MD.MAX_LABELS_BYTES).decode().splitlines()
+
+
+def test_bundle_writes_the_model_carrying_labels_and_contract(int8_model, app, tmp_path):
     run = make_run(tmp_path, int8_model)
     lines: list[str] = []
     info = bundle(run, app, "int8", log=lines.append)
 
     a = assets_of(app)
-    assert sorted(p.name for p in a.iterdir()) == sorted(["model.tflite", "labels.txt", "contract.json", MANIFEST_NAME])
+    assert sorted(p.name for p in a.iterdir()) == sorted(["model.tflite", MANIFEST_NAME])
     assert (a / "model.tflite").read_bytes() == (run / "export" / "model_int8.tflite").read_bytes()  # byte for byte
     embedded = read_contract(run / "export" / "model_int8.tflite")
-    bundled = Contract.from_json((a / "contract.json").read_text(encoding="utf-8"))
+    bundled = embedded_contract(a / "model.tflite")
     assert bundled == embedded and bundled.input_dtype == "int8"
     assert bundled.input_quantization is not None and bundled.output_quantization is not None
-    assert (a / "labels.txt").read_text(encoding="utf-8").splitlines() == list(embedded.labels)
+    assert _labels_in(a / "model.tflite") == list(embedded.labels)
 
     manifest = json.loads((a / MANIFEST_NAME).read_text(encoding="utf-8"))
-    assert [f["name"] for f in manifest["files"]] == ["model.tflite", "labels.txt", "contract.json"]
+    assert [f["name"] for f in manifest["files"]] == ["model.tflite"]
     assert manifest["precision"] == "int8" and manifest["model_source"] == "leaves/export/model_int8.tflite"
     assert {f["name"]: f["bytes"] for f in info["files"]} == {p.name: p.stat().st_size for p in a.iterdir()
                                                               if p.name != MANIFEST_NAME}
@@ -124,11 +129,14 @@ def test_second_bundle_replaces_the_first(int8_model, app, tmp_path):
     run1 = make_run(tmp_path / "one", int8_model)
     bundle(run1, app, log=None)
     a = assets_of(app)
-    # a developer's own asset survives; a file the previous bundle listed (and wrote) is removed
+    # a developer's own asset survives; files the previous bundle listed (and wrote) are removed, such as
+    # the loose contract.json and labels.txt of earlier versions
     (a / "notes.txt").write_text("mine\n", encoding="utf-8")
+    for legacy in ("contract.json", "labels.txt"):
+        (a / legacy).write_text("old\n", encoding="utf-8")
     (a / "stale_from_last_bundle.bin").write_bytes(b"x")
     m = json.loads((a / MANIFEST_NAME).read_text(encoding="utf-8"))
-    m["files"].append({"name": "stale_from_last_bundle.bin", "bytes": 1, "sha256": ""})
+    m["files"] += [{"name": n, "bytes": 1, "sha256": ""} for n in ("stale_from_last_bundle.bin", "contract.json", "labels.txt")]
     (a / MANIFEST_NAME).write_text(json.dumps(m), encoding="utf-8")
 
     # the second model: same network, other labels
@@ -139,10 +147,10 @@ def test_second_bundle_replaces_the_first(int8_model, app, tmp_path):
     bundle(run2, app, log=None)
 
     names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(["model.tflite", "labels.txt", "contract.json", MANIFEST_NAME, "notes.txt"])
+    assert names == sorted(["model.tflite", MANIFEST_NAME, "notes.txt"])
     assert (a / "model.tflite").read_bytes() == (run2 / "export" / "model_int8.tflite").read_bytes()
-    assert (a / "labels.txt").read_text(encoding="utf-8") == "apple\npear\nplum\n"
-    assert Contract.from_json((a / "contract.json").read_text(encoding="utf-8")).labels == ("apple", "pear", "plum")
+    assert _labels_in(a / "model.tflite") == ["apple", "pear", "plum"]
+    assert embedded_contract(a / "model.tflite").labels == ("apple", "pear", "plum")
     assert (a / "notes.txt").read_text(encoding="utf-8") == "mine\n"
     assert json.loads((a / MANIFEST_NAME).read_text(encoding="utf-8"))["model_source"] == "fruit/export/model_int8.tflite"
     assert [p.name for p in a.parent.iterdir() if p.name.startswith(".assets")] == []
@@ -203,17 +211,20 @@ def test_model_without_contract_is_refused_and_previous_bundle_kept(int8_model, 
 def test_contract_is_reconciled_with_the_model_like_the_agent(int8_model, app, tmp_path):
     """An INT8 model exported without its contract, in a run whose contract.json is the float one:
     the model's own input type and quantization win (as edgecnn.agent.runtimes.base.reconcile decides
-    for the agent), so the app is told int8, with the model's scale and zero point."""
+    for the agent), so the app is told int8, with the model's scale and zero point: the bundled model
+    is re-stamped with that contract, and says so."""
     run = make_run(tmp_path, strip_archive(int8_model))
     lines: list[str] = []
     bundle(run, app, log=lines.append)
-    bundled = Contract.from_json((assets_of(app) / "contract.json").read_text(encoding="utf-8"))
+    bundled = embedded_contract(assets_of(app) / "model.tflite")
     embedded = read_contract(make_run(tmp_path / "ref", int8_model) / "export" / "model_int8.tflite")
     assert bundled.input_dtype == "int8"
     assert bundled.input_quantization == embedded.input_quantization
     assert bundled.output_quantization == embedded.output_quantization
     assert any(l.startswith("note: the contract's input type (float32) differs from the model's (int8)")
                for l in lines), lines
+    assert any(l.startswith("note: model_int8.tflite is bundled re-stamped with the contract above") for l in lines)
+    assert _labels_in(assets_of(app) / "model.tflite") == list(bundled.labels)
 
 
 def test_contract_whose_size_or_classes_disagree_with_the_model_is_refused(int8_model, app, tmp_path):

@@ -53,7 +53,7 @@ def test_bundle_command_uses_the_runs_budget(exported_run, tmp_path):
     assert r.exit_code == 0, r.output
     assert "of 20.0 MB budget" in r.output and "model_int8.tflite" in r.output
     assets = app / "app" / "src" / "main" / "assets"
-    assert {p.name for p in assets.iterdir()} >= {"model.tflite", "labels.txt", "contract.json"}
+    assert {p.name for p in assets.iterdir()} >= {"model.tflite"}
     umask = os.umask(0)
     os.umask(umask)
     assert assets.stat().st_mode & 0o777 == 0o777 & ~umask     # not mkdtemp's 0700

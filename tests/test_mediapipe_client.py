@@ -20,19 +20,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from conftest import make_subset
+from mediapipe_client import agreement
 
 mp = pytest.importorskip("mediapipe", reason="mediapipe (the MediaPipe Tasks client) is not installed")
 
 ARTIFACTS = ("model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite")
-MIN_AGREEMENT = {"contract-resized": 0.98, "full-size": 0.90}
+MIN_AGREEMENT = {"contract-resized": 0.98, "full-size": 0.90}   # keys: how MediaPipe is given the photos
 
 
 @pytest.fixture(scope="module")
@@ -52,48 +51,8 @@ def photos(tmp_path_factory) -> Path:
     return make_subset(tmp_path_factory.mktemp("mp-photos"), "products", (0, 4, 6), 1000, 0, splits=("test",))
 
 
-def _photo(path: str, contract, resized: bool) -> np.ndarray:
-    """The decoded RGB photo, at full size or resized exactly as the contract resizes (uint8)."""
-    from edgecnn.agent import contract as C
-    rgb = np.asarray(C.load_image(Path(path)), dtype=np.uint8)
-    if resized:
-        x = C.preprocess_array(rgb, replace(contract, input_dtype="float32", input_quantization=None))
-        rgb = np.clip(np.rint(x * np.array(contract.std) + np.array(contract.mean)), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(rgb)
-
-
-def _mediapipe_top1(model: Path, paths: list[str], contract, resized: bool) -> list[str]:
-    from mediapipe.tasks.python import BaseOptions, vision
-
-    opts = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(model)), max_results=1)
-    with vision.ImageClassifier.create_from_options(opts) as clf:
-        return [clf.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=_photo(p, contract, resized)))
-                .classifications[0].categories[0].category_name for p in paths]
-
-
-def _edgecnn_top1(model: Path, data: Path):
-    """Top-1 through the agent of `edgecnn bench` (the host device, its own process)."""
-    from edgecnn.agent.protocol import AgentRequest
-    from edgecnn.devices import get_device
-    with get_device("host") as host:
-        res = host.run(AgentRequest(model=str(model), data=str(data), latency=False))
-    return res.evaluation, res.contract
-
-
 def test_mediapipe_image_classifier_loads_every_kind_and_agrees_with_bench(three_kinds, photos):
-    figures = {}
-    for name in ARTIFACTS:
-        model = three_kinds / "export" / name
-        ev, contract = _edgecnn_top1(model, photos / "test")
-        ours = [contract.labels[i] for i in ev.top1]
-        figures[name] = {"images": len(ours)}
-        for how in MIN_AGREEMENT:
-            theirs = _mediapipe_top1(model, list(ev.paths), contract, resized=how == "contract-resized")
-            assert set(theirs) <= set(contract.labels), f"{name}: MediaPipe returned names that are not our labels"
-            figures[name][how] = {
-                "agreement": round(sum(a == b for a, b in zip(theirs, ours)) / len(ours), 4),
-                "disagreements": [{"image": Path(p).name, "edgecnn": o, "mediapipe": m}
-                                  for p, o, m in zip(ev.paths, ours, theirs) if o != m]}
+    figures = {name: agreement(three_kinds / "export" / name, photos / "test") for name in ARTIFACTS}
     out = Path(os.environ.get("EDGECNN_TEST_ARTIFACTS", "test-artifacts"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "mediapipe_agreement.json").write_text(json.dumps(figures, indent=2) + "\n")

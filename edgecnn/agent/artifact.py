@@ -76,7 +76,7 @@ def _input_range(contract: Contract) -> tuple[float, float]:
             max((255 - m) / s for m, s in zip(contract.mean, contract.std)))
 
 
-def _tflite_contract(path: Path) -> Contract | None:
+def embedded_contract(path: Path) -> Contract | None:
     """The contract.json associated file of a .tflite; None when it has none."""
     data = MD.associated_file(path, CONTRACT_NAME, MAX_CONTRACT_BYTES, "a contract")
     return None if data is None else Contract.from_json(data, source=f"{path} (associated file {CONTRACT_NAME})")
@@ -169,7 +169,7 @@ def read_contract(path: str | Path, required: bool = True) -> Contract | None:
     fmt = format_of(p)
     c = None
     if fmt == "tflite":
-        c = _tflite_contract(p)
+        c = embedded_contract(p)
     elif fmt == "onnx":
         c = _onnx_contract(p)
     if c is None:

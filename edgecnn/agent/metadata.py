@@ -16,7 +16,9 @@ The generated reader/writer classes of the schema (``metadata_schema_py_generate
 from the mediapipe 1.2.2 wheel (schema 1.5.0, Apache-2.0, see metadata_schema.fbs beside it); the
 model flatbuffer's classes are ai-edge-litert's own. Nothing here parses or builds bytes by hand.
 
-Needs numpy, flatbuffers and ai-edge-litert (never TensorFlow): runs on a device.
+Needs numpy, flatbuffers and ai-edge-litert (never TensorFlow): runs on a device. The schema
+modules are imported when a .tflite is read or written, so a board with ONNX Runtime alone (no
+flatbuffers) still runs the agent on ONNX models.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metadata_schema_py_generated as M
 from .contract import Quantization
 from .errors import ArtifactError
 
@@ -40,6 +41,12 @@ MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
 CONTRACT_FILE = "contract.json"
 MAX_LABELS_BYTES = 2 * 1024 * 1024
+
+
+def _schema():
+    """The metadata schema's generated classes (they import flatbuffers)."""
+    from . import metadata_schema_py_generated
+    return metadata_schema_py_generated
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class StandardMetadata:
 # ---------------------------------------------------------------------------------------- writing
 def _tensor(name: str, description: str, content: M.ContentT, stats: M.StatsT,
             units: list | None = None, files: list | None = None) -> M.TensorMetadataT:
+    M = _schema()
     t = M.TensorMetadataT()
     t.name, t.description, t.content, t.stats = name, description, content, stats
     t.processUnits, t.associatedFiles = units, files
@@ -84,18 +92,21 @@ def _tensor(name: str, description: str, content: M.ContentT, stats: M.StatsT,
 
 
 def _stats(lo: float, hi: float) -> M.StatsT:
+    M = _schema()
     s = M.StatsT()
     s.min, s.max = [float(lo)], [float(hi)]
     return s
 
 
 def _file(name: str, description: str, kind: int) -> M.AssociatedFileT:
+    M = _schema()
     f = M.AssociatedFileT()
     f.name, f.description, f.type = name, description, kind
     return f
 
 
 def _input_metadata(contract, input_range: tuple[float, float]) -> M.TensorMetadataT:
+    M = _schema()
     props = M.ImagePropertiesT()
     props.colorSpace = M.ColorSpaceType.RGB
     content = M.ContentT()
@@ -111,6 +122,7 @@ def _input_metadata(contract, input_range: tuple[float, float]) -> M.TensorMetad
 
 
 def _output_metadata(contract) -> M.TensorMetadataT:
+    M = _schema()
     content = M.ContentT()
     content.contentPropertiesType, content.contentProperties = (M.ContentProperties.FeatureProperties,
                                                                 M.FeaturePropertiesT())
@@ -122,6 +134,7 @@ def _output_metadata(contract) -> M.TensorMetadataT:
 
 def metadata_bytes(card: ModelCard, contract, input_range: tuple[float, float]) -> bytes:
     """The ModelMetadata flatbuffer for a classifier that follows `contract`."""
+    M = _schema()
     import flatbuffers
 
     sub = M.SubGraphMetadataT()
@@ -248,6 +261,7 @@ def io_tensors(model_bytes: bytes, source: str) -> IoTensors:
 
 def read(model_bytes: bytes, source: str = "model") -> StandardMetadata | None:
     """The standard metadata a .tflite carries, or None when it carries none."""
+    M = _schema()
     raw = metadata_buffer(model_bytes, source)
     if raw is None:
         return None
@@ -272,6 +286,7 @@ def read(model_bytes: bytes, source: str = "model") -> StandardMetadata | None:
 
 
 def _input_facts(t) -> InputFacts:
+    M = _schema()
     if t is None:
         return InputFacts(None, None, None, None)
     norm = next((u.options for u in (t.processUnits or [])

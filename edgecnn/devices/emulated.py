@@ -201,7 +201,7 @@ def _wheel_pins() -> list[str]:
     """The host's versions of the agent's packages, so both sides run the same LiteRT and numpy."""
     from importlib import metadata
     pins = []
-    for name in ("ai-edge-litert", "numpy", "pillow"):
+    for name in ("ai-edge-litert", "numpy", "pillow", "flatbuffers"):
         try:
             pins.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:

@@ -2,6 +2,7 @@ package dev.edgecnn.demo.jvmcheck
 
 import dev.edgecnn.demo.core.Contract
 import dev.edgecnn.demo.core.ContractException
+import dev.edgecnn.demo.core.ModelFiles
 import dev.edgecnn.demo.core.Preprocessor
 import dev.edgecnn.demo.core.RgbImage
 import dev.edgecnn.demo.core.TensorDtype
@@ -20,6 +21,7 @@ import kotlin.system.exitProcess
  * Each line of JOBS.tsv is a tab-separated job:
  *
  *     contract    CONTRACT.json OUT.json          parsed contract (or {"error": ...}) as JSON
+ *     embedded    MODEL.tflite OUT.json           the contract the model carries (ModelFiles), as above
  *     preprocess  CONTRACT.json RGB.raw W H OUT   model input bytes (float32 little-endian, or int8/uint8)
  *     topk        CONTRACT.json SCORES DTYPE K OUT  "index<TAB>float32 bits (hex)" lines
  *     rotate      RGB.raw W H DEGREES OUT         the image turned clockwise, as raw RGB
@@ -38,7 +40,8 @@ fun main(args: Array<String>) {
         val f = line.split('\t')
         try {
             when (f[0]) {
-                "contract" -> contractJob(File(f[1]), File(f[2]))
+                "contract" -> contractJob(File(f[2])) { Contract.parse(File(f[1]).readText(Charsets.UTF_8), File(f[1]).name) }
+                "embedded" -> contractJob(File(f[2])) { ModelFiles.contract(File(f[1])) }
                 "preprocess" -> preprocessJob(load(File(f[1])), File(f[2]), f[3].toInt(), f[4].toInt(), File(f[5]))
                 "topk" -> topkJob(load(File(f[1])), File(f[2]), f[3], f[4].toInt(), File(f[5]))
                 "rotate" -> File(f[5]).writeBytes(rgb(File(f[1]), f[2].toInt(), f[3].toInt()).rotatedClockwise(f[4].toInt()).pixels)
@@ -83,9 +86,9 @@ private fun topkJob(c: Contract, scores: File, dtypeId: String, k: Int, out: Fil
     out.writeText(text.toString(), Charsets.UTF_8)
 }
 
-private fun contractJob(src: File, out: File) {
+private fun contractJob(out: File, read: () -> Contract) {
     val json = try {
-        val c = Contract.parse(src.readText(Charsets.UTF_8), src.name)
+        val c = read()
         fun bits(f: Float) = "\"" + String.format("%08x", java.lang.Float.floatToRawIntBits(f)) + "\""
         fun q(q: dev.edgecnn.demo.core.Quantization?) =
             if (q == null) "null" else "{\"scale\": ${q.scale}, \"zero_point\": ${q.zeroPoint}, \"scale_f32\": ${bits(q.scaleF)}}"

@@ -3,7 +3,8 @@ package dev.edgecnn.demo
 import android.content.res.AssetManager
 import dev.edgecnn.demo.core.Contract
 import dev.edgecnn.demo.core.ContractException
-import dev.edgecnn.demo.core.parseLabels
+import dev.edgecnn.demo.core.ModelFiles
+import java.io.File
 import java.io.FileInputStream
 import java.io.FileNotFoundException
 import java.nio.ByteBuffer
@@ -14,38 +15,33 @@ import java.nio.channels.FileChannel
 class NotRunnable(message: String, val noModel: Boolean = false) : Exception(message)
 
 /**
- * The three assets `edgecnn bundle` writes: model.tflite, contract.json and labels.txt.
- * Loading them checks that they belong together; the model's tensors are checked against the
- * contract when the interpreter is created ([CpuRunner.check]).
+ * The asset `edgecnn bundle` writes: model.tflite, which carries its contract and labels as
+ * associated files of its standard metadata ([ModelFiles]). The model's tensors are checked
+ * against the contract when the interpreter is created ([CpuRunner.check]).
  */
 class BundledModel(val contract: Contract, val model: ByteBuffer, val modelBytes: Long) {
     companion object {
         const val MODEL = "model.tflite"
-        const val CONTRACT = "contract.json"
-        const val LABELS = "labels.txt"
 
-        fun load(assets: AssetManager): BundledModel {
-            val present = assets.list("")?.toSet().orEmpty()
-            val missing = listOf(MODEL, CONTRACT, LABELS).filter { it !in present }
-            if (missing.isNotEmpty()) throw NotRunnable("missing assets: ${missing.joinToString()}", noModel = true)
-
+        /** [cacheDir]: where a copy of the model is kept for java.util.zip, which reads files only. */
+        fun load(assets: AssetManager, cacheDir: File): BundledModel {
+            if (MODEL !in assets.list("")?.toSet().orEmpty()) throw NotRunnable("missing asset: $MODEL", noModel = true)
             val contract = try {
-                Contract.parse(readText(assets, CONTRACT), CONTRACT)
+                ModelFiles.contract(copyOut(assets, cacheDir))
             } catch (e: ContractException) {
-                throw NotRunnable(e.message ?: "contract.json is invalid")
-            }
-            val labels = parseLabels(readText(assets, LABELS))
-            if (labels != contract.labels) {
-                throw NotRunnable(
-                    "labels.txt (${labels.size} labels) does not match contract.json (${contract.labels.size} labels)",
-                )
+                throw NotRunnable(e.message ?: "the model's contract is invalid")
             }
             val (buffer, size) = mapModel(assets)
             return BundledModel(contract, buffer, size)
         }
 
-        private fun readText(assets: AssetManager, name: String): String =
-            assets.open(name).use { it.readBytes().toString(Charsets.UTF_8) }
+        private fun copyOut(assets: AssetManager, cacheDir: File): File {
+            val copy = File(cacheDir, MODEL)
+            val tmp = File(cacheDir, "$MODEL.tmp")
+            assets.open(MODEL).use { input -> tmp.outputStream().use { input.copyTo(it) } }
+            if (!tmp.renameTo(copy)) throw NotRunnable("cannot write $copy")
+            return copy
+        }
 
         /** Memory-maps the model (stored uncompressed, see noCompress); copies it if it was compressed. */
         private fun mapModel(assets: AssetManager): Pair<ByteBuffer, Long> = try {

@@ -60,7 +60,7 @@ class MainActivity : ComponentActivity() {
         threadsButton.text = getString(R.string.threads, threads)
 
         val model = try {
-            BundledModel.load(assets)
+            BundledModel.load(assets, cacheDir)
         } catch (e: NotRunnable) {
             showMessage(if (e.noModel) getString(R.string.no_model) else getString(R.string.refused, e.message))
             return
