@@ -160,8 +160,10 @@ def plan(o: BenchOptions) -> Plan:
 def standard_metadata_note(name: str, c) -> str:
     """How a model without an edgecnn contract is fed: what its standard TFLite metadata said."""
     h, w = c.input_size
+    renamed = c.model.get("labels_renamed") or 0
     return (f"{name}: no edgecnn contract; preprocessing from its standard TFLite metadata "
-            f"({h}x{w} RGB, {c.model.get('normalization')}, {c.num_classes} labels; bilinear resize assumed)")
+            f"({h}x{w} RGB, {c.model.get('normalization')}, {c.num_classes} labels"
+            + (f", {renamed} renamed to be unique folder names" if renamed else "") + "; bilinear resize assumed)")
 
 
 def _check_baseline(o: BenchOptions) -> None:

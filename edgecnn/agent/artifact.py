@@ -99,7 +99,8 @@ def contract_from_standard_metadata(path: Path, model_bytes: bytes, meta: MD.Sta
     resize is bilinear (the standard does not say; the clients resize bilinearly)."""
     tensors = MD.io_tensors(model_bytes, str(path))
     (h, w), n = tensors.input_hw, tensors.classes
-    labels = _labels(path, meta.labels_file, n) if meta.labels_file else tuple(str(i) for i in range(n))
+    raw = _labels(path, meta.labels_file, n) if meta.labels_file else [str(i) for i in range(n)]
+    labels = usable_labels(raw)
     if tensors.input_dtype == "uint8" and tensors.input_quantization is not None:
         q = tensors.input_quantization
         mean, std = (float(q.zero_point),) * 3, (1.0 / q.scale,) * 3
@@ -112,8 +113,10 @@ def contract_from_standard_metadata(path: Path, model_bytes: bytes, meta: MD.Sta
                             f"metadata: the input value range is unknown (write a contract.json beside it)")
     if meta.input.color_space not in (None, "RGB"):
         raise ArtifactError(f"{path}: its standard metadata asks for {meta.input.color_space} input; edgecnn feeds RGB")
+    renamed = sum(a != b for a, b in zip(labels, raw))
     c = Contract(input_size=(h, w), labels=labels, mean=mean, std=std,
-                 model={"source": FROM_STANDARD_METADATA, "name": meta.card.name[:200], "normalization": how})
+                 model={"source": FROM_STANDARD_METADATA, "name": meta.card.name[:200], "normalization": how,
+                        "labels_renamed": renamed})
     c.validate(f"{path} (standard metadata)")
     return c
 
@@ -130,7 +133,7 @@ def _per_channel(values: tuple[float, ...], path: Path, what: str) -> tuple[floa
     return tuple(values)
 
 
-def _labels(path: Path, name: str, n: int) -> tuple[str, ...]:
+def _labels(path: Path, name: str, n: int) -> list[str]:
     data = MD.associated_file(path, name, MD.MAX_LABELS_BYTES, "a labels file")
     if data is None:
         raise ArtifactError(f"{path}: its metadata names the labels file {name!r}, which is not packed in the model")
@@ -141,7 +144,21 @@ def _labels(path: Path, name: str, n: int) -> tuple[str, ...]:
     lines = [l for l in lines if l]
     if len(lines) != n:
         raise ArtifactError(f"{path}: labels file {name!r} has {len(lines)} labels for {n} outputs")
-    return tuple(lines)
+    return lines
+
+
+def usable_labels(lines: list[str]) -> tuple[str, ...]:
+    """Labels a contract can hold: a repeated name gets its output index ("crane (134)": ImageNet's
+    label list names two cranes and two maillots), a name that cannot be a folder becomes "class i"."""
+    from collections import Counter
+
+    from .contract import label_problem
+    count = Counter(lines)
+    out = []
+    for i, label in enumerate(lines):
+        name = f"{label} ({i})" if count[label] > 1 else label
+        out.append(f"class {i}" if label_problem(name) else name)
+    return tuple(out)
 
 
 def _onnx_contract(path: Path) -> Contract | None:
