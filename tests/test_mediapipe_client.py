@@ -75,3 +75,32 @@ def test_mediapipe_refuses_an_int8_input_model_and_we_say_why(exported_run, tmp_
     opts = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(run / "export" / "model_int8.tflite")))
     with pytest.raises(Exception, match="uint8/float32, got INT8"):
         vision.ImageClassifier.create_from_options(opts)
+
+
+def test_mediapipe_loads_the_mixed_int8_model_of_the_float_fallback(exported_run, photos, tmp_path):
+    """The fourth kind: INT8 with the most sensitive op kept in float (what the fallback writes),
+    stamped by the export's own writer; uint8 I/O like the pure INT8."""
+    from edgecnn.agent import contract as C
+    from edgecnn.agent.artifact import model_card, tflite_with_contract
+    from edgecnn.agent.runtimes import runner_for
+    from edgecnn.export import tflite as TFL
+
+    with runner_for(exported_run / "model.keras") as keras_runner:
+        model = keras_runner.model
+    base = C.load(exported_run / "contract.json")
+    calib = C.preprocess_batch(sorted((photos / "test").rglob("*.jpg"))[::5], base)
+    kept = TFL.layer_sensitivity(model, calib, n=8)[:1]
+    flat = TFL.convert_int8_with_float_ops(model, calib, [kept[0]["tensor"]], input_type="uint8")
+    mixed = tmp_path / "model_int8_mixed.tflite"
+    mixed.write_bytes(flat)
+    with runner_for(mixed) as r:
+        c = base.with_quantization(r.input.dtype, r.input.quantization, r.output.quantization)
+    mixed.write_bytes(tflite_with_contract(flat, c, model_card(c, "int8-mixed")))
+    assert c.input_dtype == "uint8"
+    f = agreement(mixed, photos / "test")
+    out = Path(os.environ.get("EDGECNN_TEST_ARTIFACTS", "test-artifacts"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mediapipe_agreement_mixed.json").write_text(json.dumps({mixed.name: f}, indent=2) + "\n")
+    print(json.dumps({mixed.name: {h: f[h]["agreement"] for h in MIN_AGREEMENT}}))
+    assert f["contract-resized"]["agreement"] >= MIN_AGREEMENT["contract-resized"], f
+    assert f["full-size"]["agreement"] >= MIN_AGREEMENT["full-size"], f
