@@ -8,9 +8,17 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-python3 -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w "$work/dist" "$repo"
+# Built from a copy of the working tree's files (tracked and new, not ignored): an in-tree build/
+# folder left by an earlier build would otherwise add files the package no longer has.
+src="$work/src"
+mkdir -p "$src"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard |
+  while IFS= read -r -d '' f; do if [ -e "$f" ]; then cp --parents -- "$f" "$src"; fi; done)
+python3 -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w "$work/dist" "$src"
 python3 -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$work"/dist/edgecnn-*.whl
+# the wheel's declared requirements are met by what is installed (names and pinned versions)
+"$work/venv/bin/python" -m pip check --disable-pip-version-check
 cd "$work"
 pkg="$("$work/venv/bin/python" -c 'import edgecnn, os; print(os.path.dirname(edgecnn.__file__))')"
 case "$pkg" in "$work/venv/"*) ;; *) echo "wheel smoke: edgecnn imported from $pkg, not the wheel" >&2; exit 1;; esac
