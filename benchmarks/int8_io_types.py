@@ -11,28 +11,15 @@ process. The summary lands in benchmarks/results/int8_io_types.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from edgecnn.paths import shared_data  # noqa: E402
+from recipe_runs import arguments, cli, ensure_trained, recipe_runs, save
 
 IO_TYPES = ("int8", "uint8")
-
-
-def cli(*args: str) -> float:
-    t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "edgecnn.cli", *args], cwd=ROOT, text=True, capture_output=True)
-    if p.returncode not in (0, 1, 3):  # 1: a budget failed, 3: undecidable on these images; reported as such
-        sys.exit(f"edgecnn {' '.join(args)} failed:\n{p.stderr[-2000:]}")
-    return time.perf_counter() - t
 
 
 def int8_record(run: Path) -> dict:
@@ -44,8 +31,7 @@ def int8_record(run: Path) -> dict:
 
 
 def one_recipe(recipe: str, data: Path, run: Path) -> dict:
-    if not (run / "metrics.json").is_file():
-        cli("train", "--recipe", recipe, "--data", str(data), "--out", str(run), "--quiet", "--overwrite")
+    ensure_trained(recipe, data, run)
     models, out = {}, {}
     for io in IO_TYPES:
         cli("export", str(run), "--int8", "--int8-input", io, "--fallback-steps", "0")
@@ -64,24 +50,14 @@ def one_recipe(recipe: str, data: Path, run: Path) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", nargs="+", default=["products", "traffic_signs", "crop_disease"])
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks")
-    a = ap.parse_args()
     summary = {}
-    for r in a.recipes:
-        data = shared_data() / r
-        if not data.is_dir():
-            print(f"skip {r}: {data} not found", file=sys.stderr)
-            continue
+    for r, data, run in recipe_runs(arguments(__doc__)):
         t = time.perf_counter()
-        summary[r] = s = one_recipe(r, data, a.out / r)
+        summary[r] = s = one_recipe(r, data, run)
         print(f"{r}: int8 I/O {s['int8']['accuracy']:.2%} ({s['int8']['accuracy_drop_pp']:+.2f} pp), uint8 I/O "
               f"{s['uint8']['accuracy']:.2%} ({s['uint8']['accuracy_drop_pp']:+.2f} pp); p50 uint8/int8 "
               f"{s['latency']['p50_ratio_uint8_over_int8']:.3f} ({time.perf_counter() - t:.0f} s)", flush=True)
-    out = ROOT / "benchmarks" / "results" / "int8_io_types.json"
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"saved {out.relative_to(ROOT)}")
+    save(summary, "int8_io_types.json")
     return 0
 
 

@@ -9,40 +9,16 @@ benchmarks/results/recipes_end_to_end.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from edgecnn.paths import shared_data  # noqa: E402
-
-
-def cli(*args: str) -> float:
-    t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "edgecnn.cli", *args], cwd=ROOT, text=True, capture_output=True)
-    if p.returncode not in (0, 1, 3):  # 1: a budget failed, 3: undecidable on these images; the summary reports both
-        sys.exit(f"edgecnn {' '.join(args)} failed:\n{p.stderr[-2000:]}")
-    return time.perf_counter() - t
+from recipe_runs import arguments, cli, recipe_runs, save, train
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", nargs="+", default=["products", "traffic_signs", "crop_disease"])
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks")
-    a = ap.parse_args()
     summary = {}
-    for r in a.recipes:
-        data = shared_data() / r
-        if not data.is_dir():
-            print(f"skip {r}: {data} not found", file=sys.stderr)
-            continue
-        run = a.out / r
-        t_train = cli("train", "--recipe", r, "--data", str(data), "--out", str(run), "--quiet", "--overwrite")
+    for r, data, run in recipe_runs(arguments(__doc__)):
+        t_train = train(r, data, run)
         t_export = cli("export", str(run), "--float", "--fp16", "--int8", "--onnx")
         cli("bench", str(run), "--data", str(data / "test"), "--threads", "2", "--json", str(run / "bench.json"))
         m = json.loads((run / "metrics.json").read_text())
@@ -62,10 +38,7 @@ def main() -> int:
         print(f"{r}: test {m['test_accuracy']:.2%}, train {t_train:.0f} s, export {t_export:.0f} s, "
               + ", ".join(f"{k} {v['accuracy_drop_pp']:+.2f} pp" for k, v in summary[r]["artifacts"].items()
                           if "int8" in k), flush=True)
-    out = ROOT / "benchmarks" / "results" / "recipes_end_to_end.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"saved {out.relative_to(ROOT)}")
+    save(summary, "recipes_end_to_end.json")
     return 0
 
 

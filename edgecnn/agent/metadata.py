@@ -26,11 +26,15 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .contract import Quantization
 from .errors import ArtifactError
+
+if TYPE_CHECKING:   # for annotations only: at run time the functions import the schema when called
+    from . import metadata_schema_py_generated as M
 
 METADATA_BUFFER_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
