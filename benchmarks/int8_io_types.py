@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from recipe_runs import arguments, cli, ensure_trained, recipe_runs, save
+from recipe_runs import Run, arguments, cli, ensure_trained, recipe_runs, save
 
 IO_TYPES = ("int8", "uint8")
 
@@ -30,8 +30,9 @@ def int8_record(run: Path) -> dict:
         "eval_images": rep["eval_images"], "budget_verdict": (rep.get("budget") or {}).get("verdict")}
 
 
-def one_recipe(recipe: str, data: Path, run: Path) -> dict:
-    ensure_trained(recipe, data, run)
+def one_recipe(r: Run) -> dict:
+    ensure_trained(r)
+    run, data = r.dir, r.data
     models, out = {}, {}
     for io in IO_TYPES:
         cli("export", str(run), "--int8", "--int8-input", io, "--fallback-steps", "0")
@@ -51,10 +52,10 @@ def one_recipe(recipe: str, data: Path, run: Path) -> dict:
 
 def main() -> int:
     summary = {}
-    for r, data, run in recipe_runs(arguments(__doc__)):
+    for r in recipe_runs(arguments(__doc__)):
         t = time.perf_counter()
-        summary[r] = s = one_recipe(r, data, run)
-        print(f"{r}: int8 I/O {s['int8']['accuracy']:.2%} ({s['int8']['accuracy_drop_pp']:+.2f} pp), uint8 I/O "
+        summary[r.name] = s = one_recipe(r)
+        print(f"{r.name}: int8 I/O {s['int8']['accuracy']:.2%} ({s['int8']['accuracy_drop_pp']:+.2f} pp), uint8 I/O "
               f"{s['uint8']['accuracy']:.2%} ({s['uint8']['accuracy_drop_pp']:+.2f} pp); p50 uint8/int8 "
               f"{s['latency']['p50_ratio_uint8_over_int8']:.3f} ({time.perf_counter() - t:.0f} s)", flush=True)
     save(summary, "int8_io_types.json")

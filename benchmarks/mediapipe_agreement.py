@@ -24,14 +24,14 @@ ARTIFACTS = ("model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite")
 
 def main() -> int:
     summary: dict = {}
-    for r, data, run in recipe_runs(arguments(__doc__)):
+    for r in recipe_runs(arguments(__doc__)):
         t = time.perf_counter()
-        ensure_trained(r, data, run)
-        cli("export", str(run), "--float", "--fp16", "--int8", "--fallback-steps", "0")
-        summary[r] = {name: agreement(run / "export" / name, data / "test") for name in ARTIFACTS}
-        print(f"{r} ({time.perf_counter() - t:.0f} s): " + "; ".join(
-            f"{name} " + ", ".join(f"{how} {summary[r][name][how]['agreement']:.2%}" for how in HOW)
-            + f" of {summary[r][name]['images']}" for name in ARTIFACTS), flush=True)
+        ensure_trained(r)
+        cli("export", str(r.dir), "--float", "--fp16", "--int8", "--fallback-steps", "0")
+        summary[r.name] = got = {name: agreement(r.dir / "export" / name, r.data / "test") for name in ARTIFACTS}
+        print(f"{r.name} ({time.perf_counter() - t:.0f} s): " + "; ".join(
+            f"{name} " + ", ".join(f"{how} {got[name][how]['agreement']:.2%}" for how in HOW)
+            + f" of {got[name]['images']}" for name in ARTIFACTS), flush=True)
     save(summary, "mediapipe_agreement.json")
     return 0
 

@@ -9,14 +9,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgecnn.paths import shared_data  # noqa: E402
 
+# a benchmark run: a recipe on one of ../shared/data's datasets, by name
+DATASETS = {"products": "products", "traffic_signs": "traffic_signs", "crop_disease": "crop_disease",
+            "crop_disease_34": "crop_disease"}   # crop_disease_34: the crop recipe at the literature's scale
 RECIPES = ["products", "traffic_signs", "crop_disease"]
+
+
+class Run(NamedTuple):
+    name: str          # the dataset's folder in ../shared/data, and the run's folder in --out
+    recipe: str
+    data: Path
+    dir: Path
 
 
 def cli(*args: str) -> float:
@@ -29,31 +39,35 @@ def cli(*args: str) -> float:
     return time.perf_counter() - t
 
 
-def arguments(doc: str) -> argparse.Namespace:
+def arguments(doc: str, more=None, default=RECIPES) -> argparse.Namespace:
+    """The shared options; more(parser) adds a script's own."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--recipes", nargs="+", default=RECIPES)
+    ap.add_argument("--recipes", nargs="+", default=default, choices=sorted(DATASETS),
+                    help="datasets of ../shared/data, each with its recipe (crop_disease_34: crop_disease's)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks")
+    if more:
+        more(ap)
     return ap.parse_args()
 
 
-def recipe_runs(a: argparse.Namespace) -> Iterator[tuple[str, Path, Path]]:
-    """(recipe, its dataset in ../shared/data, its run folder) for each recipe whose dataset is there."""
-    for r in a.recipes:
-        data = shared_data() / r
+def recipe_runs(a: argparse.Namespace) -> Iterator[Run]:
+    """Each chosen run whose dataset is in ../shared/data: its recipe, dataset and run folder."""
+    for name in a.recipes:
+        data = shared_data() / name
         if not data.is_dir():
-            print(f"skip {r}: {data} not found", file=sys.stderr)
+            print(f"skip {name}: {data} not found", file=sys.stderr)
             continue
-        yield r, data, a.out / r
+        yield Run(name, DATASETS[name], data, a.out / name)
 
 
-def train(recipe: str, data: Path, run: Path) -> float:
-    return cli("train", "--recipe", recipe, "--data", str(data), "--out", str(run), "--quiet", "--overwrite")
+def train(r: Run) -> float:
+    return cli("train", "--recipe", r.recipe, "--data", str(r.data), "--out", str(r.dir), "--quiet", "--overwrite")
 
 
-def ensure_trained(recipe: str, data: Path, run: Path) -> None:
-    """The recipe's run at its defaults, trained unless a finished one is already in `run`."""
-    if not (run / "metrics.json").is_file():
-        train(recipe, data, run)
+def ensure_trained(r: Run) -> None:
+    """The recipe's run at its defaults, trained unless a finished one is already in its folder."""
+    if not (r.dir / "metrics.json").is_file():
+        train(r)
 
 
 def save(summary: dict, name: str) -> None:

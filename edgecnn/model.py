@@ -11,6 +11,7 @@ from .agent.errors import InputError
 from .paths import REPO_ROOT, shared_data
 
 BACKBONE_END = "out_relu"   # last backbone activation (Grad-CAM target)
+BLOCKS = 16                 # MobileNetV2's inverted-residual blocks (expanded_conv, block_1 .. block_16)
 POOL, DROPOUT, HEAD = "pool", "head_dropout", "predictions"
 
 
@@ -127,15 +128,29 @@ def set_trainable(model, unfreeze_last: int, train_batchnorm: bool = False) -> i
     return n
 
 
-def feature_extractor(model):
-    """Input image -> pooled backbone features (what phase 1 caches)."""
-    import keras
-    return keras.Model(model.input, model.get_layer(POOL).output, name="features")
+def cache_point(model, top_blocks: int) -> str:
+    """The layer whose output phase 1 caches: the pooled features (top_blocks=0), or the output of the
+    inverted-residual block below the last `top_blocks` of MobileNetV2's BLOCKS blocks."""
+    if top_blocks <= 0:
+        return POOL
+    below = BLOCKS - top_blocks
+    prefix = f"block_{below}_" if below > 0 else "expanded_conv_"
+    return [l.name for l in backbone_layers(model) if l.name.startswith(prefix)][-1]
 
 
-def head_model(model):
-    """Pooled features -> class probabilities, sharing the head layers (and weights) with model."""
+def layers_above(model, name: str) -> int:
+    """How many backbone layers come after layer `name` (what set_trainable unfreezes to train them)."""
+    bb = [l.name for l in backbone_layers(model)]
+    return len(bb) - bb.index(name) - 1 if name in bb else 0
+
+
+def feature_extractor(model, name: str = POOL):
+    """Input image -> the output of layer `name` (what phase 1 caches)."""
     import keras
-    feats = keras.Input(model.get_layer(POOL).output.shape[1:], name="features")
-    x = model.get_layer(DROPOUT)(feats)
-    return keras.Model(feats, model.get_layer(HEAD)(x), name="head")
+    return keras.Model(model.input, model.get_layer(name).output, name="features")
+
+
+def top_model(model, name: str = POOL):
+    """The output of layer `name` -> class probabilities, sharing layers (and weights) with model."""
+    import keras
+    return keras.Model(model.get_layer(name).output, model.output, name="top")

@@ -46,13 +46,25 @@ class Augmentation(_Strict):
         return any(v not in (False, 0, 0.0) for v in self.model_dump().values())
 
 
+Schedule = Literal["plateau", "cosine"]
+# "plateau": a constant rate, cut by reduce_lr when the monitored value stalls. "cosine": a linear
+# warm-up over the first 10% of the phase's steps, then cosine decay to zero at its last (capped)
+# epoch; reduce_lr is not used. The warm-up keeps a random new head from wrecking pretrained layers.
+
+
 class HeadPhase(_Strict):
-    """Phase 1: the new head on the frozen backbone (BatchNorm in inference mode)."""
+    """Phase 1 on cached activations of the frozen part of the backbone (BatchNorm in inference mode):
+    the new head, and the backbone's last `top_blocks` inverted-residual blocks when that is > 0."""
     epochs: int = Field(30, ge=1, le=1000)
     learning_rate: float = Field(1e-3, gt=0, le=1.0)
-    # The frozen backbone is run once per view and its pooled features cached; the head then
-    # trains for many epochs on those features at almost no cost.
+    # The frozen layers run once per image and augmented view and their output is cached; phase 1
+    # then trains for many epochs without decoding, augmenting or recomputing them.
     augmented_views: int = Field(4, ge=0, le=50)
+    # 0: cache the pooled features and train the head alone (cheapest). N > 0: cache the activations
+    # below the last N of MobileNetV2's 16 blocks and train those blocks with the head: most of what
+    # fine-tuning gains, at a fraction of its cost per epoch.
+    top_blocks: int = Field(0, ge=0, le=16)
+    schedule: Schedule = "plateau"
 
 
 class FineTunePhase(_Strict):
@@ -63,6 +75,7 @@ class FineTunePhase(_Strict):
     # BatchNorm layers normally stay frozen (inference mode) while fine-tuning; for a domain far
     # from ImageNet, re-estimating their statistics can help.
     train_batchnorm: bool = False
+    schedule: Schedule = "plateau"
 
 
 class EarlyStopping(_Strict):

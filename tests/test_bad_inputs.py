@@ -300,6 +300,8 @@ def test_16_bit_and_32_bit_images_by_their_bit_depth(tmp_path):
     (b"!!python/object:os.system {}\n", "not valid YAML"),
     (b"- a\n- b\n", "expected a mapping"),
     (b"imagesize: 96\n", "imagesize: unknown key"),
+    (b"training:\n  head:\n    top_blocks: 17\n", "top_blocks: Input should be less than or equal to 16"),
+    (b"training:\n  head:\n    schedule: linear\n", "schedule: Input should be 'plateau' or 'cosine'"),
 ])
 def test_recipe_files(tmp_path, text, says):
     p = tmp_path / "r.yaml"
