@@ -176,13 +176,24 @@ def _history(h) -> dict[str, list[float]]:
     return {k: [float(v) for v in vals] for k, vals in (h.history if h else {}).items()}
 
 
-def extract_features(feature_model, ds, desc: str, progress: bool,
+def predict_at(model, x, batch: int) -> np.ndarray:
+    """model.predict_on_batch with every call at one input shape: a short last batch is padded and the
+    padding's outputs dropped, so the predict function is traced once (each new batch size would
+    trace it again, and TensorFlow warns about retracing in the middle of the output)."""
+    x = np.asarray(x)
+    n = len(x)
+    if n < batch:
+        x = np.concatenate([x, np.zeros((batch - n, *x.shape[1:]), x.dtype)])
+    return np.asarray(model.predict_on_batch(x))[:n]
+
+
+def extract_features(feature_model, ds, batch: int, desc: str, progress: bool,
                      dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     from tqdm.auto import tqdm
 
     feats, labels = [], []
     for x, y in tqdm(ds, desc=desc, unit="batch", disable=not progress, leave=False):
-        feats.append(np.asarray(feature_model.predict_on_batch(x), dtype=dtype))
+        feats.append(predict_at(feature_model, x, batch).astype(dtype, copy=False))
         labels.append(y.numpy())
     return np.concatenate(feats), np.concatenate(labels)
 
@@ -192,7 +203,7 @@ def predict_samples(model, samples: list[D.Sample], contract: C.Contract, batch:
     out = []
     for i in range(0, len(samples), batch):
         x = C.preprocess_batch([s.path for s in samples[i:i + batch]], contract)
-        out.append(np.asarray(model.predict_on_batch(x)))
+        out.append(predict_at(model, x, batch))
     return np.concatenate(out) if out else np.zeros((0, contract.num_classes), np.float32)
 
 
@@ -299,8 +310,8 @@ def _cached_features(s: _Session, point: str):
     fx = M.feature_extractor(s.model, point)
     views = tr.head.augmented_views if s.augment is not None else 0
     dtype = np.float32 if point == M.POOL else np.float16
-    extract = lambda ds, desc: extract_features(fx, ds, desc, opts.progress, dtype)  # noqa: E731
     batch = max(tr.batch_size, FEATURE_BATCH)
+    extract = lambda ds, desc: extract_features(fx, ds, batch, desc, opts.progress, dtype)  # noqa: E731
     clean = D.image_dataset(s.ds.train, s.contract, batch_size=batch)
     parts = [extract(clean, "features train (clean)")]
     if views:
