@@ -148,3 +148,19 @@ def test_crop_disease_trains_its_top_blocks_on_cached_activations(tmp_path):
     assert same("block_12_project") and same("block_12_depthwise") and same("Conv1")
     assert same("block_13_expand_BN") and same("Conv_1_bn")
     assert not same("block_13_expand") and not same("block_16_project") and not same("Conv_1")
+
+
+def test_predictions_run_at_one_batch_shape():
+    """A short last batch is padded to the batch size and trimmed back: the same outputs, one trace."""
+    import keras
+    import numpy as np
+
+    from edgecnn.train import predict_at
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    got = predict_at(model, x, 8)
+    assert got.shape == (3, 3) and np.allclose(got, np.asarray(model(x)), atol=1e-6)
+    predict_at(model, x[:1], 8)
+    assert model.predict_function.experimental_get_tracing_count() == 1
