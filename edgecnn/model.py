@@ -11,7 +11,7 @@ from .agent.errors import InputError
 from .paths import REPO_ROOT, shared_data
 
 BACKBONE_END = "out_relu"   # last backbone activation (Grad-CAM target)
-BLOCKS = 16                 # MobileNetV2's inverted-residual blocks (expanded_conv, block_1 .. block_16)
+BLOCKS = 16                 # MobileNetV2's numbered inverted-residual blocks, block_1 .. block_16
 POOL, DROPOUT, HEAD = "pool", "head_dropout", "predictions"
 
 
@@ -130,7 +130,8 @@ def set_trainable(model, unfreeze_last: int, train_batchnorm: bool = False) -> i
 
 def cache_point(model, top_blocks: int) -> str:
     """The layer whose output phase 1 caches: the pooled features (top_blocks=0), or the output of the
-    inverted-residual block below the last `top_blocks` of MobileNetV2's BLOCKS blocks."""
+    block below the last `top_blocks` of block_1 .. block_16 (expanded_conv's for all 16); everything
+    above it (those blocks, the final 1x1 conv Conv_1 and the head) trains in phase 1."""
     if top_blocks <= 0:
         return POOL
     below = BLOCKS - top_blocks

@@ -61,8 +61,8 @@ class HeadPhase(_Strict):
     # then trains for many epochs without decoding, augmenting or recomputing them.
     augmented_views: int = Field(4, ge=0, le=50)
     # 0: cache the pooled features and train the head alone (cheapest). N > 0: cache the activations
-    # below the last N of MobileNetV2's 16 blocks and train those blocks with the head: most of what
-    # fine-tuning gains, at a fraction of its cost per epoch.
+    # below the last N of MobileNetV2's 16 numbered blocks and train those blocks (with the final 1x1
+    # conv) and the head: most of what fine-tuning gains, at a fraction of its cost per epoch.
     top_blocks: int = Field(0, ge=0, le=16)
     schedule: Schedule = "plateau"
 

@@ -310,7 +310,7 @@ def _cached_features(s: _Session, point: str):
     fx = M.feature_extractor(s.model, point)
     views = tr.head.augmented_views if s.augment is not None else 0
     dtype = np.float32 if point == M.POOL else np.float16
-    batch = max(tr.batch_size, FEATURE_BATCH)
+    batch = tr.batch_size if point == M.POOL else max(tr.batch_size, FEATURE_BATCH)
     extract = lambda ds, desc: extract_features(fx, ds, batch, desc, opts.progress, dtype)  # noqa: E731
     clean = D.image_dataset(s.ds.train, s.contract, batch_size=batch)
     parts = [extract(clean, "features train (clean)")]
@@ -322,10 +322,21 @@ def _cached_features(s: _Session, point: str):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), xv, yv
 
 
+def _fit_data(s: _Session, point: str, xt, yt, xv, yv) -> dict:
+    """fit()'s data arguments. Pooled features (1,280 floats an image) go in as arrays; spatial
+    activations as a tf.data pipeline: Keras' array path shuffles and weights by gathering from the
+    arrays every batch, which halved phase 1's throughput with top blocks here."""
+    if point == M.POOL:
+        import keras
+        onehot = lambda y: keras.utils.to_categorical(y, s.num_classes)  # noqa: E731
+        return dict(x=xt, y=onehot(yt), batch_size=s.recipe.training.batch_size, validation_data=(xv, onehot(yv)),
+                    class_weight=s.class_weight, shuffle=True)
+    return dict(x=_cached_dataset(s, xt, yt, shuffle=True), validation_data=_cached_dataset(s, xv, yv, shuffle=False),
+                shuffle=False)   # the dataset shuffles itself
+
+
 def _cached_dataset(s: _Session, x: np.ndarray, y: np.ndarray, shuffle: bool):
-    """Cached activations as a tf.data pipeline, class weights as per-sample weights of the train set.
-    (Keras' own numpy path shuffles and weights by gathering from the arrays every batch: it halved
-    the throughput of phase 1 with top blocks measured here.)"""
+    """Cached activations as a tf.data pipeline, class weights as per-sample weights of the train set."""
     import tensorflow as tf
 
     n = s.num_classes
@@ -362,12 +373,9 @@ def _phase1_head(s: _Session) -> None:
     steps = epochs * -(-len(xt) // tr.batch_size)
     top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, steps)),
                 loss=s.loss, metrics=["accuracy"])
-    train_ds = _cached_dataset(s, xt, yt, shuffle=True)
-    val_ds = _cached_dataset(s, xv, yv, shuffle=False)
+    data = _fit_data(s, point, xt, yt, xv, yv)
     t1 = time.perf_counter()
-    h, _ = _fit(s, lambda cbs: top.fit(train_ds, epochs=epochs, validation_data=val_ds, callbacks=cbs,
-                                         shuffle=False, verbose=0),   # the dataset shuffles itself
-                None, "head", hp.schedule)
+    h, _ = _fit(s, lambda cbs: top.fit(epochs=epochs, callbacks=cbs, verbose=0, **data), None, "head", hp.schedule)
     s.history["head"] = _history(h)
     s.timings["phase1_head_s"] = time.perf_counter() - t1
     s.timings["phase1_s"] = time.perf_counter() - t
