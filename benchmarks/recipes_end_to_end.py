@@ -33,7 +33,7 @@ def one_run(r: Run, phone_images: int | None) -> dict:
     arts = {x["artifact"]: x for x in e["artifacts"]}
     out = {
         "recipe": r.recipe, "dataset": r.name, "image_size": m["image_size"],
-        "train_photos": m["data"], "test_accuracy": m["test_accuracy"], "timings_s": m["timings_s"],
+        "train_photos": {k: v for k, v in m["data"].items() if k != "root"},   # no machine paths "test_accuracy": m["test_accuracy"], "timings_s": m["timings_s"],
         "epochs": {phase: len(v.get("loss", [])) for phase, v in h.items()},
         "train_wall_s": round(t_train, 1), "export_wall_s": round(t_export, 1),
         "lowest_recall": sorted(({"label": k, "recall": v["recall"], "support": v["support"]}
