@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 from edgecnn.paths import shared_data  # noqa: E402
@@ -70,8 +71,14 @@ def ensure_trained(r: Run) -> None:
         train(r)
 
 
+def load(name: str) -> dict:
+    """A saved summary, or {} when there is none yet."""
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def save(summary: dict, name: str) -> None:
-    out = ROOT / "benchmarks" / "results" / name
+    out = RESULTS / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"saved {out.relative_to(ROOT)}")

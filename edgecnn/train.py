@@ -149,13 +149,14 @@ def _callbacks(recipe: Recipe, interrupt: _Interrupt, schedule: str):
     return keep, cbs
 
 
-def learning_rate(rate: float, schedule: str, steps: int):
+def learning_rate(rate: float, schedule: str, epochs: int, examples: int, batch: int):
     """The optimizer's learning rate: constant ("plateau": reduce_lr cuts it) or warm-up + cosine over
-    `steps` (linear from 0 over the first 10%, then cosine decay to 0 at the last step)."""
+    the phase's steps (linear from 0 over the first 10%, then cosine decay to 0 at the last step)."""
     import keras
 
     if schedule == "plateau":
         return rate
+    steps = epochs * -(-examples // batch)
     warmup = max(1, steps // 10)
     return keras.optimizers.schedules.CosineDecay(0.0, max(1, steps - warmup), warmup_target=rate,
                                                   warmup_steps=warmup)
@@ -370,8 +371,8 @@ def _phase1_head(s: _Session) -> None:
               f"with weights, BatchNorm frozen) on them, lr {hp.learning_rate:g} ({hp.schedule})")
     top = M.top_model(s.model, point)
     epochs = s.cap(hp.epochs)
-    steps = epochs * -(-len(xt) // tr.batch_size)
-    top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, steps)),
+    top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, epochs, len(xt),
+                                                              tr.batch_size)),
                 loss=s.loss, metrics=["accuracy"])
     data = _fit_data(s, point, xt, yt, xv, yv)
     t1 = time.perf_counter()
@@ -416,8 +417,8 @@ def _phase2_fine_tune(s: _Session) -> None:
         return
     t = time.perf_counter()
     n_train = M.set_trainable(s.model, ft.unfreeze_layers, ft.train_batchnorm)
-    steps = s.cap(ft.epochs) * -(-len(s.ds.train) // tr.batch_size)
-    s.model.compile(optimizer=keras.optimizers.Adam(learning_rate(ft.learning_rate, ft.schedule, steps)),
+    s.model.compile(optimizer=keras.optimizers.Adam(learning_rate(ft.learning_rate, ft.schedule, s.cap(ft.epochs),
+                                                                  len(s.ds.train), tr.batch_size)),
                     loss=s.loss, metrics=["accuracy"])
     onehot = lambda x, y: (x, tf.one_hot(y, s.num_classes))  # noqa: E731
     train_ds = D.image_dataset(s.ds.train, s.contract, batch_size=tr.batch_size, augment=s.augment,
