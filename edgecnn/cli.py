@@ -86,16 +86,33 @@ def recipes_show(name):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing run directory whole (its export/ too); it is swapped only when training ends.")
-def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gradcam, quiet, overwrite):
+@click.option("--workers", default=None, metavar="HOST:PORT,...",
+              help="Train data-parallel with these workers (MultiWorkerMirroredStrategy; writes TF_CONFIG). "
+                   "Start the same command on each, with its --worker-index; worker 0 writes the run. "
+                   "Default: TF_CONFIG if set, else this machine alone.")
+@click.option("--worker-index", type=click.IntRange(0), default=None, help="This worker's place in --workers.")
+@click.option("--worker-timeout", type=click.FloatRange(1, 86400), default=300.0, show_default=True,
+              metavar="SECONDS", help="How long to wait for the other workers to start, and for any one exchange "
+                                      "with them, before the run ends with an error.")
+def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gradcam, quiet, overwrite, workers,
+          worker_index, worker_timeout):
     """Fine-tune MobileNetV2 on a recipe task and write a complete run directory."""
     from . import recipe as R
+    from .distribute import Cluster
     from .train import TrainOptions, train as run_train
 
     if image_size is not None and image_size % 8:
         raise click.BadParameter("must be a multiple of 8", param_hint="--image-size")
+    if (workers is None) != (worker_index is None):
+        raise click.UsageError("--workers and --worker-index go together")
+    cluster = Cluster.from_option(workers, worker_index) if workers else None
     rec = R.load(recipe_name)
     m = run_train(rec, TrainOptions(data_dir, out_dir, weights, image_size, epochs, seed, gradcam,
-                                    progress=not quiet, overwrite=overwrite), log=_log)
+                                    progress=not quiet, overwrite=overwrite, cluster=cluster,
+                                    worker_timeout=worker_timeout), log=_log)
+    if m is None:
+        click.echo("this worker's part is done; the chief (worker 0) wrote the run")
+        return
     t = m["timings_s"]
     acc = m["test_accuracy"] if m["test_accuracy"] is not None else m["val_accuracy"]
     click.echo(f"{m['evaluated_on']} accuracy {acc:.2%}  (macro F1 {m['macro_f1']:.3f})  "

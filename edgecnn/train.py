@@ -29,6 +29,7 @@ import numpy as np
 from .agent import contract as C
 from . import data as D
 from . import model as M
+from . import distribute as dist
 from .agent.io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 from .recipe import Recipe
 from .agent.io import staged
@@ -47,6 +48,8 @@ class TrainOptions:
     gradcam: int = 0
     progress: bool = True
     overwrite: bool = False        # replace an existing run directory whole (export/ included)
+    cluster: dist.Cluster | None = None    # train with other workers (default: TF_CONFIG if set)
+    worker_timeout: float = dist.DEFAULT_TIMEOUT_S
 
 
 FEATURE_BATCH = 64     # images per batch through the frozen layers while caching (inference only)
@@ -140,12 +143,13 @@ def _callbacks(recipe: Recipe, interrupt: _Interrupt, schedule: str):
 
     es, rl = recipe.training.early_stopping, recipe.training.reduce_lr
     keep = _keep_best(es.monitor)
+    mode = "max" if keep.mode_max else "min"     # said, not inferred from compiled metrics
     # KeepBest restores the best weights (also on Ctrl-C); EarlyStopping only stops
     cbs = [keep, interrupt.callback(), keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience,
-                                                                      mode="auto")]
+                                                                      mode=mode)]
     if schedule == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=es.monitor, factor=rl.factor, patience=rl.patience,
-                                                     min_lr=rl.min_lr, verbose=0))
+                                                     min_lr=rl.min_lr, mode=mode, verbose=0))
     return keep, cbs
 
 
@@ -196,6 +200,8 @@ def extract_features(feature_model, ds, batch: int, desc: str, progress: bool,
     for x, y in tqdm(ds, desc=desc, unit="batch", disable=not progress, leave=False):
         feats.append(predict_at(feature_model, x, batch).astype(dtype, copy=False))
         labels.append(y.numpy())
+    if not feats:   # an empty share (more workers than images)
+        return np.zeros((0, *feature_model.output.shape[1:]), dtype), np.zeros((0,), np.int32)
     return np.concatenate(feats), np.concatenate(labels)
 
 
@@ -241,6 +247,7 @@ class _Session:
     log: Callable[[str], None]
     timings: dict[str, float]
     history: dict[str, dict[str, list[float]]]
+    rep: dist.Replicas
     interrupted: bool = False
 
     def cap(self, epochs: int) -> int:
@@ -251,8 +258,11 @@ class _Session:
         return len(self.ds.classes)
 
 
-def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print) -> dict:
-    """Scan, build, phase 1 (head), phase 2 (fine-tune), evaluate, and write the run whole."""
+def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print) -> dict | None:
+    """Scan, build, phase 1 (head), phase 2 (fine-tune), evaluate, and write the run whole.
+
+    With other workers (opts.cluster or TF_CONFIG) every worker trains; only the chief evaluates
+    and writes the run, and only the chief returns its metrics (the others return None)."""
     _quiet_tf()
     t_start = time.perf_counter()
     import keras
@@ -260,14 +270,23 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
 
     if opts.image_size:
         recipe = recipe.with_overrides(image_size=opts.image_size)
-    refuse_existing(Path(opts.out_dir), opts.overwrite)
+    cluster = opts.cluster or dist.Cluster.from_env()
+    if cluster is None or cluster.is_chief:
+        refuse_existing(Path(opts.out_dir), opts.overwrite)
+    rep = dist.start(cluster, opts.worker_timeout, log)    # before TensorFlow runs anything else
     keras.utils.set_random_seed(opts.seed)
     tf.config.experimental.enable_op_determinism()
     with tempfile.TemporaryDirectory(prefix="edgecnn-norm-") as cache:
-        s = _start(recipe, opts, cache, log)
-        _phase1_head(s)
-        if not s.interrupted:
-            _phase2_fine_tune(s)
+        with dist.peers_guarded(rep):
+            s = _start(recipe, opts, cache, log, rep)
+            _phase1_head(s)
+            if not s.interrupted:
+                _phase2_fine_tune(s)
+            rep.check_in_sync(s.model, log)
+        if not rep.is_chief:
+            log(f"worker {rep.index}: training done; worker 0 (the chief) evaluates and writes the run")
+            return None
+        _leave_strategy(s)
         M.set_trainable(s.model, 0)
         evals = _evaluate(s)
         with staged(Path(opts.out_dir)) as out:
@@ -275,7 +294,7 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
             return _write_run(s, evals, out)
 
 
-def _start(recipe: Recipe, opts: TrainOptions, cache: str, log) -> _Session:
+def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replicas) -> _Session:
     """Scan the data (unreadable files listed), build the model, settle class weights and loss."""
     import keras
 
@@ -295,13 +314,29 @@ def _start(recipe: Recipe, opts: TrainOptions, cache: str, log) -> _Session:
                           model={"arch": recipe.model.arch, "alpha": recipe.model.alpha, "recipe": recipe.name})
     wch = M.resolve_weights(opts.weights, recipe.model.alpha)
     log(wch.message)
-    model = M.build(len(ds.classes), size, alpha=recipe.model.alpha, dropout=recipe.model.dropout, weights=wch)
     tr = recipe.training
+    if rep.multi:
+        rep.agree({"recipe": recipe_json(recipe), "classes": ds.classes, "splits": ds.counts(), "seed": opts.seed})
+        log(f"distributed: {rep.replicas} replicas ({rep.kind}), global batch {tr.batch_size} = "
+            f"{rep.replicas} x {rep.per_replica_batch(tr.batch_size)}, learning rates as in the recipe, seed {opts.seed}")
+    with rep.scope():
+        model = M.build(len(ds.classes), size, alpha=recipe.model.alpha, dropout=recipe.model.dropout, weights=wch)
     y_train = np.array([sm.label for sm in ds.train])
     return _Session(recipe, opts, ds, contract, model, wch,
                     class_weights(y_train, len(ds.classes), tr.class_weight),
                     keras.losses.CategoricalCrossentropy(label_smoothing=tr.label_smoothing),
-                    D.augmenter(recipe.augmentation, opts.seed), log, timings, {})
+                    D.augmenter(recipe.augmentation, opts.seed), log, timings, {}, rep)
+
+
+def _leave_strategy(s: _Session) -> None:
+    """After distributed training, the chief copies the trained weights into a model built outside the
+    strategy: evaluation and the saved model.keras are then exactly those of a one-process run."""
+    if not s.rep.multi:
+        return
+    r = s.recipe
+    plain = M.build(s.num_classes, r.image_size, alpha=r.model.alpha, dropout=r.model.dropout)
+    plain.set_weights(s.model.get_weights())
+    s.model = plain
 
 
 def _cached_features(s: _Session, point: str):
@@ -313,13 +348,15 @@ def _cached_features(s: _Session, point: str):
     dtype = np.float32 if point == M.POOL else np.float16
     batch = tr.batch_size if point == M.POOL else max(tr.batch_size, FEATURE_BATCH)
     extract = lambda ds, desc: extract_features(fx, ds, batch, desc, opts.progress, dtype)  # noqa: E731
-    clean = D.image_dataset(s.ds.train, s.contract, batch_size=batch)
-    parts = [extract(clean, "features train (clean)")]
+    # each worker extracts its share; the shares are gathered (in one process: all of it, as is)
+    train, gather = s.rep.shard(s.ds.train), lambda xy: (s.rep.gather(xy[0]), s.rep.gather(xy[1]))  # noqa: E731
+    clean = D.image_dataset(train, s.contract, batch_size=batch)
+    parts = [gather(extract(clean, "features train (clean)"))]
     if views:
-        aug_ds = D.image_dataset(s.ds.train, s.contract, batch_size=batch, augment=s.augment)
+        aug_ds = D.image_dataset(train, s.contract, batch_size=batch, augment=s.augment)
         for v in range(views):
-            parts.append(extract(aug_ds, f"features train (view {v + 1}/{views})"))
-    xv, yv = extract(D.image_dataset(s.ds.val, s.contract, batch_size=batch), "features val")
+            parts.append(gather(extract(aug_ds, f"features train (view {v + 1}/{views})")))
+    xv, yv = gather(extract(D.image_dataset(s.rep.shard(s.ds.val), s.contract, batch_size=batch), "features val"))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), xv, yv
 
 
@@ -336,21 +373,39 @@ def _fit_data(s: _Session, point: str, xt, yt, xv, yv) -> dict:
                 shuffle=False)   # the dataset shuffles itself
 
 
-def _cached_dataset(s: _Session, x: np.ndarray, y: np.ndarray, shuffle: bool):
-    """Cached activations as a tf.data pipeline, class weights as per-sample weights of the train set."""
+def _cached_dataset(s: _Session, x: np.ndarray, y: np.ndarray, shuffle: bool, batch: int | None = None,
+                    shard=None):
+    """Cached activations as a tf.data pipeline, class weights as per-sample weights of the train set.
+    With `shard` (a tf.distribute.InputContext): every worker shuffles the same way, keeps its share
+    of each epoch's order and repeats without end (the distributed loop counts the steps)."""
     import tensorflow as tf
 
-    n = s.num_classes
+    n, batch = s.num_classes, batch or s.recipe.training.batch_size
     if not shuffle:
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(s.recipe.training.batch_size).map(
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).map(
             lambda a, b: (a, tf.one_hot(b, n))).prefetch(tf.data.AUTOTUNE)
-    weights = (np.array([s.class_weight[int(c)] for c in y], np.float32) if s.class_weight
-               else np.ones(len(y), np.float32))
-    return (tf.data.Dataset.from_tensor_slices((x, y, weights))
-            .shuffle(len(y), seed=s.opts.seed, reshuffle_each_iteration=True)
-            .batch(s.recipe.training.batch_size)
-            .map(lambda a, b, w: (a, tf.one_hot(b, n), w))
-            .prefetch(tf.data.AUTOTUNE))
+    ds = (tf.data.Dataset.from_tensor_slices((x, y, _sample_weights(s, y)))
+          .shuffle(len(y), seed=s.opts.seed, reshuffle_each_iteration=True))
+    if shard is not None:
+        ds = ds.shard(shard.num_input_pipelines, shard.input_pipeline_id).repeat()
+    return ds.batch(batch).map(lambda a, b, w: (a, tf.one_hot(b, n), w)).prefetch(tf.data.AUTOTUNE)
+
+
+def _sample_weights(s: _Session, y: np.ndarray) -> np.ndarray:
+    return (np.array([s.class_weight[int(c)] for c in y], np.float32) if s.class_weight
+            else np.ones(len(y), np.float32))
+
+
+def _phase1_fit(s: _Session, top, point: str, epochs: int, xt, yt, xv, yv):
+    """fit(callbacks) for phase 1: Keras' fit, or under a strategy the distributed loop on the same data."""
+    if not s.rep.multi:
+        data = _fit_data(s, point, xt, yt, xv, yv)
+        return lambda cbs: top.fit(epochs=epochs, callbacks=cbs, verbose=0, **data)
+    xv, yv = s.rep.shard(xv), s.rep.shard(yv)
+    return lambda cbs: dist.fit(
+        s.rep, top, train=lambda batch, ctx: _cached_dataset(s, xt, yt, True, batch, ctx), examples=len(xt),
+        val=lambda: _cached_dataset(s, xv, yv, False), epochs=epochs, callbacks=cbs,
+        global_batch=s.recipe.training.batch_size, log=s.log)
 
 
 def _phase1_head(s: _Session) -> None:
@@ -369,14 +424,14 @@ def _phase1_head(s: _Session) -> None:
     if hp.top_blocks:
         s.log(f"phase 1: training the head and the backbone's last {hp.top_blocks} blocks ({n_train} layers "
               f"with weights, BatchNorm frozen) on them, lr {hp.learning_rate:g} ({hp.schedule})")
-    top = M.top_model(s.model, point)
     epochs = s.cap(hp.epochs)
-    top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, epochs, len(xt),
-                                                              tr.batch_size)),
-                loss=s.loss, metrics=["accuracy"])
-    data = _fit_data(s, point, xt, yt, xv, yv)
+    with s.rep.scope():
+        top = M.top_model(s.model, point)
+        top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, epochs, len(xt),
+                                                                  tr.batch_size)),
+                    loss=s.loss, metrics=["accuracy"])
     t1 = time.perf_counter()
-    h, _ = _fit(s, lambda cbs: top.fit(epochs=epochs, callbacks=cbs, verbose=0, **data), None, "head", hp.schedule)
+    h, _ = _fit(s, _phase1_fit(s, top, point, epochs, xt, yt, xv, yv), None, "head", hp.schedule)
     s.history["head"] = _history(h)
     s.timings["phase1_head_s"] = time.perf_counter() - t1
     s.timings["phase1_s"] = time.perf_counter() - t
@@ -409,7 +464,6 @@ def _phase2_fine_tune(s: _Session) -> None:
     """Phase 2: unfreeze the last N backbone layers and fine-tune end to end with a small learning rate;
     the starting point competes for the best weights, so fine-tuning never ends worse than phase 1."""
     import keras
-    import tensorflow as tf
 
     tr, ft = s.recipe.training, s.recipe.training.fine_tune
     s.timings["phase2_s"] = 0.0
@@ -417,30 +471,62 @@ def _phase2_fine_tune(s: _Session) -> None:
         return
     t = time.perf_counter()
     n_train = M.set_trainable(s.model, ft.unfreeze_layers, ft.train_batchnorm)
-    s.model.compile(optimizer=keras.optimizers.Adam(learning_rate(ft.learning_rate, ft.schedule, s.cap(ft.epochs),
-                                                                  len(s.ds.train), tr.batch_size)),
-                    loss=s.loss, metrics=["accuracy"])
+    with s.rep.scope():
+        s.model.compile(optimizer=keras.optimizers.Adam(learning_rate(
+            ft.learning_rate, ft.schedule, s.cap(ft.epochs), len(s.ds.train), tr.batch_size)),
+            loss=s.loss, metrics=["accuracy"])
+    s.log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
+          f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
+    start_from, fit = (_phase2_distributed if s.rep.multi else _phase2_keras)(s)
+    h, keep = _fit(s, fit, start_from, "fine-tuned weights", ft.schedule)
+    if keep.epoch == -1:
+        s.log(f"phase 2: no epoch beat the starting point on {tr.early_stopping.monitor}: kept phase 1's weights")
+    s.history["fine_tune"] = _history(h)
+    s.timings["phase2_s"] = time.perf_counter() - t
+    s.log(f"phase 2: {len(s.history['fine_tune'].get('loss', []))} epochs, {s.timings['phase2_s']:.1f} s")
+
+
+def _phase2_keras(s: _Session):
+    """(start_from, fit) for phase 2 in one process: Keras' evaluate and fit on tf.data images."""
+    import tensorflow as tf
+
+    tr, monitor = s.recipe.training, s.recipe.training.early_stopping.monitor
     onehot = lambda x, y: (x, tf.one_hot(y, s.num_classes))  # noqa: E731
     train_ds = D.image_dataset(s.ds.train, s.contract, batch_size=tr.batch_size, augment=s.augment,
                                shuffle=True, seed=s.opts.seed).map(onehot)
     val_ds = D.image_dataset(s.ds.val, s.contract, batch_size=tr.batch_size).map(onehot)
-    s.log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
-          f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
-    monitor = tr.early_stopping.monitor
 
     def start_from():
         start = s.model.evaluate(val_ds, verbose=0, return_dict=True)
         return start[monitor.removeprefix("val_")], s.model.get_weights()
 
-    h, keep = _fit(s, lambda cbs: s.model.fit(
-        train_ds, validation_data=val_ds, epochs=s.cap(ft.epochs), class_weight=s.class_weight, callbacks=cbs,
-        shuffle=False, verbose=_fit_verbose() if s.opts.progress else 0),   # the dataset shuffles itself
-        start_from, "fine-tuned weights", ft.schedule)
-    if keep.epoch == -1:
-        s.log(f"phase 2: no epoch beat the starting point on {monitor}: kept phase 1's weights")
-    s.history["fine_tune"] = _history(h)
-    s.timings["phase2_s"] = time.perf_counter() - t
-    s.log(f"phase 2: {len(s.history['fine_tune'].get('loss', []))} epochs, {s.timings['phase2_s']:.1f} s")
+    return start_from, lambda cbs: s.model.fit(
+        train_ds, validation_data=val_ds, epochs=s.cap(tr.fine_tune.epochs), class_weight=s.class_weight,
+        callbacks=cbs, shuffle=False, verbose=_fit_verbose() if s.opts.progress else 0)  # the dataset shuffles itself
+
+
+def _phase2_distributed(s: _Session):
+    """(start_from, fit) for phase 2 under a strategy: each worker decodes and augments its share of
+    the images (shuffled within it each epoch); validation metrics are all-reduced."""
+    import tensorflow as tf
+
+    tr, monitor = s.recipe.training, s.recipe.training.early_stopping.monitor
+    n, weights = s.num_classes, tf.constant(_sample_weights(s, np.arange(s.num_classes)))
+    train, val = s.rep.shard(s.ds.train), s.rep.shard(s.ds.val)
+
+    def train_ds(batch, ctx):
+        return D.image_dataset(train, s.contract, batch_size=batch, augment=s.augment, shuffle=True,
+                               seed=s.opts.seed).map(lambda x, y: (x, tf.one_hot(y, n), tf.gather(weights, y))).repeat()
+
+    def val_ds():
+        return D.image_dataset(val, s.contract, batch_size=tr.batch_size).map(lambda x, y: (x, tf.one_hot(y, n)))
+
+    def start_from():
+        return dist.evaluate(s.rep, s.model, val_ds)[monitor], s.model.get_weights()
+
+    return start_from, lambda cbs: dist.fit(
+        s.rep, s.model, train=train_ds, examples=len(s.ds.train), val=val_ds, epochs=s.cap(tr.fine_tune.epochs),
+        callbacks=cbs, global_batch=tr.batch_size, log=s.log)
 
 
 def _evaluate(s: _Session) -> dict:
@@ -505,4 +591,5 @@ def _metrics(s: _Session, evals: dict, main_split: str, main_metrics: dict, grad
         "normalized_files": s.ds.normalized,
         "gradcam": gradcams,
         "recipe_used": json.loads(s.recipe.model_dump_json()),
+        "distribution": s.rep.describe(s.recipe.training.batch_size, s.opts.seed) if s.rep.multi else None,
     }
