@@ -189,9 +189,23 @@ def request_for(o: BenchOptions, model: Path, *, latency: bool = True, data: boo
 
 
 def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
-    t0 = time.perf_counter()
+    p, ref = prepare(o, log)
+    doc = bench_on(o, p, ref, log)
+    if p.run is not None:
+        record_bench(doc, p.run.dir, log)  # the run keeps its latest bench per device, and its page
+    return doc
+
+
+def prepare(o: BenchOptions, log: Callable[[str], None] = print) -> tuple[Plan, AgentResult | None]:
+    """What every device's bench shares: the plan and the float reference's results (on the host)."""
     p = plan(o)
-    ref = _reference(o, p, log)
+    return p, _reference(o, p, log)
+
+
+def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, log: Callable[[str], None] = print) -> dict:
+    """The plan's artifacts on o.device, judged against the reference: the bench document."""
+    t0 = time.perf_counter()
+    p = dataclasses.replace(p, notes=list(p.notes))    # this device's notes are its own
     with get_device(o.device, log=log, **o.device_options) as dev:
         for art in p.artifacts:
             dev.check_request(request_for(o, art), format_of(art))
@@ -200,16 +214,13 @@ def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
                            f"(correctness on an Arm CPU: --device phone-emulated)")
         results = _run_all(o, p, dev, log)
         records = [_record(art, results[art], dev, ref, p) for art in p.artifacts]
-    doc = {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
-           "device": o.device, "reference": _reference_doc(p.reference, ref),
-           "data": str(o.data) if o.data else None, "budgets_source": p.budgets.source, "notes": p.notes,
-           "records": records,
-           "judged_on": "point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
-           "verdict": V.overall([r["verdict"] for r in records]),
-           "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
-    if p.run is not None:
-        record_bench(doc, p.run.dir, log)  # the run keeps its latest bench per device, and its page
-    return doc
+    return {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
+            "device": o.device, "reference": _reference_doc(p.reference, ref),
+            "data": str(o.data) if o.data else None, "budgets_source": p.budgets.source, "notes": p.notes,
+            "records": records,
+            "judged_on": "point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
+            "verdict": V.overall([r["verdict"] for r in records]),
+            "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
 
 
 def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:

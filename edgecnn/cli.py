@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -217,8 +218,14 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 # ------------------------------------------------------------------------------------ bench
 @main.command()
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--device", default="host", show_default=True,
-              help="host, jetson (SSH), phone (adb) or phone-emulated (QEMU + latency estimate).")
+@click.option("--device", "devices", multiple=True, default=("host",), show_default=True,
+              help="host, jetson (SSH), phone (adb) or phone-emulated (QEMU + latency estimate). Repeat it to "
+                   "bench on several devices at once (one table, one verdict).")
+@click.option("--fleet", "fleet_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A YAML file listing devices (SSH boards, phones, emulated profiles, the host): bench on "
+                   "every one at once; one row per device, the worst verdict wins.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=None,
+              help="Fleet: devices benched at once (default: the fleet file's, else 4).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="Class folders named like the model's labels, for accuracy (default: latency only).")
 @click.option("--reference", type=click.Path(path_type=Path), default=None,
@@ -246,7 +253,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
                    "holds on a busy machine where absolute times drift.")
 @click.option("--max-slowdown", "max_slowdown", type=click.FloatRange(min=-100), default=None, metavar="PCT",
               help="Fail when p50 is more than PCT% above the baseline's (needs --baseline).")
-@click.option("--host", default=None, metavar="USER@HOST", help="jetson: the board to reach over SSH.")
+@click.option("--host", "hosts", multiple=True, metavar="USER@HOST",
+              help="jetson: the board to reach over SSH (repeat it for several boards).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="jetson: SSH port.")
 @click.option("--identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="jetson: SSH private key.")
@@ -261,9 +269,9 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
               help="Write the results as JSON (use - for stdout).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a Markdown table (e.g. for a PR comment).")
-def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds, repeat, max_images,
-          budget_mb, max_drop, max_p90_ms, min_agreement, point_estimate, baseline, max_slowdown, host, port, identity,
-          accept_new_host_key, serial, benchmark_binary, profile, timeout, json_path, md_path):
+def bench(target, devices, fleet_path, parallel, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds,
+          repeat, max_images, budget_mb, max_drop, max_p90_ms, min_agreement, point_estimate, baseline, max_slowdown,
+          hosts, port, identity, accept_new_host_key, serial, benchmark_binary, profile, timeout, json_path, md_path):
     """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
 
     Budgets come from the run's recipe (recipe.json); options override them. Accuracy budgets are
@@ -273,39 +281,81 @@ def bench(target, device, data_dir, reference, engine, threads, cpus, runs, warm
     """
     import json as _json
 
+    from . import fleet as F
     from .bench import BenchOptions, bench as run_bench, check, render, write_outputs
-
-    from .devices import available_devices
 
     if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
         raise click.BadParameter("expected comma-separated CPU ids, e.g. 0,1", param_hint="--cpus")
-    kinds = available_devices()
-    if device not in kinds:
-        raise click.BadParameter(f"unknown device {device!r}; available: {', '.join(sorted(kinds))}",
-                                 param_hint="--device")
-    given = {"host": host, "port": port, "identity": identity and str(identity),
+    given = {"port": port, "identity": identity and str(identity),
              "accept_new_host_key": accept_new_host_key or None, "serial": serial,
              "benchmark_binary": benchmark_binary and str(benchmark_binary), "profile": profile}
-    stray = sorted(k for k, v in given.items() if v is not None and k not in kinds[device].capabilities.options)
-    if stray:
-        raise click.UsageError(f"--{stray[0].replace('_', '-')} does not apply to --device {device}")
-    dev_opts = {k: v for k, v in given.items() if v is not None}
-    dev_opts["timeout"] = timeout
-    o = BenchOptions(target, device, dev_opts, data_dir, reference, engine, threads,
+    fleet = _fleet(devices, hosts, given, fleet_path, parallel)
+    dev_opts = {"timeout": timeout}
+    if fleet is None:
+        dev_opts.update(_device_options(devices[0], {**given, "host": hosts[0] if hosts else None}))
+    o = BenchOptions(target, devices[0], dev_opts, data_dir, reference, engine, threads,
                      tuple(int(c) for c in cpus.split(",")) if cpus else None, runs, warmup, min_seconds,
                      max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown, min_agreement,
                      point_estimate)
     for path in (json_path, md_path):
         if path is not None and str(path) != "-":
             check_writable(path)
-    doc = run_bench(o, log=_log)
+    doc = run_bench(o, log=_log) if fleet is None else F.bench_fleet(o, fleet, log=_log)
+    show = render if fleet is None else F.render
     to_stdout = json_path is not None and str(json_path) == "-"
-    write_outputs(doc, None if to_stdout else json_path, md_path)
-    if to_stdout:
-        click.echo(_json.dumps(doc, indent=2))
-    else:
-        click.echo(render(doc))
-    check(doc)
+    write_outputs(doc, None if to_stdout else json_path, None)
+    if md_path is not None:
+        from .agent.io import atomic_write_text
+        atomic_write_text(md_path, show(doc, markdown=True))
+    click.echo(_json.dumps(doc, indent=2) if to_stdout else show(doc))
+    (check if fleet is None else F.check)(doc)
+
+
+def _device_options(kind: str, given: dict) -> dict:
+    """The options given on the command line for a device kind; one that does not apply is a usage error."""
+    from .devices import available_devices
+
+    kinds = available_devices()
+    if kind not in kinds:
+        raise click.BadParameter(f"unknown device {kind!r}; available: {', '.join(sorted(kinds))}",
+                                 param_hint="--device")
+    stray = sorted(k for k, v in given.items() if v is not None and k not in kinds[kind].capabilities.options)
+    if stray:
+        raise click.UsageError(f"--{stray[0].replace('_', '-')} does not apply to --device {kind}")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _fleet(devices: tuple[str, ...], hosts: tuple[str, ...], given: dict, fleet_path: Path | None,
+           parallel: int | None):
+    """The fleet the options describe (a fleet file, repeated --device, or repeated --host), or None."""
+    from . import fleet as F
+
+    if fleet_path is not None:
+        if devices != ("host",) or hosts or any(v is not None for v in given.values()):
+            raise click.UsageError("--fleet lists the devices and their options: drop --device/--host/... ")
+        f = F.load(fleet_path)
+        return dataclasses.replace(f, parallel=parallel) if parallel else f
+    if len(devices) == 1 and len(hosts) <= 1:
+        if parallel:
+            raise click.UsageError("--parallel applies to several devices (--fleet, repeated --device or --host)")
+        return None
+    for k, v in {**given, "host": hosts or None}.items():
+        if v is not None and not any(k in _declared(kind) for kind in devices):
+            raise click.UsageError(f"--{k.replace('_', '-')} applies to none of --device {', '.join(devices)}")
+    entries = []
+    for kind in devices:
+        kind_hosts = hosts if (kind == "jetson" and hosts) else (None,)
+        for h in kind_hosts:
+            opts = _device_options(kind, {**given, "host": h} if kind == "jetson" else
+                                   {k: v for k, v in given.items() if v is not None and k in _declared(kind)})
+            entries.append(F.device(kind, opts))
+    return F.Fleet(tuple(entries), parallel or F.DEFAULT_PARALLEL)
+
+
+def _declared(kind: str) -> tuple[str, ...]:
+    from .devices import available_devices
+    cls = available_devices().get(kind)
+    return cls.capabilities.options if cls else ()
 
 
 # ------------------------------------------------------------------------------------ report

@@ -4,7 +4,7 @@
   configured the standard way by ``TF_CONFIG`` (``edgecnn train --workers A:P,B:P --worker-index N``
   writes it). Worker 0 (or the task of type "chief") is the chief: it alone evaluates and writes the
   run directory; the others write nothing but their log.
-- Several GPUs of one machine: ``tf.distribute.MirroredStrategy``.
+- Several GPUs of one machine: ``tf.distribute.MirroredStrategy``, under which Keras' ``fit`` works.
 - Otherwise nothing here is used and training runs Keras' ``fit`` as always.
 
 Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy ("unsupported type PerReplica to a Tensor",
@@ -126,6 +126,13 @@ class Replicas:
         return self.strategy is not None
 
     @property
+    def own_loop(self) -> bool:
+        """Whether training needs :func:`fit` instead of Keras' own: across workers only. Keras' fit works
+        under MirroredStrategy (one machine's GPUs), while this loop does not run there (TensorFlow fails on
+        a placeholder inside the optimizer's cond with two local replicas: measured on two logical CPUs)."""
+        return self.workers > 1
+
+    @property
     def workers(self) -> int:
         return self.cluster.size if self.cluster else 1
 
@@ -192,15 +199,12 @@ class Replicas:
         counts = self.all_counts(len(arr))
         # from the row's shape, not its data: a worker with no rows must cut the same chunks
         rows = max(1, GATHER_CHUNK_BYTES // max(1, int(np.prod(arr.shape[1:])) * arr.itemsize))
-        pieces: list[list[np.ndarray]] = [[] for _ in counts]
-        for start in range(0, max(counts), rows):
-            got = self._all_gather(arr[start:start + rows])
-            at = 0
-            for w, n in enumerate(counts):
-                k = int(min(max(n - start, 0), rows))
-                pieces[w].append(got[at:at + k])
-                at += k
-        return np.concatenate([p for ps in pieces for p in ps])
+        return in_worker_order([self._all_gather(arr[start:start + rows]) for start in range(0, max(counts), rows)],
+                               counts, rows)
+
+    def barrier(self) -> None:
+        """Wait until every worker gets here."""
+        self.all_sum([0.0])
 
     def all_counts(self, n: int) -> list[int]:
         return [int(c) for c in self._all_gather(np.array([n], np.int32))]
@@ -242,6 +246,19 @@ class Replicas:
                                          "recipe's learning rate applies unchanged",
                 "collective_timeout_s": self.timeout_s,
                 "cluster": list(self.cluster.workers) if self.cluster else None}
+
+
+def in_worker_order(chunks: list[np.ndarray], counts: list[int], rows: int) -> np.ndarray:
+    """Gathered chunks (chunk k: rows k*rows.. of every worker, in worker order) back into every
+    worker's whole array, in worker order."""
+    pieces: list[list[np.ndarray]] = [[] for _ in counts]
+    for k, got in enumerate(chunks):
+        at = 0
+        for w, n in enumerate(counts):
+            size = int(min(max(n - k * rows, 0), rows))
+            pieces[w].append(got[at:at + size])
+            at += size
+    return np.concatenate([p for ps in pieces for p in ps])
 
 
 @contextlib.contextmanager
@@ -321,7 +338,9 @@ def fit(rep: Replicas, model, *, train: Callable, examples: int, val: Callable, 
         global_batch: int, log=print):
     """Keras' fit(), under a strategy: `train(per_replica_batch, input_context)` gives this input
     pipeline's endless (x, one-hot y, sample weight) batches; `val()` this worker's share of the
-    validation set, (x, one-hot y) batches. Returns the History callback, like fit()."""
+    validation set, (x, one-hot y) batches. Returns the History callback, like fit(), with
+    `interrupted` True when a worker asked to stop (Ctrl-C there): every worker then stops at the same
+    step and treats the run as interrupted, so all of them take the same path afterwards."""
     import keras
     import tensorflow as tf
 
@@ -331,7 +350,7 @@ def fit(rep: Replicas, model, *, train: Callable, examples: int, val: Callable, 
     step = _train_step(rep, model, global_batch)
     cbs = keras.callbacks.CallbackList(callbacks, add_history=True, model=model, epochs=epochs, steps=steps,
                                        verbose=0)
-    model.stop_training = False
+    model.stop_training, interrupted = False, False
     cbs.on_train_begin()
     for epoch in range(epochs):
         cbs.on_epoch_begin(epoch)
@@ -343,7 +362,7 @@ def fit(rep: Replicas, model, *, train: Callable, examples: int, val: Callable, 
             totals += s[:3]
             cbs.on_train_batch_end(i, {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]})
             if s[3] > 0:   # a worker asked to stop (Ctrl-C): all stop at this step
-                model.stop_training = True
+                model.stop_training = interrupted = True
                 break
         logs = {"loss": totals[0] / max(totals[2], 1), "accuracy": totals[1] / max(totals[2], 1),
                 **evaluate(rep, model, val)}
@@ -353,6 +372,7 @@ def fit(rep: Replicas, model, *, train: Callable, examples: int, val: Callable, 
         if model.stop_training:
             break
     cbs.on_train_end()
+    model.history.interrupted = interrupted
     return model.history
 
 

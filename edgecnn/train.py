@@ -280,18 +280,22 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
         with dist.peers_guarded(rep):
             s = _start(recipe, opts, cache, log, rep)
             _phase1_head(s)
-            if not s.interrupted:
-                _phase2_fine_tune(s)
+            _phase2_fine_tune(s)
             rep.check_in_sync(s.model, log)
         if not rep.is_chief:
             log(f"worker {rep.index}: training done; worker 0 (the chief) evaluates and writes the run")
+            with dist.peers_guarded(rep):
+                rep.barrier()     # leave with the chief: a worker gone early alarms the chief's health checks
             return None
         _leave_strategy(s)
         M.set_trainable(s.model, 0)
         evals = _evaluate(s)
         with staged(Path(opts.out_dir)) as out:
             s.timings["total_s"] = time.perf_counter() - t_start
-            return _write_run(s, evals, out)
+            metrics = _write_run(s, evals, out)
+    with dist.peers_guarded(rep):
+        rep.barrier()
+    return metrics
 
 
 def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replicas) -> _Session:
@@ -398,7 +402,7 @@ def _sample_weights(s: _Session, y: np.ndarray) -> np.ndarray:
 
 def _phase1_fit(s: _Session, top, point: str, epochs: int, xt, yt, xv, yv):
     """fit(callbacks) for phase 1: Keras' fit, or under a strategy the distributed loop on the same data."""
-    if not s.rep.multi:
+    if not s.rep.own_loop:
         data = _fit_data(s, point, xt, yt, xv, yv)
         return lambda cbs: top.fit(epochs=epochs, callbacks=cbs, verbose=0, **data)
     xv, yv = s.rep.shard(xv), s.rep.shard(yv)
@@ -451,6 +455,8 @@ def _fit(s: _Session, fit, start_from, what: str, schedule: str):
                 keep.start_from(*start_from())
             if not stop.requested:
                 h = fit(cbs)
+                # distributed: another worker's Ctrl-C stopped every worker at the same step
+                stop.requested = stop.requested or getattr(h, "interrupted", False)
         except KeyboardInterrupt:
             stop.requested = True
     if stop.requested:
@@ -467,7 +473,7 @@ def _phase2_fine_tune(s: _Session) -> None:
 
     tr, ft = s.recipe.training, s.recipe.training.fine_tune
     s.timings["phase2_s"] = 0.0
-    if s.cap(ft.epochs) <= 0 or ft.unfreeze_layers <= 0:
+    if s.interrupted or s.cap(ft.epochs) <= 0 or ft.unfreeze_layers <= 0:
         return
     t = time.perf_counter()
     n_train = M.set_trainable(s.model, ft.unfreeze_layers, ft.train_batchnorm)
@@ -477,7 +483,7 @@ def _phase2_fine_tune(s: _Session) -> None:
             loss=s.loss, metrics=["accuracy"])
     s.log(f"phase 2: fine-tuning the last {ft.unfreeze_layers} backbone layers ({n_train} with weights, "
           f"BatchNorm {'trained' if ft.train_batchnorm else 'frozen'}) at lr {ft.learning_rate:g}")
-    start_from, fit = (_phase2_distributed if s.rep.multi else _phase2_keras)(s)
+    start_from, fit = (_phase2_distributed if s.rep.own_loop else _phase2_keras)(s)
     h, keep = _fit(s, fit, start_from, "fine-tuned weights", ft.schedule)
     if keep.epoch == -1:
         s.log(f"phase 2: no epoch beat the starting point on {tr.early_stopping.monitor}: kept phase 1's weights")

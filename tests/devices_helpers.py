@@ -108,3 +108,18 @@ class Sshd:
     def user_host(self) -> str:
         import getpass
         return f"{getpass.getuser()}@127.0.0.1"
+
+
+def need_ssh() -> None:
+    import pytest
+    missing = [t for t in ("ssh", "ssh-keygen") if not shutil.which(t)]
+    if missing or not sshd_path():
+        pytest.skip(f"needs OpenSSH ({', '.join(missing) or 'sshd'} missing): apt-get install openssh-server "
+                    f"openssh-client (.ci/devices-deps.sh)")
+
+
+def need_qemu() -> None:
+    import pytest
+    missing = [t for t in ("qemu-aarch64-static", "debootstrap", "dpkg") if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}: apt-get install qemu-user-static debootstrap (.ci/devices-deps.sh)")

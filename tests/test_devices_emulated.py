@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devices_helpers import image_folder, shared_tiny_model
+from devices_helpers import image_folder, need_qemu, shared_tiny_model
 from edgecnn.agent.protocol import AgentRequest, Latency
 from edgecnn.devices import get_device
 from edgecnn.devices import emulated as E
@@ -28,15 +28,11 @@ def req(model, **kw) -> AgentRequest:
 REF = shared_data() / "weights" / "reference"
 
 
-def _need_tools():
-    missing = [t for t in ("qemu-aarch64-static", "debootstrap", "dpkg") if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)}: apt-get install qemu-user-static debootstrap (.ci/devices-deps.sh)")
 
 
 @pytest.fixture(scope="session")
 def sysroot():
-    _need_tools()
+    need_qemu()
     t0 = time.perf_counter()
     root = E.ensure_sysroot(log=print)
     print(f"\nArm64 sysroot ready in {time.perf_counter() - t0:.1f} s "

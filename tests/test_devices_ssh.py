@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devices_helpers import Sshd, free_port, image_folder, shared_tiny_model, sshd_path
+from devices_helpers import Sshd, free_port, image_folder, need_ssh, shared_tiny_model
 from edgecnn.devices import get_device
 from edgecnn.devices.base import DeviceError
 from edgecnn.devices.host import HostDevice
@@ -30,16 +30,11 @@ def req(model, **kw) -> AgentRequest:
     return AgentRequest(model=str(model), **opts)
 
 
-def _need_ssh():
-    missing = [t for t in ("ssh", "ssh-keygen") if not shutil.which(t)]
-    if missing or not sshd_path():
-        pytest.skip(f"needs OpenSSH ({', '.join(missing) or 'sshd'} missing): apt-get install openssh-server "
-                    f"openssh-client (.ci/devices-deps.sh)")
 
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory):
-    _need_ssh()
+    need_ssh()
     s = Sshd(tmp_path_factory.mktemp("sshd")).start()
     yield s
     s.stop()

@@ -153,3 +153,36 @@ def test_a_killed_worker_ends_the_run_with_nothing_written(two_phase_task, tmp_p
     assert rc == 1 and "Error: worker 0: training stopped, another worker stopped or cannot be reached" in out, out[-2000:]
     assert time.monotonic() - t < 120
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w0.log", "w1.log"]   # no run, no staging folder
+
+
+
+def test_ctrl_c_on_one_worker_stops_all_and_the_chief_keeps_the_best(two_phase_task, tmp_path):
+    """Ctrl-C reaches one worker only: every worker stops at the same step (the request travels with
+    the next step's all-reduce), phase 2 is skipped everywhere, and the chief still writes the run."""
+    root, data = two_phase_task
+    args = ["--recipe", str(root / "recipe.yaml"), "--data", str(data)]
+    addresses = workers()
+    ps = [start_worker([*args, "--out", str(tmp_path / f"run{i}")], addresses, i, tmp_path / f"w{i}.log")
+          for i in (0, 1)]
+    deadline = time.monotonic() + 300
+    while "epoch 2/4" not in (tmp_path / "w0.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(ps[1].pid, signal.SIGINT)
+    rcs = [finish(p, 300) for p in ps]
+    logs = [(tmp_path / f"w{i}.log").read_text() for i in (0, 1)]
+    assert rcs == [130, 0], [lg[-2000:] for lg in logs]      # the chief reports the interrupted run
+    assert all("interrupted: keeping the best head so far" in lg and "phase 2:" not in lg for lg in logs), logs
+    m = json.loads((tmp_path / "run0" / "metrics.json").read_text())
+    assert m["interrupted"] and len(json.loads((tmp_path / "run0" / "history.json").read_text())["head"]["loss"]) < 4
+
+
+def test_gathered_chunks_come_back_in_worker_order():
+    """What the all-gather of uneven shares in chunks returns, put back: worker 0's rows, then worker 1's..."""
+    import numpy as np
+
+    from edgecnn.distribute import in_worker_order
+
+    shares = [np.arange(7), np.arange(100, 103), np.arange(200, 200)]     # 7, 3 and 0 rows
+    rows = 2
+    chunks = [np.concatenate([s[k:k + rows] for s in shares]) for k in range(0, 7, rows)]
+    assert in_worker_order(chunks, [7, 3, 0], rows).tolist() == np.concatenate(shares).tolist()

@@ -234,7 +234,7 @@ class JetsonDevice(Device):
 
     name = "jetson"
     capabilities = Capabilities(baseline=True, cpu_pinning=True,
-                                options=("host", "port", "identity", "accept_new_host_key"))
+                                options=("host", "port", "identity", "accept_new_host_key", "known_hosts"))
 
     def __init__(self, host: str | None = None, port: int | None = None, identity: str | None = None,
                  accept_new_host_key: bool = False, known_hosts: str | None = None, python: str = "python3",
