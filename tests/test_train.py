@@ -61,8 +61,9 @@ def test_bad_data_is_a_clear_error(tmp_path):
     assert not (tmp_path / "o" / "model.keras").exists()
 
 
-def test_ctrl_c_keeps_the_best_weights_so_far(products_subset, tmp_path):
-    """A real SIGINT during fine-tuning: the run is still written, from the best weights, exit 130."""
+def _interrupted_run(data, tmp_path, change, wait_for: str):
+    """A real SIGINT a few seconds after `wait_for` appears in the log of a products run whose recipe
+    `change` made long: (exit status, log text, run directory)."""
     import os
     import signal
     import subprocess
@@ -75,26 +76,48 @@ def test_ctrl_c_keeps_the_best_weights_so_far(products_subset, tmp_path):
 
     out = tmp_path / "run"
     log = tmp_path / "log.txt"
-    spec = yaml.safe_load(resolve_path("products").read_text())     # + a long phase 2 to interrupt
-    spec["training"]["fine_tune"] = {"epochs": 25, "learning_rate": 0.0005, "unfreeze_layers": 155}
-    recipe = tmp_path / "long_fine_tune.yaml"
+    spec = yaml.safe_load(resolve_path("products").read_text())
+    change(spec["training"])
+    recipe = tmp_path / "long.yaml"
     recipe.write_text(yaml.safe_dump(spec))
     with open(log, "w") as f:
         p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "train", "--recipe", str(recipe),
-                              "--data", str(products_subset), "--out", str(out), "--image-size", "96", "--quiet"],
+                              "--data", str(data), "--out", str(out), "--image-size", "96", "--quiet"],
                              stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         deadline = time.time() + 300
-        while "phase 2: fine-tuning" not in log.read_text() and time.time() < deadline and p.poll() is None:
+        while wait_for not in log.read_text() and time.time() < deadline and p.poll() is None:
             time.sleep(0.5)
         time.sleep(3)
         p.send_signal(signal.SIGINT)
         rc = p.wait(timeout=300)
-    text = log.read_text()
+    return rc, log.read_text(), out
+
+
+def test_ctrl_c_keeps_the_best_weights_so_far(products_subset, tmp_path):
+    """A real SIGINT during fine-tuning: the run is still written, from the best weights, exit 130."""
+    def long_phase2(t):
+        t["fine_tune"] = {"epochs": 25, "learning_rate": 0.0005, "unfreeze_layers": 155}
+
+    rc, text, out = _interrupted_run(products_subset, tmp_path, long_phase2, "phase 2: fine-tuning")
     assert rc == 130, text
     assert "keeping the best fine-tuned weights so far" in text and "Traceback" not in text
     m = json.loads((out / "metrics.json").read_text())
     assert m["interrupted"] is True and (out / "model.keras").is_file(), text
     assert m["test_accuracy"] >= 0.8, text  # phase 1's head survived: not half-updated weights
+
+
+def test_ctrl_c_in_phase_1_skips_phase_2_and_still_writes_the_run(products_subset, tmp_path):
+    """Before: an interrupted phase 1 left no phase 2 timing and the summary line ended in a KeyError
+    traceback after the run was written."""
+    def long_phase1(t):
+        t["head"].update(epochs=1000, augmented_views=0)
+        t["early_stopping"]["patience"] = 1000
+        t["fine_tune"] = {"epochs": 5, "learning_rate": 0.0005, "unfreeze_layers": 20}
+
+    rc, text, out = _interrupted_run(products_subset, tmp_path, long_phase1, "phase 1: cached")
+    assert rc == 130 and "Traceback" not in text, text
+    assert "keeping the best head so far" in text and "phase 2: fine-tuning" not in text, text
+    assert "phase 2 0 s" in text and json.loads((out / "metrics.json").read_text())["interrupted"] is True
 
 
 def test_grad_cam_and_the_feature_model_raise_no_keras_warnings(trained_run, products_subset, tmp_path):
