@@ -328,6 +328,9 @@ def _peer_reason(message: str) -> str | None:
     """The useful words of TensorFlow's collective error (its first line is often "Graph execution error")."""
     import re
 
+    if "stopped sending heartbeats" in message:
+        task = re.search(r"heartbeats\):\s*(/job:\S+)", message)
+        return f"{task.group(1) if task else 'a worker'} stopped sending heartbeats: hung, or cut off from the network"
     m = re.search(r'grpc_message:"([^"]+)"', message) or re.search(r"aborted by:?\s*(.+)", message) \
         or re.search(r"(Connection [a-z ]+|Deadline Exceeded|timed out[^\n]*)", message, re.I)
     return m.group(1).strip()[:200] if m else None
