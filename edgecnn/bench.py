@@ -456,8 +456,9 @@ def _record_notes(r: dict) -> list[str]:
     return notes
 
 
-def write_outputs(doc: dict, json_path: Path | None, markdown_path: Path | None) -> None:
+def write_outputs(doc: dict, json_path: Path | None, markdown_path: Path | None, show=render) -> None:
+    """The document as JSON and its table (`show`: this module's render, or a fleet's) as Markdown."""
     if json_path:
         atomic_write_json(json_path, doc)
     if markdown_path:
-        atomic_write_text(markdown_path, render(doc, markdown=True))
+        atomic_write_text(markdown_path, show(doc, markdown=True))

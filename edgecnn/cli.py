@@ -303,10 +303,7 @@ def bench(target, devices, fleet_path, parallel, data_dir, reference, engine, th
     doc = run_bench(o, log=_log) if fleet is None else F.bench_fleet(o, fleet, log=_log)
     show = render if fleet is None else F.render
     to_stdout = json_path is not None and str(json_path) == "-"
-    write_outputs(doc, None if to_stdout else json_path, None)
-    if md_path is not None:
-        from .agent.io import atomic_write_text
-        atomic_write_text(md_path, show(doc, markdown=True))
+    write_outputs(doc, None if to_stdout else json_path, md_path, show)
     click.echo(_json.dumps(doc, indent=2) if to_stdout else show(doc))
     (check if fleet is None else F.check)(doc)
 
