@@ -206,6 +206,16 @@ class Replicas:
         """Wait until every worker gets here."""
         self.all_sum([0.0])
 
+    def farewell(self, log=print) -> None:
+        """The chief's last barrier, after the run is written: a worker gone by then is only noted."""
+        if self.workers == 1:
+            return
+        try:
+            self.barrier()
+        except self._tf.errors.OpError as e:
+            log(f"distributed: not every worker waited for the end ({_peer_reason(str(e.message)) or type(e).__name__}); "
+                f"the run is complete")
+
     def all_counts(self, n: int) -> list[int]:
         return [int(c) for c in self._all_gather(np.array([n], np.int32))]
 

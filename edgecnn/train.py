@@ -293,8 +293,7 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
         with staged(Path(opts.out_dir)) as out:
             s.timings["total_s"] = time.perf_counter() - t_start
             metrics = _write_run(s, evals, out)
-    with dist.peers_guarded(rep):
-        rep.barrier()
+    rep.farewell(log)
     return metrics
 
 
