@@ -341,11 +341,10 @@ def _fleet(devices: tuple[str, ...], hosts: tuple[str, ...], given: dict, fleet_
             raise click.UsageError(f"--{k.replace('_', '-')} applies to none of --device {', '.join(devices)}")
     entries = []
     for kind in devices:
-        kind_hosts = hosts if (kind == "jetson" and hosts) else (None,)
-        for h in kind_hosts:
-            opts = _device_options(kind, {**given, "host": h} if kind == "jetson" else
-                                   {k: v for k, v in given.items() if v is not None and k in _declared(kind)})
-            entries.append(F.device(kind, opts))
+        declared = _declared(kind)
+        for h in (hosts if "host" in declared and hosts else (None,)):    # a board per --host
+            entries.append(F.device(kind, {k: v for k, v in {**given, "host": h}.items()
+                                           if v is not None and k in declared}))
     return F.Fleet(tuple(entries), parallel or F.DEFAULT_PARALLEL)
 
 

@@ -107,12 +107,23 @@ def two_phase_task(tmp_path_factory):
     return root, data
 
 
-def test_two_workers_stay_in_sync_and_match_one_process(two_phase_task, tmp_path):
-    root, data = two_phase_task
+def two_workers(task, tmp_path) -> tuple[list[str], list[subprocess.Popen]]:
+    """Workers 0 and 1 training the task on 127.0.0.1, logging to tmp_path/w{i}.log, writing run{i}."""
+    root, data = task
     args = ["--recipe", str(root / "recipe.yaml"), "--data", str(data)]
     addresses = workers()
-    ps = [start_worker([*args, "--out", str(tmp_path / f"run{i}")], addresses, i, tmp_path / f"w{i}.log")
-          for i in (0, 1)]
+    return args, [start_worker([*args, "--out", str(tmp_path / f"run{i}")], addresses, i, tmp_path / f"w{i}.log")
+                  for i in (0, 1)]
+
+
+def wait_for(text: str, log: Path, p: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text() and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.2)
+
+
+def test_two_workers_stay_in_sync_and_match_one_process(two_phase_task, tmp_path):
+    args, ps = two_workers(two_phase_task, tmp_path)
     rcs = [finish(p) for p in ps]
     logs = [(tmp_path / f"w{i}.log").read_text() for i in (0, 1)]
     assert rcs == [0, 0], [lg[-3000:] for lg in logs]
@@ -137,15 +148,9 @@ def test_two_workers_stay_in_sync_and_match_one_process(two_phase_task, tmp_path
 
 
 def test_a_killed_worker_ends_the_run_with_nothing_written(two_phase_task, tmp_path):
-    root, data = two_phase_task
-    args = ["--recipe", str(root / "recipe.yaml"), "--data", str(data)]
-    addresses = workers()
-    ps = [start_worker([*args, "--out", str(tmp_path / f"run{i}")], addresses, i, tmp_path / f"w{i}.log")
-          for i in (0, 1)]
+    args, ps = two_workers(two_phase_task, tmp_path)
     chief_log = tmp_path / "w0.log"
-    deadline = time.monotonic() + 300
-    while "epoch 2/4" not in chief_log.read_text() and time.monotonic() < deadline and ps[0].poll() is None:
-        time.sleep(0.2)
+    wait_for("epoch 2/4", chief_log, ps[0])
     os.killpg(ps[1].pid, signal.SIGKILL)
     t = time.monotonic()
     rc = finish(ps[0], 180)
@@ -155,18 +160,11 @@ def test_a_killed_worker_ends_the_run_with_nothing_written(two_phase_task, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w0.log", "w1.log"]   # no run, no staging folder
 
 
-
 def test_ctrl_c_on_one_worker_stops_all_and_the_chief_keeps_the_best(two_phase_task, tmp_path):
     """Ctrl-C reaches one worker only: every worker stops at the same step (the request travels with
     the next step's all-reduce), phase 2 is skipped everywhere, and the chief still writes the run."""
-    root, data = two_phase_task
-    args = ["--recipe", str(root / "recipe.yaml"), "--data", str(data)]
-    addresses = workers()
-    ps = [start_worker([*args, "--out", str(tmp_path / f"run{i}")], addresses, i, tmp_path / f"w{i}.log")
-          for i in (0, 1)]
-    deadline = time.monotonic() + 300
-    while "epoch 2/4" not in (tmp_path / "w0.log").read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    args, ps = two_workers(two_phase_task, tmp_path)
+    wait_for("epoch 2/4", tmp_path / "w0.log", ps[0])
     os.kill(ps[1].pid, signal.SIGINT)
     rcs = [finish(p, 300) for p in ps]
     logs = [(tmp_path / f"w{i}.log").read_text() for i in (0, 1)]
