@@ -24,7 +24,7 @@ from . import verdict as V
 from .report import record_bench
 from .agent.errors import BudgetError, InconclusiveError, InputError
 from .agent.io import atomic_write_json, atomic_write_text, sha256_file
-from .agent.protocol import AgentRequest, AgentResult, Latency, VsBaseline
+from .agent.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
 from .devices import get_device
 from .evaluate import compare
 from .render import fmt, table
@@ -402,7 +402,7 @@ def render(doc: dict, markdown: bool = False) -> str:
         images = "-" if r["images"] is None else f"{r['images']}" + (f" (+{len(r['skipped'])} unread)" if r["skipped"] else "")
         ci = (r.get("paired") or {}).get("drop_ci_pp")
         drop = fmt(r["accuracy_drop_pp"], "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-        rows.append([r["artifact"], r["format"] or "-", r["precision"], r["device"], fmt(r["size_mb"], ".2f"),
+        rows.append([r["artifact"], r["format"] or "-", r["precision"], device_label(r), fmt(r["size_mb"], ".2f"),
                      images, fmt(r["accuracy"], ".2%"), drop, fmt(r.get("top1_agreement"), ".1%"),
                      est + fmt(lat.get("p50"), ".2f"), est + fmt(lat.get("p90"), ".2f"),
                      est + fmt(lat.get("p99"), ".2f"), fmt(r["throughput_ips"], ".0f"), fmt(r["peak_rss_mb"], ".0f"),
@@ -420,6 +420,7 @@ def _notes(doc: dict) -> list[str]:
         notes.append(f"accuracy drop vs {doc['reference']['artifact']} on {doc['data']}")
     notes.append(f"budgets: {doc['budgets_source']}")
     notes += doc.get("notes") or []
+    notes += emulation_notes(doc["records"])
     skipped = {s["path"]: s["reason"] for r in doc["records"] for s in r["skipped"]}
     if skipped:
         shown = "; ".join(f"{Path(p).name} ({why})" for p, why in list(skipped.items())[:5])
@@ -430,6 +431,22 @@ def _notes(doc: dict) -> list[str]:
     word = {V.PASS: "PASSED", V.FAIL: "FAILED", V.INCONCLUSIVE: "INCONCLUSIVE"}[doc["verdict"]]
     notes.append(f"{word} ({doc['wall_s']:.1f} s; accuracy budgets judged on {doc['judged_on']})")
     return notes
+
+
+def device_label(rec: dict) -> str:
+    """The device kind of a record, marked when the board declared itself emulated."""
+    return rec["device"] + (" (emulated)" if (rec.get("device_info") or {}).get("emulated") else "")
+
+
+def emulation_notes(records: list[dict]) -> list[str]:
+    """One line per emulated board among the records: whose latencies these are (not a Jetson's)."""
+    seen: dict[str, str] = {}
+    for r in records:
+        info = r.get("device_info") or {}
+        if info.get("emulated"):
+            seen.setdefault(info.get("host", r["device"]),
+                            BoardEmulation.from_dict(info["emulated"], "device_info.emulated").describe())
+    return [f"{host} is {text}" for host, text in seen.items()]
 
 
 def _record_notes(r: dict) -> list[str]:

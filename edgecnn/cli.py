@@ -259,6 +259,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="jetson: SSH private key.")
 @click.option("--accept-new-host-key", is_flag=True, help="jetson: trust the board's key on first contact.")
+@click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="jetson: a known_hosts file to check the board's key against (default: ssh's own).")
 @click.option("--serial", default=None, help="phone: adb serial (needed when several devices are attached).")
 @click.option("--benchmark-binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="phone: LiteRT's benchmark_model binary for the phone's ABI.")
@@ -271,7 +273,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
               help="Write a Markdown table (e.g. for a PR comment).")
 def bench(target, devices, fleet_path, parallel, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds,
           repeat, max_images, budget_mb, max_drop, max_p90_ms, min_agreement, point_estimate, baseline, max_slowdown,
-          hosts, port, identity, accept_new_host_key, serial, benchmark_binary, profile, timeout, json_path, md_path):
+          hosts, port, identity, accept_new_host_key, known_hosts, serial, benchmark_binary, profile, timeout, json_path,
+          md_path):
     """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
 
     Budgets come from the run's recipe (recipe.json); options override them. Accuracy budgets are
@@ -287,7 +290,8 @@ def bench(target, devices, fleet_path, parallel, data_dir, reference, engine, th
     if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
         raise click.BadParameter("expected comma-separated CPU ids, e.g. 0,1", param_hint="--cpus")
     given = {"port": port, "identity": identity and str(identity),
-             "accept_new_host_key": accept_new_host_key or None, "serial": serial,
+             "accept_new_host_key": accept_new_host_key or None, "known_hosts": known_hosts and str(known_hosts),
+             "serial": serial,
              "benchmark_binary": benchmark_binary and str(benchmark_binary), "profile": profile}
     fleet = _fleet(devices, hosts, given, fleet_path, parallel)
     dev_opts = {"timeout": timeout}
@@ -352,6 +356,68 @@ def _declared(kind: str) -> tuple[str, ...]:
     from .devices import available_devices
     cls = available_devices().get(kind)
     return cls.capabilities.options if cls else ()
+
+
+# ------------------------------------------------------------------------------------ board
+@main.group()
+def board():
+    """A stand-in Arm64 board on this machine, to try `bench --device jetson` without a Jetson.
+
+    \b
+    An Arm64 Debian (python3, LiteRT, ONNX Runtime) whose programs run under QEMU pinned to an Arm
+    core, with its own sshd on 127.0.0.1. Built once (about 5 minutes, ~500 MB in the user's cache).
+    Needs root (binfmt_misc, mounts, chroot). Its latencies are the emulation's, not a Jetson's.
+    `edgecnn board stop` undoes everything start did.
+    """
+
+
+@board.command("start")
+@click.option("--port", type=click.IntRange(1, 65535), default=2223, show_default=True,
+              help="The board's SSH port on 127.0.0.1.")
+@click.option("--core", default="cortex-a76", show_default=True,
+              help="The emulated Arm core (cortex-a76, cortex-a72, cortex-a57, cortex-a53).")
+def board_start(port, core):
+    """Build (once) and start the board; print how to bench on it."""
+    from .standin import start
+
+    s = start(port=port, core=core, log=_log)
+    click.echo(f"board running: {s.host} port {s.port} ({s.core}, emulated)\n  {s.bench_command()}\n"
+               f"  edgecnn board stop   # when done")
+
+
+@board.command("stop")
+def board_stop():
+    """Stop the board: its processes ended, its mounts and binfmt_misc entry removed."""
+    from .standin import stop
+
+    left = stop(log=_log)
+    if any(left.values()):
+        raise EdgecnnError(f"the board could not be fully removed: {left}")
+    click.echo("board stopped; nothing of it is left running or mounted")
+
+
+@board.command("status")
+def board_status():
+    """Whether the board runs, and how to reach it (exit 1 when it does not run)."""
+    from .standin import status
+
+    s = status()
+    if s is None:
+        click.echo("no stand-in board is running")
+        sys.exit(1)
+    click.echo(f"board running: {s.host} port {s.port} ({s.core}, emulated)\n  {s.bench_command()}")
+
+
+@board.command("build")
+def board_build():
+    """Build the board's Arm64 root now (start builds it when needed); print the time it took."""
+    import time
+
+    from .standin import build
+
+    t0 = time.perf_counter()
+    root = build(log=_log)
+    click.echo(f"board root ready in {time.perf_counter() - t0:.0f} s: {root}")
 
 
 # ------------------------------------------------------------------------------------ report

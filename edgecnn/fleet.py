@@ -193,12 +193,12 @@ def render(doc: dict, markdown: bool = False) -> str:
             est = "~" if r.get("latency_estimated") else ""
             ci = (r.get("paired") or {}).get("drop_ci_pp")
             drop = fmt(r["accuracy_drop_pp"], "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-            rows.append([e["name"], e["device"], r["artifact"], r["precision"], fmt(r["images"], "d"),
+            rows.append([e["name"], B.device_label(r), r["artifact"], r["precision"], fmt(r["images"], "d"),
                          fmt(r["accuracy"], ".2%"), drop, fmt(r.get("top1_agreement"), ".1%"),
                          est + fmt(lat.get("p50"), ".2f"), est + fmt(lat.get("p90"), ".2f"),
                          " ".join(f"{k}:{'ok' if b['pass'] else b['verdict']}" for k, b in r["budgets"].items()),
                          r["verdict"]])
-        notes += [f"{e['name']}: {n}" for n in e["bench"]["notes"]]
+        notes += [f"{e['name']}: {n}" for n in e["bench"]["notes"] + B.emulation_notes(e["bench"]["records"])]
     out = table(["device", "kind", "artifact", "precision", "images", "accuracy", "drop pp [95%]", "agree",
                  "p50 ms", "p90 ms", "budgets", "verdict"], rows, markdown=markdown)
     counts = ", ".join(f"{sum(e['verdict'] == v for e in doc['devices'])} {v}" for v in SEVERITY

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devices_helpers import image_folder, need_qemu, shared_tiny_model
+from edgecnn import arm64
 from edgecnn.agent.protocol import AgentRequest, Latency
 from edgecnn.devices import get_device
 from edgecnn.devices import emulated as E
@@ -34,7 +35,7 @@ REF = shared_data() / "weights" / "reference"
 def sysroot():
     need_qemu()
     t0 = time.perf_counter()
-    root = E.ensure_sysroot(log=print)
+    root = arm64.ensure(arm64.SYSROOT, log=print)
     print(f"\nArm64 sysroot ready in {time.perf_counter() - t0:.1f} s "
           f"(built in {json.loads((root / 'sysroot.json').read_text())['built_s']} s from nothing)")
     return root
@@ -51,8 +52,8 @@ def data(tmp_path_factory):
 
 
 def test_sysroot_is_complete_and_cached(sysroot):
-    assert (sysroot / "root" / E.PYTHON).is_file() and (sysroot / "site" / "ai_edge_litert").is_dir()
-    assert E.ensure_sysroot(log=print) == sysroot  # second call: cached, no rebuild
+    assert (sysroot / "root" / arm64.PYTHON).is_file() and (sysroot / "site" / "ai_edge_litert").is_dir()
+    assert arm64.ensure(arm64.SYSROOT, log=print) == sysroot  # second call: cached, no rebuild
     assert not list(sysroot.parent.glob("arm64-sysroot.partial-*"))
     view = E.core_view(sysroot, "cortex-a76")
     info = (view / "proc" / "cpuinfo").read_text()
@@ -155,7 +156,7 @@ def test_no_anchor_means_no_latency(sysroot, model, data, tmp_path, monkeypatch)
 def test_missing_tools_name_the_packages(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DeviceError, match=r"apt-get install qemu-user-static debootstrap"):
-        E.ensure_sysroot(log=print)
+        arm64.ensure(arm64.SYSROOT, log=print)
 
 
 def test_estimate_math_and_profiles():
@@ -175,5 +176,5 @@ def test_estimate_math_and_profiles():
 
 
 def test_apt_mirror_is_read_from_sources():
-    uri = E.apt_mirror()
+    uri = arm64.apt_mirror()
     assert uri.startswith(("http://", "https://", "file:/"))

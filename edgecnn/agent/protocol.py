@@ -6,6 +6,7 @@ messages, serialised as JSON and validated on both sides (like the preprocessing
   and what a device adds (an estimate, notes, the board or emulation it ran on).
 - :class:`EngineBuildRequest` / :class:`EngineBuildResult`  a TensorRT engine built on the target.
 - :class:`AgentFailure`  the one-line error the agent reports instead of a result.
+- :class:`BoardEmulation` what an emulated board declares about itself (read by the SSH device's probe).
 
 A message carries its schema name and version; a reader refuses another version with a message that
 says which side is older, and refuses unknown fields, wrong types and non-finite numbers, naming the
@@ -390,6 +391,24 @@ class EngineBuildResult(Message):
     engine: str
     reused: bool
     stamp: dict[str, Any]      # TensorRT, CUDA, GPU, L4T/JetPack versions the engine is tied to
+
+
+# ------------------------------------------------------------------------------ emulated boards
+BOARD_EMULATION_FILE = "/etc/edgecnn/emulated.json"
+
+
+@dataclass(frozen=True)
+class BoardEmulation(Message):
+    """Written on a board whose CPU is emulated (edgecnn.standin); its results are marked with it."""
+
+    SCHEMA: ClassVar[str] = "edgecnn.board-emulation/1"
+    emulator: str          # e.g. "qemu-aarch64 version 7.2.22 (user mode)"
+    cpu: str               # the emulated core, e.g. "cortex-a76"
+    host_machine: str      # the machine doing the emulating, e.g. "x86_64"
+
+    def describe(self) -> str:
+        return (f"an emulated Arm64 board ({self.cpu} under {self.emulator} on {self.host_machine}): its latency "
+                f"is this emulation's, not a Jetson's or any real board's")
 
 
 # ------------------------------------------------------------------------------ failures

@@ -15,26 +15,17 @@ candidate are benched side by side on the host in the same run and scaled:
 
 With two anchors (INT8 and float) the disagreement of their scale factors is the uncertainty.
 
-The sysroot (built once, ~1 minute; needs root for debootstrap, or fakeroot):
-  debootstrap --foreign --variant=minbase --arch=arm64 --include=python3,libstdc++6 bookworm ROOT MIRROR
-  (MIRROR read from the machine's apt sources), every downloaded .deb unpacked with dpkg -x, then
-  the host's pip installs the aarch64 wheels of ai-edge-litert, numpy and Pillow (the host's versions)
-  into SITE. Per core, a view of the root (symbolic links) carries an Arm64 /proc/cpuinfo and
-  /sys/devices/system/cpu files matching the core: QEMU 7.2 passes the host's x86 cpuinfo through,
-  which crashes LiteRT, and QEMU's default ``max`` CPU gives wrong INT8 results, so a core is
-  always named.
+The sysroot is edgecnn.arm64's SYSROOT (built once, ~1 minute; root or fakeroot): Debian's arm64
+packages unpacked, and the aarch64 wheels of ai-edge-litert, numpy and Pillow at the host's versions
+in site/. Per core, a view of the root (symbolic links) carries an Arm64 /proc/cpuinfo and
+/sys/devices/system/cpu files matching the core (see edgecnn.arm64 on why a core is always named).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import glob
-import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -43,34 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..arm64 import CORES, PYTHON, SYSROOT, cpuinfo_text, ensure, lock, need_tools, qemu_version
 from ..agent.artifact import read_contract
 from ..agent.errors import InputError
 from ..agent.protocol import AgentRequest, AgentResult, Latency
 from ..paths import shared_data, user_cache
-from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, DeviceError, LocalTransport, run_agent_locally
+from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, LocalTransport, run_agent_locally
 from .host import HostDevice
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = "pixel3"
-SYSROOT_VERSION = 1
-SUITE = "bookworm"
-PYTHON = "usr/bin/python3.11"
-APT_PACKAGES = "qemu-user-static debootstrap"
-
-# /proc/cpuinfo per core as the Linux kernel prints it on that core (Features = its HWCAPs).
-CORES = {
-    "cortex-a76": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
-                               "asimdrdm lrcpc dcpop asimddp",
-                   "variant": "0x4", "part": "0xd0b", "revision": "1"},
-    "cortex-a72": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
-                   "variant": "0x0", "part": "0xd08", "revision": "3"},
-    "cortex-a57": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
-                   "variant": "0x1", "part": "0xd07", "revision": "1"},
-    "cortex-a53": {"features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
-                   "variant": "0x0", "part": "0xd03", "revision": "4"},
-}
-
-
 # ----------------------------------------------------------------------------------- profiles
 def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
@@ -139,155 +112,6 @@ def float_anchor(log=print) -> Path | None:
 
 
 # ----------------------------------------------------------------------------------- sysroot
-def _need_tools() -> dict:
-    tools = {t: shutil.which(t) for t in ("qemu-aarch64-static", "debootstrap", "dpkg")}
-    missing = [t for t, p in tools.items() if p is None]
-    if missing:
-        raise DeviceError(f"phone-emulated needs {', '.join(missing)}: apt-get install {APT_PACKAGES}")
-    return tools
-
-
-def apt_mirror(suite: str = SUITE) -> str:
-    """The Debian mirror this machine's apt uses (sources.list and sources.list.d), for `suite`."""
-    files = [Path("/etc/apt/sources.list")] + sorted(Path("/etc/apt/sources.list.d").glob("*"))
-    found: list[tuple[str, list[str]]] = []
-    for f in files:
-        try:
-            text = f.read_text(errors="replace")
-        except OSError:
-            continue
-        if f.suffix == ".sources":
-            for stanza in re.split(r"\n\s*\n", text):
-                fields = {}
-                for line in stanza.splitlines():
-                    if line.startswith("#") or ":" not in line:
-                        continue
-                    k, v = line.split(":", 1)
-                    fields[k.strip().lower()] = v.split()
-                if "deb" in fields.get("types", []):
-                    for uri in fields.get("uris", []):
-                        found.append((uri, fields.get("suites", [])))
-        else:
-            for line in text.splitlines():
-                m = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
-                if m:
-                    found.append((m.group(1), [m.group(2)]))
-    for uri, suites in found:
-        if suite in suites and "security" not in uri:
-            return uri
-    for uri, suites in found:
-        if "debian" in uri and "security" not in uri:
-            return uri
-    raise DeviceError(f"no Debian mirror for {suite} in /etc/apt/sources.list*: add one to build the "
-                      f"Arm64 sysroot")
-
-
-def sysroot_dir() -> Path:
-    return user_cache() / "arm64-sysroot"
-
-
-@contextlib.contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _wheel_pins() -> list[str]:
-    """The host's versions of the agent's packages, so both sides run the same LiteRT and numpy."""
-    from importlib import metadata
-    pins = []
-    for name in ("ai-edge-litert", "numpy", "pillow", "flatbuffers"):
-        try:
-            pins.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pins.append(name)
-    return pins
-
-
-def _run(argv: list[str], what: str, timeout: float = 900, **kw) -> subprocess.CompletedProcess:
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
-    except subprocess.TimeoutExpired:
-        raise DeviceError(f"Arm64 sysroot: {what} timed out after {timeout:.0f} s") from None
-    if p.returncode != 0:
-        tail = ((p.stderr or "") + (p.stdout or "")).strip().splitlines()
-        raise DeviceError(f"Arm64 sysroot: {what} failed (exit {p.returncode}): {(tail or ['no output'])[-1][:300]}")
-    return p
-
-
-def ensure_sysroot(log=print) -> Path:
-    """The prepared sysroot (root/ + site/), built once under a lock and moved in place atomically."""
-    tools = _need_tools()
-    final = sysroot_dir()
-    stamp = final / "sysroot.json"
-
-    def ready() -> bool:
-        try:
-            return json.loads(stamp.read_text()).get("version") == SYSROOT_VERSION
-        except (OSError, ValueError):
-            return False
-
-    if ready():
-        return final
-    with _lock(final.with_name("arm64-sysroot.lock")):
-        if ready():
-            return final
-        t0 = time.perf_counter()
-        mirror = apt_mirror()
-        log(f"phone-emulated: preparing the Arm64 sysroot once (Debian {SUITE} from {mirror}, wheels by pip)...")
-        build = Path(tempfile.mkdtemp(prefix="arm64-sysroot.partial-", dir=final.parent))
-        try:
-            root, site = build / "root", build / "site"
-            argv = [tools["debootstrap"], "--foreign", "--variant=minbase", "--arch=arm64",
-                    "--include=python3,libstdc++6", SUITE, str(root), mirror]
-            keyring = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-            if keyring.is_file():
-                argv.insert(1, f"--keyring={keyring}")
-            if os.geteuid() != 0:
-                if not shutil.which("fakeroot"):
-                    raise DeviceError("Arm64 sysroot: debootstrap needs root or fakeroot (apt-get install fakeroot)")
-                argv = ["fakeroot"] + argv
-            _run(argv, "debootstrap")
-            debs = sorted(glob.glob(str(root / "var/cache/apt/archives/*.deb")))
-            if not debs:
-                raise DeviceError("Arm64 sysroot: debootstrap downloaded no packages")
-            for deb in debs:
-                _run([tools["dpkg"], "-x", deb, str(root)], f"dpkg -x {Path(deb).name}")
-                os.unlink(deb)
-            if not (root / PYTHON).is_file():
-                raise DeviceError(f"Arm64 sysroot: no {PYTHON} after unpacking {SUITE}")
-            _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                  "--no-compile", "--target", str(site), "--python-version", "3.11", "--implementation", "cp",
-                  "--only-binary=:all:", "--platform", "manylinux_2_28_aarch64", "--platform",
-                  "manylinux_2_27_aarch64", "--platform", "manylinux2014_aarch64", *_wheel_pins()],
-                 "pip install of the aarch64 wheels")
-            (build / "sysroot.json").write_text(json.dumps({
-                "version": SYSROOT_VERSION, "suite": SUITE, "mirror": mirror, "wheels": _wheel_pins(),
-                "built_s": round(time.perf_counter() - t0, 1)}))
-            if final.exists():  # an older version: move it aside, then away
-                old = final.with_name(f"arm64-sysroot.old-{os.getpid()}")
-                os.rename(final, old)
-                shutil.rmtree(old, ignore_errors=True)
-            os.rename(build, final)
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
-        log(f"phone-emulated: sysroot ready in {time.perf_counter() - t0:.0f} s ({final})")
-    return final
-
-
-def cpuinfo_text(core: str, cpus: int) -> str:
-    c = CORES[core]
-    block = ("processor\t: {i}\nBogoMIPS\t: 38.40\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
-             "CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {revision}\n")
-    return "\n".join(block.format(i=i, **c) for i in range(cpus)) + "\n"
-
-
 def core_view(sysroot: Path, core: str, cpus: int = 4) -> Path:
     """A view of root/ (symbolic links) with /proc/cpuinfo and /sys/devices/system/cpu for `core`."""
     if core not in CORES:
@@ -295,7 +119,7 @@ def core_view(sysroot: Path, core: str, cpus: int = 4) -> Path:
     view = sysroot / "views" / f"{core}-{cpus}"
     if (view / ".ready").is_file():
         return view
-    with _lock(sysroot / "views.lock"):
+    with lock(sysroot / "views.lock"):
         if (view / ".ready").is_file():
             return view
         view.parent.mkdir(parents=True, exist_ok=True)
@@ -318,23 +142,23 @@ def core_view(sysroot: Path, core: str, cpus: int = 4) -> Path:
     return view
 
 
-def qemu_version() -> str:
-    try:
-        out = subprocess.run(["qemu-aarch64-static", "--version"], capture_output=True, text=True, timeout=30).stdout
-        return out.splitlines()[0].strip() if out else "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 # ----------------------------------------------------------------------------------- agreement
-def agreement(host_scores, emulated_scores, integer_model: bool) -> dict:
+def agreement(host_scores, emulated_scores, integer_model: bool, output_scale: float | None = None) -> dict:
+    """How the class scores of one model on two machines compare, image by image.
+
+    output_scale: the quantized output's scale, to count differences in LSB (least significant bits).
+    """
     import numpy as np
     a, b = np.asarray(host_scores), np.asarray(emulated_scores)
     if a.shape != b.shape:
         return {"images": None, "error": f"score shapes differ: host {a.shape}, emulated {b.shape}"}
-    return {"images": int(a.shape[0]), "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
-            "max_abs_diff": float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()),
-            "bit_exact": bool(np.array_equal(a, b)), "int8": integer_model}
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    out = {"images": int(a.shape[0]), "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+           "max_abs_diff": float(diff.max()), "bit_exact": bool(np.array_equal(a, b)), "int8": integer_model,
+           "values_differing": int((diff > 0).sum()), "values": int(diff.size)}
+    if output_scale:
+        out["max_diff_lsb"] = int(round(float(diff.max()) / output_scale))
+    return out
 
 
 def estimate(profile: dict, candidate: Latency, anchors_host: dict[str, float], precision: str
@@ -402,7 +226,8 @@ class EmulatedPhoneDevice(Device):
     # -- emulated run
     def run_emulated(self, request: AgentRequest) -> AgentResult:
         """The agent under QEMU on the profile's Arm core, in a fresh work folder of its own."""
-        sysroot = ensure_sysroot(self.log)
+        need_tools("phone-emulated")
+        sysroot = ensure(SYSROOT, self.log)
         core = self.profile["qemu_cpu"]
         view = core_view(sysroot, core, int(self.profile.get("cpus", self.profile["threads"])))
         env = {"QEMU_CPU": core, "PYTHONPATH": str(sysroot / "site"), "PYTHONNOUSERSITE": "1",

@@ -42,7 +42,8 @@ from pathlib import Path
 
 from ..agent.artifact import format_of, read_contract
 from ..agent.errors import InputError
-from ..agent.protocol import AgentRequest, AgentResult, EngineBuildRequest, EngineBuildResult, read_reply
+from ..agent.protocol import (BOARD_EMULATION_FILE, AgentRequest, AgentResult, BoardEmulation, EngineBuildRequest,
+                              EngineBuildResult, read_reply)
 from .base import (DEFAULT_TIMEOUT_S, Capabilities, Completed, Device, DeviceError, Transport, agent_zip,
                    read_agent_result)
 
@@ -216,8 +217,10 @@ def probe_command(python: str = "python3") -> str:
                 f"for m in {tuple(PIP_NAMES)!r}:\n"
                 "    try:\n        mods[m] = getattr(importlib.import_module(m), '__version__', 'yes')\n"
                 "    except Exception:\n        mods[m] = None\n"
+                "try:\n    emulation = json.load(open(" + repr(BOARD_EMULATION_FILE) + "))\n"
+                "except (OSError, ValueError):\n    emulation = None\n"
                 "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), "
-                "'modules': mods}))"))
+                "'modules': mods, 'emulation': emulation}))"))
 
 
 def bounded(argv: list[str], seconds: float) -> str:
@@ -263,7 +266,15 @@ class JetsonDevice(Device):
         d = {"device": self.name, "host": self.transport.where}
         if self._probe:
             d.update(machine=self._probe.get("machine"), python=self._probe.get("python"))
+            if self.emulation() is not None:
+                d["emulated"] = self.emulation().to_dict()
         return d
+
+    def emulation(self) -> BoardEmulation | None:
+        """What the board declares when its CPU is emulated (a stand-in board), else None."""
+        declared = self.probe().get("emulation")
+        return None if declared is None else BoardEmulation.from_dict(declared, f"{self.transport.where}'s "
+                                                                                f"{BOARD_EMULATION_FILE}")
 
     def probe(self) -> dict:
         """What the board has: python3, numpy, Pillow and which runtimes (one ssh call)."""
@@ -329,9 +340,12 @@ class JetsonDevice(Device):
     def _localised(self, res: AgentResult, request: AgentRequest, work: str, notes: list[str]) -> AgentResult:
         """The board's result with its image paths mapped back to the same files here, and the board named."""
         t = self.transport
-        changes: dict = {"device_detail": {"host": t.where, **{k: self._probe.get(k) for k in ("python", "machine")}},
-                         "notes": (*res.notes, *notes)}
-        local = lambda p: str(Path(request.data) / os.path.relpath(p, "data"))  # noqa: E731
+        detail = {"host": t.where, **{k: self._probe.get(k) for k in ("python", "machine")}}
+        if (emulated := self.emulation()) is not None:
+            detail["emulated"] = emulated.to_dict()     # bench says so beside its latencies
+        changes: dict = {"device_detail": detail, "notes": (*res.notes, *notes)}
+        # the same absolute paths the host's agent reports, so bench can pair the images of both
+        local = lambda p: str(Path(request.data).absolute() / os.path.relpath(p, "data"))  # noqa: E731
         if res.evaluation is not None:
             changes["evaluation"] = dataclasses.replace(
                 res.evaluation, paths=tuple(local(p) for p in res.evaluation.paths))
