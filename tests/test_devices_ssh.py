@@ -69,6 +69,18 @@ def test_agent_over_ssh_matches_host(sshd, model, data):
     assert res.device_detail["host"] == f"{sshd.user_host}:{sshd.port}"
 
 
+def test_a_relative_data_folder_maps_back_to_the_hosts_paths(sshd, model, data, monkeypatch):
+    """bench pairs the board's images with the host reference's: both name them by the same absolute path."""
+    monkeypatch.chdir(data.parent)
+    relative = Path(data.name)
+    with jetson(sshd) as dev:
+        res = dev.run(req(model, data=relative, latency=False))
+    with HostDevice() as h:
+        host = h.run(req(model, data=relative, latency=False))
+    assert res.evaluation.paths == host.evaluation.paths
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in res.evaluation.paths)
+
+
 def test_baseline_timed_in_turns_on_the_board(sshd, model, tmp_path):
     """--baseline travels in its own folder (the same file name as the artifact does not clash)."""
     other = tmp_path / "other"
