@@ -214,6 +214,7 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, log: Callable[[s
                            f"(correctness on an Arm CPU: --device phone-emulated)")
         results = _run_all(o, p, dev, log)
         records = [_record(art, results[art], dev, ref, p) for art in p.artifacts]
+    p.notes.extend(emulation_notes(records))
     return {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
             "device": o.device, "reference": _reference_doc(p.reference, ref),
             "data": str(o.data) if o.data else None, "budgets_source": p.budgets.source, "notes": p.notes,
@@ -420,7 +421,6 @@ def _notes(doc: dict) -> list[str]:
         notes.append(f"accuracy drop vs {doc['reference']['artifact']} on {doc['data']}")
     notes.append(f"budgets: {doc['budgets_source']}")
     notes += doc.get("notes") or []
-    notes += emulation_notes(doc["records"])
     skipped = {s["path"]: s["reason"] for r in doc["records"] for s in r["skipped"]}
     if skipped:
         shown = "; ".join(f"{Path(p).name} ({why})" for p, why in list(skipped.items())[:5])

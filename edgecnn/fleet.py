@@ -198,7 +198,7 @@ def render(doc: dict, markdown: bool = False) -> str:
                          est + fmt(lat.get("p50"), ".2f"), est + fmt(lat.get("p90"), ".2f"),
                          " ".join(f"{k}:{'ok' if b['pass'] else b['verdict']}" for k, b in r["budgets"].items()),
                          r["verdict"]])
-        notes += [f"{e['name']}: {n}" for n in e["bench"]["notes"] + B.emulation_notes(e["bench"]["records"])]
+        notes += [f"{e['name']}: {n}" for n in e["bench"]["notes"]]
     out = table(["device", "kind", "artifact", "precision", "images", "accuracy", "drop pp [95%]", "agree",
                  "p50 ms", "p90 ms", "budgets", "verdict"], rows, markdown=markdown)
     counts = ", ".join(f"{sum(e['verdict'] == v for e in doc['devices'])} {v}" for v in SEVERITY
