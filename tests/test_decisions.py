@@ -386,13 +386,17 @@ def test_calibration_from_a_folder_or_an_explicit_list(tmp_path):
 def test_agreement_compares_the_two_score_arrays():
     host = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], np.float32)
     same = EM.agreement(host, host.copy(), integer_model=False)
-    assert same == {"images": 3, "top1_agreement": 1.0, "max_abs_diff": 0.0, "bit_exact": True, "int8": False}
+    assert same == {"images": 3, "top1_agreement": 1.0, "max_abs_diff": 0.0, "bit_exact": True, "int8": False,
+                    "values_differing": 0, "values": 6}
     emu = host.copy()
     emu[2] = [0.4, 0.6]                                                # one top-1 flips
     emu[0, 0] += 0.01
     got = EM.agreement(host, emu, integer_model=True)
     assert got["top1_agreement"] == pytest.approx(2 / 3) and not got["bit_exact"] and got["int8"]
     assert got["max_abs_diff"] == pytest.approx(0.2, abs=1e-6)
+    assert got["values_differing"] == 3 and "max_diff_lsb" not in got
+    lsb = EM.agreement(host, emu, integer_model=True, output_scale=0.01)    # an INT8 output's scale
+    assert lsb["max_diff_lsb"] == 20
     assert "shapes differ" in EM.agreement(host, host[:2], False)["error"]
 
 
