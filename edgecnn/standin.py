@@ -111,10 +111,6 @@ class BoardState(Message):
                 f"--identity {q(self.identity)} --known-hosts {q(self.known_hosts)} --data FOLDER")
 
 
-def folder() -> Path:
-    return arm64.BOARD.folder()
-
-
 def _state_file() -> Path:
     return arm64.BOARD.folder().with_name("arm64-board.json")
 
@@ -155,7 +151,7 @@ def status() -> BoardState | None:
 
 
 def build(log=print) -> Path:
-    """The board's root, built once (about 5 minutes; needs binfmt_misc while it is built)."""
+    """The board's root, built once (4-5 minutes on 2 cores; needs binfmt_misc while it is built)."""
     check_usable()
     if arm64.ready(arm64.BOARD):
         return arm64.BOARD.folder()
