@@ -257,7 +257,7 @@ def _second_stage(root: Path, log) -> None:
             timeout=1800, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                                "DEBIAN_FRONTEND": "noninteractive"})
     finally:
-        _unmount_below(root)   # the second stage mounts proc and sys inside the root
+        unmount_below(root)   # the second stage mounts proc and sys inside the root
     for leftover in (root / "var/cache/apt/archives").glob("*.deb"):
         leftover.unlink()
 
@@ -292,15 +292,17 @@ def mounts_below(path: Path) -> list[str]:
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
-def _unmount_below(path: Path) -> None:
-    for point in mounts_below(path):
-        subprocess.run(["umount", "-l", point], capture_output=True, timeout=60)
+def unmount_below(path: Path) -> None:
+    """Everything mounted at or under `path` unmounted, deepest first; what is busy is detached lazily."""
+    for lazy in ([], ["-l"]):
+        for point in mounts_below(path):
+            subprocess.run(["umount", *lazy, point], capture_output=True, timeout=60)
 
 
 def _remove_tree(path: Path) -> None:
     """rm -rf that never follows a mount: whatever is still mounted below is unmounted first."""
     if path.exists():
-        _unmount_below(path)
+        unmount_below(path)
         shutil.rmtree(path, ignore_errors=True)
 
 

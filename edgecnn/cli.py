@@ -380,9 +380,7 @@ def board_start(port, core):
     """Build (once) and start the board; print how to bench on it."""
     from .standin import start
 
-    s = start(port=port, core=core, log=_log)
-    click.echo(f"board running: {s.host} port {s.port} ({s.core}, emulated)\n  {s.bench_command()}\n"
-               f"  edgecnn board stop   # when done")
+    click.echo(start(port=port, core=core, log=_log).summary() + "\n  edgecnn board stop   # when done")
 
 
 @board.command("stop")
@@ -405,7 +403,7 @@ def board_status():
     if s is None:
         click.echo("no stand-in board is running")
         sys.exit(1)
-    click.echo(f"board running: {s.host} port {s.port} ({s.core}, emulated)\n  {s.bench_command()}")
+    click.echo(s.summary())
 
 
 @board.command("build")

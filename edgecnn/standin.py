@@ -106,8 +106,10 @@ class BoardState(Message):
         """The jetson device's options for this board."""
         return {"host": self.host, "port": self.port, "identity": self.identity, "known_hosts": self.known_hosts}
 
-    def bench_command(self) -> str:
-        return (f"edgecnn bench MODEL --device jetson --host {self.host} --port {self.port} "
+    def summary(self) -> str:
+        """Where the board runs and the bench command that reaches it."""
+        return (f"board running: {self.host} port {self.port} ({self.core}, emulated)\n"
+                f"  edgecnn bench MODEL --device jetson --host {self.host} --port {self.port} "
                 f"--identity {q(self.identity)} --known-hosts {q(self.known_hosts)} --data FOLDER")
 
 
@@ -127,11 +129,14 @@ def check_usable() -> None:
     if os.geteuid() != 0:
         raise Unavailable("the stand-in board needs root: it mounts file systems, registers an interpreter in "
                           "binfmt_misc and chroots (run it as root, e.g. in a disposable VM or container)")
-    need = ("qemu-aarch64-static", "debootstrap", "dpkg", "chroot", "mount", "umount", "ssh", "ssh-keygen")
-    missing = [t for t in need if not shutil.which(t)]
+    try:
+        arm64.need_tools("the stand-in board")
+    except arm64.BuildError as e:
+        raise Unavailable(str(e)) from None
+    missing = [t for t in ("chroot", "mount", "umount", "ssh", "ssh-keygen") if not shutil.which(t)]
     if missing:
-        raise Unavailable(f"the stand-in board needs {', '.join(missing)}: apt-get install qemu-user-static "
-                          f"debootstrap openssh-client (.ci/devices-deps.sh)")
+        raise Unavailable(f"the stand-in board needs {', '.join(missing)}: apt-get install coreutils mount "
+                          f"openssh-client (.ci/devices-deps.sh)")
     if not _compiler():
         raise Unavailable("the stand-in board needs a C compiler with a static C library for its 20-line QEMU "
                           "launcher: apt-get install gcc libc6-dev")
@@ -155,7 +160,7 @@ def build(log=print) -> Path:
     check_usable()
     if arm64.ready(arm64.BOARD):
         return arm64.BOARD.folder()
-    with _binfmt(DEFAULT_CORE, log):
+    with _binfmt(DEFAULT_CORE):
         return arm64.ensure(arm64.BOARD, log)
 
 
@@ -171,7 +176,7 @@ def start(port: int = DEFAULT_PORT, core: str = DEFAULT_CORE, cpus: int | None =
                               f"(edgecnn board stop)")
         _clean_stale(log)
         t0 = time.perf_counter()
-        mounted = _binfmt_on(core, log)
+        mounted = _binfmt_on(core)
         try:
             built_s = None
             if not arm64.ready(arm64.BOARD):
@@ -186,7 +191,6 @@ def start(port: int = DEFAULT_PORT, core: str = DEFAULT_CORE, cpus: int | None =
             state = BoardState(port=port, pid=pid, core=core, root=str(root), identity=str(keys["identity"]),
                                known_hosts=str(keys["known_hosts"]), mounted_binfmt_misc=mounted,
                                built_s=built_s, start_s=0.0)
-            atomic_write_text(_state_file(), state.to_json())
             _check_cpu(state)
             state = dataclasses.replace(state, start_s=round(time.perf_counter() - t1, 2))
             atomic_write_text(_state_file(), state.to_json())
@@ -235,7 +239,7 @@ def _wrapper(core: str) -> Path:
     return out
 
 
-def _binfmt_on(core: str, log) -> bool:
+def _binfmt_on(core: str) -> bool:
     """binfmt_misc mounted (True when this call mounted it) and our entry registered, last."""
     mounted = False
     if not (BINFMT / "register").exists():
@@ -270,9 +274,9 @@ def _binfmt_off(mounted: bool) -> None:
 
 
 @contextlib.contextmanager
-def _binfmt(core: str, log):
+def _binfmt(core: str):
     """binfmt_misc on for a block (the root's build), off again after it."""
-    mounted = _binfmt_on(core, log)
+    mounted = _binfmt_on(core)
     try:
         yield
     finally:
@@ -373,10 +377,7 @@ def _undo(root: Path, mounted_binfmt: bool, pid: int | None, log) -> dict:
     if pid is not None and _alive(pid):
         _end([pid])
     _end(_processes_in(root))
-    for point in arm64.mounts_below(root):
-        subprocess.run(["umount", point], capture_output=True, timeout=30)
-    for point in arm64.mounts_below(root):          # busy: detach lazily
-        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
+    arm64.unmount_below(root)
     _binfmt_off(mounted_binfmt)
     left = leftovers(root)
     if any(left.values()):
