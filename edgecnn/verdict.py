@@ -1,12 +1,28 @@
 """Verdicts that state their uncertainty: paired statistics of an artifact against its reference on
-the same images, and a three-way verdict (PASS / FAIL / INCONCLUSIVE) for accuracy budgets.
+the same images, unlabeled photos as evidence, and a three-way verdict (PASS / FAIL / INCONCLUSIVE).
 
-Paired, because both models saw the same images: only the images where exactly one of the two is
-right move the accuracy drop. With b = images the reference gets right and the artifact wrong,
-c = the reverse, and n images, the drop is (b - c) / n. Its 95% interval is the exact conditional
-(McNemar) one: given the b + c discordant images, b is binomial, and scipy's Clopper-Pearson
-interval for that proportion p maps to the drop as (b + c) / n * (2p - 1). Top-1 agreement (the share
-of images whose prediction did not change) gets scipy's Clopper-Pearson interval directly.
+**Labelled evidence.** Both models saw the same images, so only the images where exactly one of the
+two is right move the accuracy drop: with b = images the reference gets right and the artifact wrong,
+c = the reverse, and n images, the drop is (b - c) / n. Its interval is Tango's asymptotic score
+interval for a difference of paired proportions (Tango 1998, Stat Med 17:891): the set of drops d
+that the score test of "p_b - p_c = d" does not reject, with the nuisance rate of discordant images
+estimated under that constraint (its maximum-likelihood value). Unlike the exact conditional
+(McNemar-type) interval it replaces, it does not treat the observed number of changed images as
+known: with no change on n images it is [-z^2/(n+z^2), +z^2/(n+z^2)], not [0, 0]. Chosen over
+Bonett-Price and Newcombe's method 10 by the coverage it keeps at the budget's side (computed exactly,
+``benchmarks/verdict_coverage.py``; checked by simulation in tests/test_verdict_coverage.py). The
+released statsmodels and scipy have no paired-difference interval, so it is written here (a root
+search on a closed-form score).
+
+**Unlabeled evidence.** A model can only lose accuracy on an image whose prediction changed, so the
+drop is at most the share of changed predictions, and counting changes needs no labels. Changes on
+unlabeled photos of the deployment domain (pooled with the labelled images' changes) give a one-sided
+Clopper-Pearson upper bound on the drop. Both bounds are combined without losing the stated
+confidence by splitting the upper tail's error (alpha/2) between them (Bonferroni): the labelled
+interval is then computed at 1 - alpha/2 and the changed-share bound at 1 - alpha/4, one-sided.
+
+Top-1 agreement (the share of images whose prediction did not change) gets scipy's Clopper-Pearson
+interval, on the labelled and unlabeled images together.
 
 A budget is judged on the interval: PASS when all of it is within the budget, FAIL when all of it is
 beyond, INCONCLUSIVE otherwise, with how many images (at the observed rates) would decide it.
@@ -14,12 +30,14 @@ beyond, INCONCLUSIVE otherwise, with how many images (at the observed rates) wou
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
 import numpy as np
 
 CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
 MAX_SCALE = 1000          # images needed are searched up to 1000x the current count
@@ -33,15 +51,46 @@ def _binom_ci(k: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def drop_interval(b: int, c: int, n: int) -> tuple[float, float]:
-    """95% interval of the paired accuracy drop, in percentage points."""
+def _z(confidence: float) -> float:
+    from scipy.stats import norm
+    return float(norm.ppf(1 - (1 - confidence) / 2))
+
+
+def tango_score(b: int, c: int, n: int, d: float) -> float:
+    """Tango's score statistic for "p_b - p_c = d": (b - c - n d) / sqrt(n (2 q + d (1 - d))), with q
+    the maximum-likelihood estimate of p_c under that constraint (a root of 2n q^2 + W q - c d (1 - d))."""
+    w = -b - c + (2 * n - b + c) * d
+    q = (math.sqrt(max(w * w + 8.0 * n * c * d * (1 - d), 0.0)) - w) / (4.0 * n)
+    num = b - c - n * d
+    var = n * (2.0 * q + d * (1 - d))
+    if var <= 0.0:
+        return 0.0 if num == 0 else math.copysign(math.inf, num)
+    return num / math.sqrt(var)
+
+
+@functools.lru_cache(maxsize=65536)
+def drop_interval(b: int, c: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Tango's score interval of the paired accuracy drop (b - c) / n, in percentage points."""
+    from scipy.optimize import brentq
     if n == 0:
         return -100.0, 100.0
-    d = b + c
-    if d == 0:
-        return 0.0, 0.0
-    lo, hi = _binom_ci(b, d)
-    return 100.0 * d / n * (2 * lo - 1), 100.0 * d / n * (2 * hi - 1)
+    b, c, n = int(b), int(c), int(n)
+    z, point, edge = _z(confidence), (b - c) / n, 1 - 1e-12
+    lo = -1.0 if tango_score(b, c, n, -edge) <= z else \
+        brentq(lambda d: tango_score(b, c, n, d) - z, -edge, point, xtol=1e-12)
+    hi = 1.0 if tango_score(b, c, n, edge) >= -z else \
+        brentq(lambda d: tango_score(b, c, n, d) + z, point, edge, xtol=1e-12)
+    return 100.0 * lo, 100.0 * hi
+
+
+@functools.lru_cache(maxsize=65536)
+def changed_upper(changed: int, n: int, confidence: float) -> float:
+    """One-sided Clopper-Pearson upper bound of the share of changed predictions, in percentage points:
+    an upper bound of the accuracy drop that needs no labels."""
+    from scipy.stats import beta
+    if n == 0 or changed >= n:
+        return 100.0
+    return 100.0 * float(beta.ppf(confidence, changed + 1, n - changed))
 
 
 def agreement_interval(changed: int, n: int) -> tuple[float, float]:
@@ -49,19 +98,51 @@ def agreement_interval(changed: int, n: int) -> tuple[float, float]:
     return _binom_ci(n - changed, n)
 
 
-def paired(y_true, pred, ref_pred) -> dict:
-    """Paired counts, the drop and agreement with their intervals, for one set of images."""
+def unlabeled_changes(pred, ref_pred) -> dict:
+    """Changed predictions on photos without labels: the evidence --unlabeled adds."""
+    p, r = np.asarray(pred), np.asarray(ref_pred)
+    return {"n": int(len(p)), "changed": int((p != r).sum())}
+
+
+def combined_drop_interval(b: int, c: int, n: int, changed: int, unlabeled: dict | None) -> dict:
+    """The drop's interval from labelled pairs alone, or combined with the changed share on labelled +
+    unlabeled photos (upper-tail error split between the two bounds). `changed`: labelled images whose
+    prediction changed (b + c, and those that changed between two wrong classes)."""
+    if not unlabeled:
+        lo, hi = drop_interval(b, c, n)
+        return {"interval": (lo, hi), "labelled": (lo, hi)}
+    lo, hi = drop_interval(b, c, n, 1 - ALPHA / 2) if n else (-100.0, 100.0)
+    m, k = n + unlabeled["n"], changed + unlabeled["changed"]
+    bound = changed_upper(k, m, 1 - ALPHA / 4)
+    upper = min(hi, bound)
+    lower = lo if n else -bound     # without labels the drop is only known to lie within +-changed share
+    return {"interval": (max(lower, -bound), upper), "labelled": (lo, hi), "changed_bound": bound,
+            "changed": k, "images": m}
+
+
+def paired(y_true, pred, ref_pred, unlabeled: dict | None = None) -> dict:
+    """Paired counts, the drop and agreement with their intervals, for one set of labelled images and,
+    when given, the changed predictions on unlabeled photos ({"n", "changed"})."""
     y, p, r = (np.asarray(v) for v in (y_true, pred, ref_pred))
     n = int(len(y))
     b = int(((r == y) & (p != y)).sum())
     c = int(((p == y) & (r != y)).sum())
     changed = int((p != r).sum())
-    lo, hi = drop_interval(b, c, n)
-    alo, ahi = agreement_interval(changed, n)
-    return {"n": n, "ref_only_right": b, "artifact_only_right": c, "changed": changed,
-            "drop_pp": 100.0 * (b - c) / n if n else 0.0, "drop_ci_pp": [round(lo, 4), round(hi, 4)],
-            "agreement": (n - changed) / n if n else 1.0, "agreement_ci": [round(alo, 6), round(ahi, 6)],
-            "confidence": CONFIDENCE}
+    ev = combined_drop_interval(b, c, n, changed, unlabeled)
+    lo, hi = ev["interval"]
+    total, total_changed = n + (unlabeled or {}).get("n", 0), changed + (unlabeled or {}).get("changed", 0)
+    alo, ahi = agreement_interval(total_changed, total)
+    out = {"n": n, "ref_only_right": b, "artifact_only_right": c, "changed": changed,
+           "drop_pp": 100.0 * (b - c) / n if n else (None if unlabeled else 0.0),
+           "drop_ci_pp": [round(lo, 4), round(hi, 4)],
+           "agreement": (total - total_changed) / total if total else 1.0,
+           "agreement_ci": [round(alo, 6), round(ahi, 6)], "confidence": CONFIDENCE}
+    if unlabeled:
+        out["unlabeled"] = {"n": unlabeled["n"], "changed": unlabeled["changed"],
+                            "changed_bound_pp": round(ev["changed_bound"], 4),
+                            "labelled_ci_pp": [round(v, 4) for v in ev["labelled"]],
+                            "pooled_changed": total_changed, "pooled_images": total}
+    return out
 
 
 def judge_upper(interval: Sequence[float], limit: float) -> str:
@@ -77,47 +158,72 @@ def judge_lower(interval: Sequence[float], limit: float) -> str:
 
 
 def images_to_decide_drop(stats: dict, limit: float) -> int | None:
-    """Images that would decide an INCONCLUSIVE drop budget if the observed rates held; None when the
-    point estimate sits on the limit (no number of images decides it)."""
+    """Labelled images that would decide an INCONCLUSIVE drop budget if the observed rates held; None
+    when the point estimate sits on the limit (no number of images decides it)."""
     n, b, c = stats["n"], stats["ref_only_right"], stats["artifact_only_right"]
     point = stats["drop_pp"]
-    if n == 0 or math.isclose(point, limit, abs_tol=1e-9) or b + c == 0:
+    if n == 0 or point is None or math.isclose(point, limit, abs_tol=1e-9):
         return None
-    for k in _scales():
-        lo, hi = drop_interval(round(b * k), round(c * k), round(n * k))
-        if judge_upper((lo, hi), limit) != INCONCLUSIVE:
-            return int(math.ceil(n * k))
-    return None
+    return _fewest(n, lambda size: judge_upper(
+        drop_interval(round(b * size / n), round(c * size / n), size), limit) != INCONCLUSIVE)
+
+
+def unlabeled_to_decide(stats: dict, limit: float) -> int | None:
+    """Unlabeled photos (beside the labelled ones) that would let the changed share confirm the drop
+    budget if changes kept their observed rate; None when that rate is not below the budget."""
+    u = stats.get("unlabeled") or {"n": 0, "changed": 0}
+    m, k = stats["n"] + u["n"], stats["changed"] + u["changed"]
+    if m == 0 or 100.0 * k / m >= limit:
+        return None
+    total = _fewest(m, lambda size: changed_upper(round(k * size / m), size, 1 - ALPHA / 4) <= limit)
+    return None if total is None else max(total - stats["n"], 0)
 
 
 def images_to_decide_agreement(stats: dict, limit: float) -> int | None:
-    n, changed = stats["n"], stats["changed"]
+    n = stats["n"] + (stats.get("unlabeled") or {}).get("n", 0)
+    changed = round(n * (1 - stats["agreement"]))
     if n == 0 or math.isclose(stats["agreement"], limit, abs_tol=1e-12):
         return None
-    for k in _scales():
-        if judge_lower(agreement_interval(round(changed * k), round(n * k)), limit) != INCONCLUSIVE:
-            return int(math.ceil(n * k))
+    return _fewest(n, lambda size: judge_lower(
+        agreement_interval(round(changed * size / n), size), limit) != INCONCLUSIVE)
+
+
+def _fewest(n: int, decides) -> int | None:
+    """The fewest images (more than n, up to MAX_SCALE x n) at which decides(size) holds: sizes grow by
+    a quarter until one decides, then a bisection between the last two finds the first."""
+    below, size = n, n
+    while size <= MAX_SCALE * n:
+        size = max(size + 1, math.ceil(size * 1.25))
+        if decides(size):
+            while size - below > 1:
+                mid = (below + size) // 2
+                below, size = (below, mid) if decides(mid) else (mid, size)
+            return size
+        below = size
     return None
 
 
-def _scales():
-    k = 1.0
-    while k <= MAX_SCALE:
-        k *= 1.25
-        yield k
+def _judged_on(stats: dict, point_estimate: bool) -> str:
+    if point_estimate:
+        return "point estimate"
+    return f"{int(CONFIDENCE * 100)}% interval" + (" (labelled + unlabeled)" if stats.get("unlabeled") else "")
 
 
 def drop_budget(stats: dict, limit: float, point_estimate: bool = False) -> dict:
     """The drop budget's verdict with its interval (or on the point estimate alone, when asked)."""
     if point_estimate:
+        if stats["drop_pp"] is None:
+            raise ValueError("a point estimate of the drop needs labelled images")
         verdict = PASS if stats["drop_pp"] <= limit else FAIL
     else:
         verdict = judge_upper(stats["drop_ci_pp"], limit)
-    out = {"limit": limit, "value": round(stats["drop_pp"], 4), "interval": stats["drop_ci_pp"],
-           "verdict": verdict, "pass": verdict == PASS, "judged_on": "point estimate" if point_estimate else
-           f"{int(CONFIDENCE * 100)}% interval"}
+    value = None if stats["drop_pp"] is None else round(stats["drop_pp"], 4)
+    out = {"limit": limit, "value": value, "interval": stats["drop_ci_pp"], "verdict": verdict,
+           "pass": verdict == PASS, "judged_on": _judged_on(stats, point_estimate)}
     if verdict == INCONCLUSIVE:
         out["images_to_decide"] = images_to_decide_drop(stats, limit)
+        if stats.get("unlabeled") is not None or stats["n"]:
+            out["unlabeled_to_decide"] = unlabeled_to_decide(stats, limit)
     return out
 
 
@@ -129,8 +235,7 @@ def agreement_budget(stats: dict, min_pct: float, point_estimate: bool = False) 
         verdict = judge_lower(stats["agreement_ci"], limit)
     out = {"limit": min_pct, "value": round(100 * stats["agreement"], 4),
            "interval": [round(100 * v, 4) for v in stats["agreement_ci"]], "verdict": verdict,
-           "pass": verdict == PASS, "judged_on": "point estimate" if point_estimate else
-           f"{int(CONFIDENCE * 100)}% interval"}
+           "pass": verdict == PASS, "judged_on": _judged_on(stats, point_estimate)}
     if verdict == INCONCLUSIVE:
         out["images_to_decide"] = images_to_decide_agreement(stats, limit)
     return out

@@ -30,18 +30,33 @@ def _pairs(b: int, c: int, same_right: int, same_wrong: int, flipped_wrong: int 
 
 
 def test_interval_math_on_fixed_counts():
-    """Closed forms of the exact (Clopper-Pearson) bounds: for k = n the lower bound is (alpha/2)^(1/n)."""
-    lo_p = 0.025 ** (1 / 5)
-    lo, hi = V.drop_interval(5, 0, 100)         # 5 discordant images, all in the reference's favour
-    assert lo == pytest.approx(5 * (2 * lo_p - 1), rel=1e-9) and hi == pytest.approx(5.0)
-    lo, hi = V.drop_interval(0, 5, 100)         # the mirror image
-    assert hi == pytest.approx(-5 * (2 * lo_p - 1), rel=1e-9) and lo == pytest.approx(-5.0)
-    assert V.drop_interval(3, 3, 50) == pytest.approx((-V.drop_interval(3, 3, 50)[1], -V.drop_interval(3, 3, 50)[0]))
+    """Tango's score interval, checked against what it must be rather than against itself: with no change
+    on n images it is +-z^2/(n+z^2) (Wilson's bound for a zero count); 0 lies in it exactly when McNemar's
+    test (b - c) / sqrt(b + c) does not reject (the score test at d = 0 is McNemar's); each bound solves the
+    score equation with the nuisance rate at its constrained maximum likelihood (found here numerically)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.stats import norm
+    z = norm.ppf(0.975)
+    for n in (1, 50, 400):
+        assert V.drop_interval(0, 0, n) == pytest.approx((-100 * z * z / (n + z * z), 100 * z * z / (n + z * z)))
+    for b, c, n in ((5, 0, 100), (0, 5, 100), (3, 3, 50), (9, 2, 60), (12, 4, 1075), (2, 9, 30), (4, 0, 4)):
+        lo, hi = V.drop_interval(b, c, n)
+        assert lo <= 100 * (b - c) / n <= hi
+        assert (lo <= 0 <= hi) == (abs(b - c) <= z * (b + c) ** 0.5), (b, c, n)
+        assert V.drop_interval(c, b, n) == pytest.approx((-hi, -lo))
+        for d, side in ((lo / 100, z), (hi / 100, -z)):
+            if abs(d) < 1 - 1e-9:
+                nll = lambda q: -(b * np.log(q + d) + c * np.log(q) + (n - b - c) * np.log(1 - 2 * q - d))  # noqa: E731
+                q = minimize_scalar(nll, bounds=(max(0, -d) + 1e-12, (1 - d) / 2 - 1e-12), method="bounded",
+                                    options={"xatol": 1e-13}).x
+                assert (b - c - n * d) / np.sqrt(n * (2 * q + d * (1 - d))) == pytest.approx(side, abs=1e-4)
     alo, ahi = V.agreement_interval(0, 30)      # nothing changed on 30 images
     assert alo == pytest.approx(0.025 ** (1 / 30), rel=1e-9) and ahi == 1.0
     from scipy.stats import beta               # Clopper-Pearson as beta quantiles, the textbook definition
     alo, ahi = V.agreement_interval(24, 1075)
     assert alo == pytest.approx(beta.ppf(0.025, 1051, 25)) and ahi == pytest.approx(beta.ppf(0.975, 1052, 24))
+    assert V.changed_upper(0, 437, 1 - 0.0125) == pytest.approx(100 * (1 - 0.0125 ** (1 / 437)))
+    assert V.changed_upper(3, 500, 0.975) == pytest.approx(100 * beta.ppf(0.975, 4, 497))
 
 
 def test_interval_contains_the_estimate_and_shrinks_with_images():
@@ -64,7 +79,8 @@ def test_three_way_verdicts_and_images_to_decide():
     assert n and n > 30
     k = n / 30                                                    # at that many images, the same rates decide it
     assert V.drop_budget(V.paired(*_pairs(round(k), 0, round(29 * k), 0)), 1.0)["verdict"] != "INCONCLUSIVE"
-    assert V.drop_budget(V.paired(*_pairs(0, 0, 30, 0)), 1.0)["verdict"] == "PASS"       # nothing changed
+    assert V.drop_budget(V.paired(*_pairs(0, 0, 30, 0)), 1.0)["verdict"] == "INCONCLUSIVE"   # 30 cannot bound 1 pp
+    assert V.drop_budget(V.paired(*_pairs(0, 0, 400, 0)), 1.0)["verdict"] == "PASS"       # nothing changed on 400
     assert V.drop_budget(V.paired(*_pairs(20, 0, 80, 0)), 1.0)["verdict"] == "FAIL"      # 20 pp, clearly
     assert V.drop_budget(small, 1.0, point_estimate=True)["verdict"] == "FAIL"           # the older rule
     assert V.overall(["PASS", "INCONCLUSIVE"]) == "INCONCLUSIVE" and V.overall(["INCONCLUSIVE", "FAIL"]) == "FAIL"
