@@ -26,7 +26,7 @@ from .agent.errors import BudgetError, InconclusiveError, InputError
 from .agent.io import atomic_write_json, atomic_write_text, sha256_file
 from .agent.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
 from .devices import get_device
-from .evaluate import compare
+from .evaluate import compare, refuse_seen_photos, seen_by_the_model
 from .render import fmt, table
 from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, run_of_artifact
 
@@ -41,6 +41,7 @@ class BenchOptions:
     device: str = "host"
     device_options: dict = field(default_factory=dict)
     data: Path | None = None
+    unlabeled: Path | None = None          # photos without labels: changed predictions bound the drop
     reference: Path | None = None
     engine: str | None = None
     threads: int | None = None
@@ -136,6 +137,7 @@ def plan(o: BenchOptions) -> Plan:
     artifacts, run = collect(o.target)
     if o.data is not None and not Path(o.data).is_dir():
         raise InputError(f"--data {o.data}: no such folder")
+    _check_unlabeled(o, run)
     _check_baseline(o)
     contracts = {a: read_contract(a, required=False) for a in artifacts}
     if run is not None:
@@ -145,16 +147,45 @@ def plan(o: BenchOptions) -> Plan:
              if c is not None and c.model.get("source") == FROM_STANDARD_METADATA]
     if o.reference is not None and Path(o.reference).suffix not in tuple(FORMATS):
         raise InputError(f"--reference {o.reference}: unknown model format")
-    reference = Path(o.reference) if o.reference else (default_reference(run) if o.data else None)
-    if reference is not None and o.data is not None:
+    evidence = o.data is not None or o.unlabeled is not None
+    reference = Path(o.reference) if o.reference else (default_reference(run) if evidence else None)
+    if reference is not None and evidence:
         ref_contract = read_contract(reference, required=False)
         for a in artifacts:
             note = check_comparable(a.name, contracts[a], reference.name, ref_contract, o.reference is not None)
             notes += [note] if note else []
     budgets = Budgets.resolve(run, size_mb=o.budget_mb, max_drop_pp=o.max_drop, max_p90_ms=o.max_p90_ms,
                               min_agreement_pct=o.min_agreement_pct)
-    return Plan(artifacts, run, budgets, reference if o.data is not None else None, notes, o.max_slowdown_pct,
+    notes += accuracy_budgets_judgeable(o, budgets, reference if evidence else None)
+    return Plan(artifacts, run, budgets, reference if evidence else None, notes, o.max_slowdown_pct,
                 o.point_estimate)
+
+
+def accuracy_budgets_judgeable(o: BenchOptions, budgets: Budgets, reference: Path | None) -> list[str]:
+    """An accuracy budget asked for on the command line is judged or refused, never skipped: it needs a
+    float reference and images (labelled --data, or --unlabeled photos for the changes). A recipe's own
+    budget that these options cannot judge is named in a note."""
+    asked = [name for name, v in (("--max-drop", o.max_drop), ("--min-agreement", o.min_agreement_pct))
+             if v is not None]
+    missing = ("no float reference to compare with (an artifact outside its run: pass --reference MODEL)"
+               if reference is None and (o.data is not None or o.unlabeled is not None) else
+               "no images to judge it on (pass --data DIR of class folders, or --unlabeled DIR of photos)"
+               if reference is None else None)
+    if asked and missing:
+        raise InputError(f"{' and '.join(asked)} cannot be judged: {missing}")
+    unjudged = [name for name, v in (("max drop", budgets.max_drop_pp), ("min agreement", budgets.min_agreement_pct))
+                if v is not None]
+    return [f"the recipe's accuracy budgets ({', '.join(unjudged)}) are not judged: {missing}"] if missing and unjudged else []
+
+
+def _check_unlabeled(o: BenchOptions, run: Run | None) -> None:
+    """--unlabeled: a folder of photos the model has not seen (never its calibration or training images)."""
+    if o.unlabeled is None:
+        return
+    from .agent.images import scan_unlabeled
+    paths, _ = scan_unlabeled(o.unlabeled)
+    if run is not None:
+        refuse_seen_photos(paths, seen_by_the_model(run))
 
 
 def standard_metadata_note(name: str, c) -> str:
@@ -182,6 +213,7 @@ def request_for(o: BenchOptions, model: Path, *, latency: bool = True, data: boo
                 baseline: bool = True) -> AgentRequest:
     """The typed request a device runs for one model."""
     return AgentRequest(model=str(model), data=str(o.data) if data and o.data is not None else None,
+                        unlabeled=str(o.unlabeled) if data and o.unlabeled is not None else None,
                         engine=o.engine, threads=o.threads, cpus=tuple(o.cpus) if o.cpus else None,
                         warmup=o.warmup, runs=o.runs, min_seconds=o.min_seconds, latency=latency,
                         max_images=o.max_images,
@@ -210,6 +242,9 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, log: Callable[[s
         for art in p.artifacts:
             dev.check_request(request_for(o, art), format_of(art))
         if o.data is not None and not dev.capabilities.accuracy:
+            if o.max_drop is not None or o.min_agreement_pct is not None:
+                raise InputError(f"--max-drop/--min-agreement cannot be judged on the {dev.name} device: it does not "
+                                 f"measure accuracy (judge them with --device host or phone-emulated)")
             p.notes.append(f"the {dev.name} device does not measure accuracy: --data was not sent to it "
                            f"(correctness on an Arm CPU: --device phone-emulated)")
         results = _run_all(o, p, dev, log)
@@ -217,7 +252,8 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, log: Callable[[s
     p.notes.extend(emulation_notes(records))
     return {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
             "device": o.device, "reference": _reference_doc(p.reference, ref),
-            "data": str(o.data) if o.data else None, "budgets_source": p.budgets.source, "notes": p.notes,
+            "data": str(o.data) if o.data else None, "unlabeled": str(o.unlabeled) if o.unlabeled else None,
+            "budgets_source": p.budgets.source, "notes": p.notes,
             "records": records,
             "judged_on": "point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
             "verdict": V.overall([r["verdict"] for r in records]),
@@ -262,9 +298,13 @@ def _budget(limit, value, ok) -> dict:
 
 def versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> dict:
     """Accuracy against the float reference on the same images: drop, per class (with paired intervals),
-    flips, agreement, worst class. Empty without a reference or an evaluation."""
-    if ref is None or res.evaluation is None or ref.evaluation is None:
+    flips, agreement, worst class, and the changes on unlabeled photos. Empty without a reference or
+    images."""
+    if ref is None or (res.evaluation is None and res.unlabeled is None):
         return {}
+    unlabeled = _unlabeled_changes(art, res, ref)
+    if res.evaluation is None or ref.evaluation is None:
+        return {"paired": V.paired([], [], [], unlabeled), "unlabeled": unlabeled} if unlabeled else {}
     if ref.evaluation.paths != res.evaluation.paths:
         raise InputError(f"{art.name}: the reference and the artifact saw different images "
                          f"({ref.evaluation.images} vs {res.evaluation.images})")
@@ -272,7 +312,9 @@ def versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> di
     c = compare(e.y_true, e.top1, ref.evaluation.top1, res.contract.labels, e.paths)
     out = {k: c[k] for k in ("reference_accuracy", "accuracy_drop_pp", "per_class", "flips", "top1_agreement",
                              "worst_class")}
-    out["paired"] = V.paired(e.y_true, e.top1, ref.evaluation.top1)
+    out["paired"] = V.paired(e.y_true, e.top1, ref.evaluation.top1, unlabeled)
+    if unlabeled:
+        out["unlabeled"] = unlabeled
     y = np.asarray(e.y_true)
     for i, label in enumerate(res.contract.labels):
         if label in out["per_class"]:
@@ -283,6 +325,20 @@ def versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> di
     return out
 
 
+def _unlabeled_changes(art: Path, res: AgentResult, ref: AgentResult) -> dict | None:
+    """{"n", "changed", "flips"}: the unlabeled photos whose top-1 differs between artifact and reference."""
+    if res.unlabeled is None or ref.unlabeled is None:
+        return None
+    if res.unlabeled.paths != ref.unlabeled.paths:
+        raise InputError(f"{art.name}: the reference and the artifact saw different unlabeled photos "
+                         f"({len(ref.unlabeled.paths)} vs {len(res.unlabeled.paths)})")
+    changes = V.unlabeled_changes(res.unlabeled.top1, ref.unlabeled.top1)
+    labels = res.contract.labels
+    changes["flips"] = [{"path": p, "reference": labels[r], "prediction": labels[a]}
+                        for p, a, r in zip(res.unlabeled.paths, res.unlabeled.top1, ref.unlabeled.top1) if a != r]
+    return changes
+
+
 def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) -> dict:
     lat = res.latency_ms
     rec = {"artifact": art.name, "sha256": sha256_file(art),
@@ -291,7 +347,7 @@ def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) 
            "device_info": dev.describe(), "runtime": res.runtime, "runtime_version": res.runtime_version,
            "threads": res.threads, "size_mb": res.size_mb,
            "accuracy": res.evaluation.accuracy if res.evaluation else None, "reference_accuracy": None,
-           "accuracy_drop_pp": None, "per_class": None, "flips": None, "top1_agreement": None,
+           "accuracy_drop_pp": None, "per_class": None, "flips": None, "top1_agreement": None, "unlabeled": None,
            "images": res.evaluation.images if res.evaluation else None,
            "skipped": [dataclasses.asdict(s) for s in res.skipped],
            "latency_ms": _latency_doc(lat), "latency_estimated": res.latency_estimated, "estimate": res.estimate,
@@ -381,18 +437,20 @@ def check(doc: dict) -> None:
     open_ = [f"{r['artifact']}: {name} {_value(b)} vs {b['limit']}" + _needed(b)
              for r in doc["records"] for name, b in r["budgets"].items() if b["verdict"] == V.INCONCLUSIVE]
     if open_:
-        raise InconclusiveError("inconclusive: the test images cannot decide " + "; ".join(open_)
+        raise InconclusiveError("the images cannot decide " + "; ".join(open_)
                                 + " (add images, or judge point estimates with --point-estimate)")
 
 
 def _value(b: dict) -> str:
-    s = f"{b['value']:.2f}"
+    s = "-" if b["value"] is None else f"{b['value']:.2f}"
     return s + (f" [95% {b['interval'][0]:+.2f}, {b['interval'][1]:+.2f}]" if b.get("interval") else "")
 
 
 def _needed(b: dict) -> str:
-    n = b.get("images_to_decide")
-    return f", about {n} images would decide it at the observed rates" if n else ""
+    n, u = b.get("images_to_decide"), b.get("unlabeled_to_decide")
+    said = [f"about {n} labelled images" if n else "", f"{u} unlabeled photos" if u else ""]
+    said = [x for x in said if x]
+    return f", {' or '.join(said)} would decide it at the observed rates" if said else ""
 
 
 def render(doc: dict, markdown: bool = False) -> str:
@@ -450,7 +508,7 @@ def emulation_notes(records: list[dict]) -> list[str]:
 
 
 def _record_notes(r: dict) -> list[str]:
-    notes = []
+    notes = [unlabeled_note(r)] if (r.get("paired") or {}).get("unlabeled") else []
     for name, b in r["budgets"].items():
         if b["verdict"] == V.INCONCLUSIVE:
             notes.append(f"{r['artifact']}: {name} {_value(b)} vs budget {b['limit']}: INCONCLUSIVE on "
@@ -471,6 +529,15 @@ def _record_notes(r: dict) -> list[str]:
         notes.append(f"{r['artifact']}: p50 is the median of {lat['repeats']} agent runs, which spread "
                      f"{spread:.1f}%{busy}")
     return notes
+
+
+def unlabeled_note(r: dict) -> str:
+    """What the unlabeled photos added: their changes, and the drop bound all changes give."""
+    u = r["paired"]["unlabeled"]
+    return (f"{r['artifact']}: {u['changed']} of {u['n']} unlabeled photos changed prediction; with the labelled "
+            f"images' changes, {u['pooled_changed']} of {u['pooled_images']}: the drop is at most "
+            f"{u['changed_bound_pp']:.2f} pp (one-sided {100 * (1 - V.ALPHA / 4):.2f}%; labelled interval alone at "
+            f"{100 * (1 - V.ALPHA / 2):.1f}%: {u['labelled_ci_pp'][0]:+.2f} to {u['labelled_ci_pp'][1]:+.2f} pp)")
 
 
 def write_outputs(doc: dict, json_path: Path | None, markdown_path: Path | None, show=render) -> None:

@@ -23,7 +23,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except EdgecnnError as e:
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"{e.label}: {e}", err=True)
             ctx.exit(e.exit_code)
         except OSError as e:       # disk full, permissions, a vanished folder: at an edge, one line
             where = f"{e.filename}: " if e.filename else ""
@@ -182,6 +182,9 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
               help="INT8 accuracy budget in percentage points (default: the recipe's).")
 @click.option("--eval-data", type=click.Path(path_type=Path), default=None,
               help="Class folders to measure accuracy on (default: the run's test split).")
+@click.option("--unlabeled", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="Photos of the deployment domain without labels (never calibration or training images): a "
+                   "changed prediction is the only way to lose accuracy, so their changes bound the drop too.")
 @click.option("--int8-input", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True,
               help="Input/output type of the INT8 TFLite (uint8: what MediaPipe and Google's hosted "
                    "quantized models use).")
@@ -192,7 +195,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
               help="Most re-exports with the most sensitive ops kept in float (1, 2, 4, ... ops).")
 @click.option("--point-estimate", is_flag=True, help="Judge the INT8 budget on the point estimate alone (no interval).")
 @click.option("--json", "json_out", is_flag=True, help="Print the export report as JSON on stdout.")
-def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_size, max_drop, eval_data,
+def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_size, max_drop, eval_data, unlabeled,
            int8_input, author, license_, fallback_steps, point_estimate, json_out):
     """Convert a run's model to TFLite/ONNX (float, FP16, INT8) and measure each against float.
 
@@ -208,7 +211,7 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 
     precisions = tuple(p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on) or ("fp32", "int8")
     opts = ExportOptions(run_dir, precisions, onnx, tensorrt, calibration, calibration_size, max_drop,
-                         eval_data, int8_input, fallback_steps, point_estimate=point_estimate,
+                         eval_data, unlabeled, int8_input, fallback_steps, point_estimate=point_estimate,
                          author=author, license=license_)
     rep = run_export(opts, log=_log)
     click.echo(_json.dumps(rep, indent=2) if json_out else export_table(rep))
@@ -228,6 +231,9 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
               help="Fleet: devices benched at once (default: the fleet file's, else 4).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="Class folders named like the model's labels, for accuracy (default: latency only).")
+@click.option("--unlabeled", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="Photos of the deployment domain without labels (never calibration or training images): a "
+                   "changed prediction is the only way to lose accuracy, so their changes bound the drop too.")
 @click.option("--reference", type=click.Path(path_type=Path), default=None,
               help="Float reference model (default: the run's model_fp32.tflite, else model.keras).")
 @click.option("--engine", default=None, help="Runner to use (litert, onnxruntime, tensorrt); default by format.")
@@ -271,7 +277,7 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
               help="Write the results as JSON (use - for stdout).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a Markdown table (e.g. for a PR comment).")
-def bench(target, devices, fleet_path, parallel, data_dir, reference, engine, threads, cpus, runs, warmup, min_seconds,
+def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference, engine, threads, cpus, runs, warmup, min_seconds,
           repeat, max_images, budget_mb, max_drop, max_p90_ms, min_agreement, point_estimate, baseline, max_slowdown,
           hosts, port, identity, accept_new_host_key, known_hosts, serial, benchmark_binary, profile, timeout, json_path,
           md_path):
@@ -297,7 +303,7 @@ def bench(target, devices, fleet_path, parallel, data_dir, reference, engine, th
     dev_opts = {"timeout": timeout}
     if fleet is None:
         dev_opts.update(_device_options(devices[0], {**given, "host": hosts[0] if hosts else None}))
-    o = BenchOptions(target, devices[0], dev_opts, data_dir, reference, engine, threads,
+    o = BenchOptions(target, devices[0], dev_opts, data_dir, unlabeled, reference, engine, threads,
                      tuple(int(c) for c in cpus.split(",")) if cpus else None, runs, warmup, min_seconds,
                      max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown, min_agreement,
                      point_estimate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -37,3 +38,33 @@ def compare(y_true, pred, ref_pred, labels: Sequence[str], paths: Sequence[str])
                          "prediction": labels[pred[i]]} for i in np.flatnonzero(pred != ref)]
     out["per_class"] = per_class
     return out
+
+
+def seen_by_the_model(run) -> dict[str, str]:
+    """sha256 -> what it is, for every photo a run's model was fitted to or calibrated on that can be
+    found: its training split and the calibration list recorded in its export/ (hashes read as listed)."""
+    from .agent.images import images_under
+    from .agent.io import sha256_file
+    seen: dict[str, str] = {}
+    listed = run.export_dir / "calibration.txt"
+    if listed.is_file():
+        for line in listed.read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if line.strip() and not line.startswith("#") and len(parts) == 2:
+                seen[parts[1].strip()] = f"calibration image {parts[0]}"
+    if run.data_root is not None and (run.data_root / "train").is_dir():
+        for p in images_under(run.data_root / "train"):
+            seen.setdefault(sha256_file(p), f"training image {p.relative_to(run.data_root).as_posix()}")
+    return seen
+
+
+def refuse_seen_photos(unlabeled: Sequence[str | Path], seen: dict[str, str]) -> None:
+    """Unlabeled photos are evidence only when the model has not seen them: a photo that is also a
+    calibration or training image (same content) is refused with one line."""
+    from .agent.errors import InputError
+    from .agent.io import sha256_file
+    hits = [(p, seen[h]) for p in unlabeled if (h := sha256_file(Path(p))) in seen]
+    if hits:
+        p, what = hits[0]
+        raise InputError(f"--unlabeled: {len(hits)} photo(s) are images the model was fitted to or calibrated on, "
+                         f"e.g. {Path(p).name} is {what}; unlabeled evidence must be new photos of the domain")

@@ -20,6 +20,11 @@ def _interval(ci) -> str:
     return f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""
 
 
+def _unlabeled_cell(a: dict) -> str:
+    u = a.get("unlabeled")
+    return "-" if not u else f"{u['changed']} of {u['n']}"
+
+
 def export_table(rep: dict) -> str:
     rows = [["model.keras (reference)", "keras", "fp32", "-", fmt(rep["reference"]["accuracy"], ".2%"),
              "-", "-", "-", "-"]]
@@ -28,9 +33,13 @@ def export_table(rep: dict) -> str:
         rows.append([a["artifact"], a["format"], a["precision"], f"{a['size_mb']:.2f}", fmt(a["accuracy"], ".2%"),
                      fmt(a.get("accuracy_drop_pp"), "+.2f") + _interval((a.get("paired") or {}).get("drop_ci_pp")),
                      fmt(wc.get("drop_pp"), "+.1f"),
-                     fmt(a.get("top1_agreement"), ".2%"), str(len(a.get("flips", [])))])
+                     fmt(a.get("top1_agreement"), ".2%"), str(len(a.get("flips", [])))]
+                    + ([_unlabeled_cell(a)] if rep.get("unlabeled") else []))
+    unlabeled = ["unlabeled changed"] if rep.get("unlabeled") else []
+    if unlabeled:
+        rows[0].append("-")
     out = table(["artifact", "format", "precision", "MB", "accuracy", "drop pp [95%]", "worst class pp",
-                 "agree", "flips"], rows)
+                 "agree", "flips", *unlabeled], rows)
     b = rep.get("budget")
     if b:
         out += f"\nINT8 budget: {b['decision']}"
@@ -44,6 +53,10 @@ def export_table(rep: dict) -> str:
                         f"p50 {c['latency_p50_ms']['mixed']:.2f} vs {c['latency_p50_ms']['int8']:.2f} ms "
                         f"(x{c['latency_ratio']:.2f}, {c['note']})")
     out += f"\n{rep['eval_images']} images of {rep['eval_data']}; calibration: {rep['calibration']['source']}; {rep['export_s']:.0f} s"
+    if rep.get("unlabeled"):
+        u = rep["unlabeled"]
+        out += (f"\n{u['images']} unlabeled photos of {u['source']}: a changed prediction bounds the drop, so the drop "
+                f"interval combines them with the labelled images (95% overall)")
     if rep.get("skipped"):
         out += (f"\n{len(rep['skipped'])} unreadable image(s) not counted: "
                 + "; ".join(f"{s['path']} ({s['reason']})" for s in rep["skipped"][:5])

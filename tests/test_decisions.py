@@ -573,8 +573,8 @@ def test_bench_messages_in_full():
     doc["records"][0]["budgets"]["accuracy_drop_pp"].update(interval=[-0.5, 3.25], images_to_decide=640)
     with pytest.raises(InconclusiveError) as e:
         B.check(doc)
-    assert str(e.value) == ("inconclusive: the test images cannot decide m.tflite: accuracy_drop_pp 1.50 "
-                            "[95% -0.50, +3.25] vs 1.0, about 640 images would decide it at the observed rates; "
+    assert str(e.value) == ("the images cannot decide m.tflite: accuracy_drop_pp 1.50 "
+                            "[95% -0.50, +3.25] vs 1.0, about 640 labelled images would decide it at the observed rates; "
                             "n.tflite: agreement_pct 1.50 vs 1.0 (add images, or judge point estimates with "
                             "--point-estimate)")
     doc = _doc(("m.tflite", "int8", 1.0, {"size_mb": "FAIL"}), ("n.tflite", "int8", 1.0, {"p90_ms": "FAIL"}))

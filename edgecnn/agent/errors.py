@@ -2,9 +2,10 @@
 
 
 class EdgecnnError(Exception):
-    """A failure the user can act on. The CLI prints it in one line and exits 1."""
+    """A failure the user can act on. The CLI prints it in one line (after `label:`) and exits 1."""
 
     exit_code = 1
+    label = "Error"
 
 
 class InputError(EdgecnnError):
@@ -20,9 +21,11 @@ class BudgetError(EdgecnnError):
 
 
 class InconclusiveError(EdgecnnError):
-    """A budget the test images cannot decide either way (its interval straddles the limit): exit 3."""
+    """A budget the test images cannot decide either way (its interval straddles the limit): exit 3.
+    A finding, not a failure: its line starts `INCONCLUSIVE:`, never `Error:`."""
 
     exit_code = 3
+    label = "INCONCLUSIVE"
 
 
 class ConversionError(EdgecnnError):

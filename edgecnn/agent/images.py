@@ -84,6 +84,22 @@ def check_image(path: Path) -> tuple[str | None, bool]:
     return None, (not native) or large or orientation not in (1, None)
 
 
+def scan_unlabeled(root: str | Path) -> tuple[list[Path], list[dict]]:
+    """Every readable image under a folder of photos without labels (any layout), and those skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"--unlabeled {root}: no such folder")
+    paths = images_under(root)
+    if not paths:
+        raise DataError(f"--unlabeled {root}: no images in it")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        errors = list(pool.map(lambda p: check_image(p)[0], paths))
+    good = [p for p, err in zip(paths, errors) if err is None]
+    if not good:
+        raise DataError(f"--unlabeled {root}: none of its {len(paths)} images could be read")
+    return good, [{"path": str(p), "reason": err} for p, err in zip(paths, errors) if err]
+
+
 def scan_eval_folder(root: str | Path, labels: list[str] | tuple[str, ...]) -> tuple[list[Sample], list[dict]]:
     """A folder of class subfolders (or a root whose test/ holds them) for evaluation.
 

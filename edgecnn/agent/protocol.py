@@ -202,9 +202,10 @@ def _positive(where: str, name: str, value, minimum=1) -> None:
 class AgentRequest(Message):
     """What the agent runs. Paths are as the agent sees them; a device rewrites them for its side."""
 
-    SCHEMA: ClassVar[str] = "edgecnn.agent.request/2"
+    SCHEMA: ClassVar[str] = "edgecnn.agent.request/3"
     model: str
     data: str | None = None                 # class folders for accuracy
+    unlabeled: str | None = None            # photos without labels: top-1 of each, to count changes
     engine: str | None = None               # runner name; default by the model's format
     threads: int | None = None              # default: all cores up to 4
     cpus: tuple[int, ...] | None = None     # pin the agent to these CPU ids
@@ -303,6 +304,18 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class Predictions:
+    """Top-1 predictions on photos without labels, in the order of ``paths``."""
+
+    paths: tuple[str, ...]
+    top1: tuple[int, ...]
+
+    def check(self, where: str) -> None:
+        if len(self.paths) != len(self.top1) or not self.paths:
+            raise ProtocolError(f"{where}: paths and top1 must be non-empty and of equal length")
+
+
+@dataclass(frozen=True)
 class BaselineTiming:
     artifact: str
     format: str
@@ -323,7 +336,7 @@ class VsBaseline:
 class AgentResult(Message):
     """What one run of the agent (or a device's equivalent) measured."""
 
-    SCHEMA: ClassVar[str] = "edgecnn.agent.result/2"
+    SCHEMA: ClassVar[str] = "edgecnn.agent.result/3"
     artifact: str
     format: str
     size_mb: float
@@ -339,6 +352,7 @@ class AgentResult(Message):
     warmup: int | None = None
     latency_ms: Latency | None = None
     evaluation: Evaluation | None = None
+    unlabeled: Predictions | None = None
     skipped: tuple[Skipped, ...] = ()
     baseline: BaselineTiming | None = None
     vs_baseline: VsBaseline | None = None

@@ -24,10 +24,10 @@ import numpy as np
 from . import contract as C
 from .artifact import format_of, read_contract
 from .errors import EdgecnnError, InputError
-from .images import scan_eval_folder
+from .images import scan_eval_folder, scan_unlabeled
 from .io import atomic_write_text
 from .protocol import (AgentFailure, AgentRequest, AgentResult, BaselineTiming, EngineBuildRequest, Evaluation,
-                       Message, Skipped, Tensor, VsBaseline)
+                       Message, Predictions, Skipped, Tensor, VsBaseline)
 from .runtimes import runner_for
 from .runtimes.base import reconcile
 from .timing import default_threads, measure_alternating, measure_latency, peak_rss_mb
@@ -70,6 +70,15 @@ def _evaluate(r, contract, samples, outputs: str | None) -> Evaluation:
                       top1=tuple(int(v) for v in probs.argmax(1)))
 
 
+def _predict_unlabeled(r, contract, folder: str | None) -> tuple[Predictions | None, list[dict]]:
+    """Top-1 of every readable photo under an unlabeled folder (the changes they show need no labels)."""
+    if folder is None:
+        return None, []
+    paths, skipped = scan_unlabeled(folder)
+    top1 = [int(r.probabilities(C.preprocess(p, contract)[None])[0].argmax()) for p in paths]
+    return Predictions(paths=tuple(str(p) for p in paths), top1=tuple(top1)), skipped
+
+
 def _versus(r, x: np.ndarray, req: AgentRequest, threads: int) -> dict:
     """The candidate (runner r, input x) and the baseline model timed in turns in this process."""
     baseline = Path(req.baseline)
@@ -94,7 +103,7 @@ def run(req: AgentRequest) -> AgentResult:
     if req.cpus:
         os.sched_setaffinity(0, set(req.cpus))
     model = Path(req.model)
-    contract = read_contract(model, required=req.data is not None)
+    contract = read_contract(model, required=req.data is not None or req.unlabeled is not None)
     threads = req.threads or default_threads()
     t_load = time.perf_counter()
     with runner_for(model, engine=req.engine, threads=threads) as r:
@@ -112,12 +121,14 @@ def run(req: AgentRequest) -> AgentResult:
             timing = {"latency_ms": measure_latency(r, latency_input(r, contract, samples), req.warmup,
                                                     req.runs, req.min_seconds)}
         evaluation = _evaluate(r, contract, samples, req.outputs) if samples else None
+        unlabeled, unread = _predict_unlabeled(r, contract, req.unlabeled)
         return AgentResult(
             artifact=model.name, format=format_of(model), size_mb=round(model.stat().st_size / 1e6, 4),
             runtime=r.name, runtime_version=str(r.version()), threads=r.threads, input=_tensor(r.input),
             output=_tensor(r.output), contract=contract, load_ms=round(load_ms, 2), platform=_platform(),
             tensorflow_imported="tensorflow" in sys.modules, warmup=req.warmup if req.latency else None,
-            evaluation=evaluation, skipped=tuple(Skipped(s["path"], s["reason"]) for s in skipped),
+            evaluation=evaluation, unlabeled=unlabeled,
+            skipped=tuple(Skipped(s["path"], s["reason"]) for s in skipped + unread),
             peak_rss_mb=peak_rss_mb(), **timing)
 
 

@@ -36,6 +36,7 @@ class Capabilities:
 
     formats: tuple[str, ...] = ("tflite", "onnx", "tensorrt")   # model formats it runs
     accuracy: bool = True            # evaluates --data on the device
+    unlabeled: bool = False          # predicts --unlabeled photos on the device (changes need no labels)
     baseline: bool = False           # times a second model in turns with the first, in one process
     cpu_pinning: bool = False        # honours request.cpus
     latency_estimated: bool = False  # its latency is an estimate, not a measurement
@@ -165,6 +166,9 @@ class Device:
         if request.baseline is not None and not caps.baseline:
             raise InputError(f"--baseline is timed in turns in one agent process: the {self.name} device cannot "
                              f"(devices that can: {', '.join(devices_with('baseline'))})")
+        if request.unlabeled is not None and not caps.unlabeled:
+            raise InputError(f"--unlabeled: the {self.name} device does not predict unlabeled photos; count the "
+                             f"changes where it can (devices that can: {', '.join(devices_with('unlabeled'))})")
         if request.cpus and not caps.cpu_pinning:
             raise InputError(f"--cpus: the {self.name} device cannot pin CPUs "
                              f"(devices that can: {', '.join(devices_with('cpu_pinning'))})")

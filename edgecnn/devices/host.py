@@ -21,7 +21,7 @@ class HostDevice(Device):
     """Options: timeout (seconds for one agent run)."""
 
     name = "host"
-    capabilities = Capabilities(baseline=True, cpu_pinning=True)
+    capabilities = Capabilities(baseline=True, cpu_pinning=True, unlabeled=True)
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, **options):
         super().__init__(**options)

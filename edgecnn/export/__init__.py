@@ -17,7 +17,7 @@ from ..agent import contract as C
 from ..agent.artifact import model_card, read_contract, tflite_with_contract
 from .. import verdict as V
 from ..agent.errors import InputError
-from ..agent.images import scan_eval_folder
+from ..agent.images import scan_eval_folder, scan_unlabeled
 from ..agent.io import atomic_write_bytes, atomic_write_json, sha256_file
 from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
@@ -40,6 +40,7 @@ class ExportOptions:
     calibration_size: int | None = None
     max_drop: float | None = None
     eval_data: Path | None = None
+    unlabeled: Path | None = None     # photos without labels: their changed predictions bound the drop
     int8_input: str = "uint8"         # the INT8 TFLite's I/O type: uint8 is what standard clients feed
     fallback_steps: int = 6
     point_estimate: bool = False      # judge the INT8 budget on the point estimate alone (no interval)
@@ -59,6 +60,17 @@ class EvalSet:
     paths: list[str]
     source: str
     skipped: list[dict]
+    unlabeled: "Unlabeled | None" = None
+
+
+@dataclass
+class Unlabeled:
+    """Photos of the domain without labels, preprocessed once; their changes are evidence too."""
+
+    x: np.ndarray
+    paths: list[str]
+    source: str
+    skipped: list[dict]
 
 
 @dataclass
@@ -72,6 +84,7 @@ class _Export:
     calib_info: dict
     model: object                      # the Keras model (converters take it)
     reference: np.ndarray              # its class scores on eval.x, through the Keras runner
+    reference_unlabeled: np.ndarray | None   # and on the unlabeled photos
     log: Callable[[str], None]
     records: list[dict] = field(default_factory=list)
 
@@ -114,12 +127,28 @@ def _prepare(opts: ExportOptions, run: Run, log) -> _Export:
     if ev.skipped:
         log(f"evaluation: {len(ev.skipped)} unreadable image(s) skipped (listed in export_report.json)")
     calib, calib_info = _calibration(opts, run, log) if "int8" in opts.precisions or opts.tensorrt else (None, {})
+    ev.unlabeled = _unlabeled_set(opts, run, calib_info)
     with runner_for(run.model_path) as keras_ref:
         reference = _scores(keras_ref, ev.x)
+        reference_unlabeled = _scores(keras_ref, ev.unlabeled.x) if ev.unlabeled else None
         model = keras_ref.model
     float_eval = compare(ev.y, reference.argmax(1), None, run.contract.labels, ev.paths)
-    log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(ev.y)} images of {ev.source}")
-    return _Export(opts, run, ev, calib, calib_info, model, reference, log)
+    log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(ev.y)} images of {ev.source}"
+        + (f", and {len(ev.unlabeled.paths)} unlabeled photos of {ev.unlabeled.source}" if ev.unlabeled else ""))
+    return _Export(opts, run, ev, calib, calib_info, model, reference, reference_unlabeled, log)
+
+
+def _unlabeled_set(opts: ExportOptions, run: Run, calib_info: dict) -> Unlabeled | None:
+    """--unlabeled: photos the model has never seen (not its calibration or training images), preprocessed."""
+    if opts.unlabeled is None:
+        return None
+    from ..agent.io import sha256_file
+    from ..evaluate import refuse_seen_photos, seen_by_the_model
+    paths, skipped = scan_unlabeled(opts.unlabeled)
+    seen = seen_by_the_model(run)
+    seen.update({sha256_file(Path(p)): f"calibration image {Path(p).name}" for p in calib_info.get("paths", [])})
+    refuse_seen_photos(paths, seen)
+    return Unlabeled(C.preprocess_batch(paths, run.contract), [str(p) for p in paths], str(opts.unlabeled), skipped)
 
 
 def _scores(runner, x: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -149,23 +178,32 @@ def _calibration(opts: ExportOptions, run: Run, log) -> tuple[np.ndarray, dict]:
         recipe=run.recipe.name, seed=opts.seed, run_list=run.export_dir / "calibration.txt", log=log)
     calib = load_batch(paths, run.contract)
     log(f"calibration: {len(calib)} images from {source}")
-    return calib, {"source": source, "list": str(listed) if listed else None, "images": int(len(calib))}
+    return calib, {"source": source, "list": str(listed) if listed else None, "images": int(len(calib)),
+                   "paths": [str(p) for p in paths]}
 
 
 def evaluate_artifact(path: Path, ev: EvalSet, reference: np.ndarray | None, labels,
-                      threads: int | None = None) -> dict:
-    """Accuracy of an artifact through its own runtime, fed by its own contract."""
+                      threads: int | None = None, reference_unlabeled: np.ndarray | None = None) -> dict:
+    """Accuracy of an artifact through its own runtime, fed by its own contract; with unlabeled photos
+    and their reference scores, the changes among them too."""
     contract = read_contract(path)
     with runner_for(path, threads=threads) as r:
         contract = reconcile(r, contract, path)
-        xs = ev.x if contract.input_dtype == "float32" else C.quantize(
-            ev.x, contract.input_dtype, contract.input_quantization)
-        probs = _scores(r, xs)
+        feed = lambda x: x if contract.input_dtype == "float32" else C.quantize(  # noqa: E731
+            x, contract.input_dtype, contract.input_quantization)
+        probs = _scores(r, feed(ev.x))
+        probs_u = _scores(r, feed(ev.unlabeled.x)) if ev.unlabeled is not None else None
         desc = r.describe()
     res = compare(ev.y, probs.argmax(1), None if reference is None else reference.argmax(1), labels, ev.paths)
     if reference is not None:
+        unlabeled = None
+        if probs_u is not None and reference_unlabeled is not None:
+            unlabeled = V.unlabeled_changes(probs_u.argmax(1), reference_unlabeled.argmax(1))
+            res["unlabeled"] = {**unlabeled, "flips": [
+                {"path": p, "reference": labels[int(a)], "prediction": labels[int(b)]}
+                for p, a, b in zip(ev.unlabeled.paths, reference_unlabeled.argmax(1), probs_u.argmax(1)) if a != b]}
         res["max_abs_score_diff"] = float(np.abs(probs - reference).max())
-        res["paired"] = V.paired(ev.y, probs.argmax(1), reference.argmax(1))
+        res["paired"] = V.paired(ev.y, probs.argmax(1), reference.argmax(1), unlabeled)
     res["runtime"] = desc
     return res
 
@@ -175,7 +213,8 @@ def _measured(x: _Export, path: Path, fmt: str, precision: str, t0: float, extra
     rec = {"artifact": path.name, "format": fmt, "precision": precision, "size_mb": round(path.stat().st_size / 1e6, 4),
            "sha256": sha256_file(path), "provenance": x.contract.provenance.to_dict(),
            "export_s": round(time.perf_counter() - t0, 2),
-           **evaluate_artifact(path, x.eval, x.reference, x.contract.labels), **(extra or {})}
+           **evaluate_artifact(path, x.eval, x.reference, x.contract.labels,
+                               reference_unlabeled=x.reference_unlabeled), **(extra or {})}
     x.records[:] = [r for r in x.records if r["artifact"] != path.name]
     x.records.append(rec)
     x.log(f"wrote {path.name}: {rec['size_mb']:.2f} MB, accuracy {rec['accuracy']:.2%} "
@@ -233,8 +272,9 @@ def _int8_budget(x: _Export) -> dict | None:
     budget = {"max_drop_pp": max_drop, "source": "command line" if x.opts.max_drop is not None else
               f"recipe {x.run.recipe.name} of the run", "int8_drop_pp": int8["accuracy_drop_pp"],
               "interval_pp": judged["interval"], "judged_on": judged["judged_on"], "verdict": judged["verdict"],
-              "images_to_decide": judged.get("images_to_decide"), "fallback": None}
-    budget["decision"] = decision(judged, max_drop, len(x.eval.y))
+              "images_to_decide": judged.get("images_to_decide"),
+              "unlabeled_to_decide": judged.get("unlabeled_to_decide"), "fallback": None}
+    budget["decision"] = decision(judged, max_drop, len(x.eval.y), int8["paired"].get("unlabeled"))
     if judged["verdict"] == V.FAIL:
         x.log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp (95% {judged['interval'][0]:+.2f} to "
               f"{judged['interval'][1]:+.2f}) is beyond the budget of {max_drop} pp: measuring per-layer "
@@ -270,7 +310,11 @@ def _report(x: _Export, budget: dict | None, trt: dict | None, seconds: float) -
     return {
         "run": str(x.run.dir), "recipe": x.run.recipe.name, "provenance": x.contract.provenance.to_dict(),
         "eval_data": x.eval.source, "eval_images": len(x.eval.y),
-        "skipped": x.eval.skipped, "calibration": x.calib_info or {"source": None, "list": None, "images": 0},
+        "unlabeled": None if x.eval.unlabeled is None else {
+            "source": x.eval.unlabeled.source, "images": len(x.eval.unlabeled.paths),
+            "skipped": x.eval.unlabeled.skipped},
+        "skipped": x.eval.skipped, "calibration": {k: v for k, v in x.calib_info.items() if k != "paths"} or
+        {"source": None, "list": None, "images": 0},
         "reference": {"artifact": "model.keras", "format": "keras", "accuracy": ref_acc,
                       "sha256": x.contract.provenance.model_sha256},
         "artifacts": x.records, "budget": budget, "tensorrt": trt, "export_s": round(seconds, 2),

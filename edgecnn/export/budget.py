@@ -9,17 +9,20 @@ from .. import verdict as V
 from ..agent.errors import BudgetError, InconclusiveError
 
 
-def decision(judged: dict, max_drop: float, n: int) -> str:
+def decision(judged: dict, max_drop: float, n: int, unlabeled: dict | None = None) -> str:
     """One line on the INT8 budget: the drop, its interval, the images, the budget and the verdict."""
     lo, hi = judged["interval"]
-    text = f"drop {judged['value']:+.2f} pp, 95% interval {lo:+.2f} to {hi:+.2f} pp on {n} images, budget {max_drop} pp"
+    on = f"{n} images" + (f" + {unlabeled['n']} unlabeled photos ({unlabeled['changed']} changed)" if unlabeled else "")
+    text = f"drop {judged['value']:+.2f} pp, 95% interval {lo:+.2f} to {hi:+.2f} pp on {on}, budget {max_drop} pp"
     if judged["verdict"] == V.PASS:
         return f"{text}: PASS (the whole interval is within the budget)"
     if judged["verdict"] == V.FAIL:
         return f"{text}: FAIL (the whole interval is beyond the budget)"
-    need = judged.get("images_to_decide")
+    need = [f"about {judged['images_to_decide']} labelled images" if judged.get("images_to_decide") else "",
+            f"{judged['unlabeled_to_decide']} unlabeled photos (--unlabeled)" if judged.get("unlabeled_to_decide") else ""]
+    need = [s for s in need if s]
     return (f"{text}: INCONCLUSIVE, no ops kept in float for a drop these images cannot resolve"
-            + (f" (about {need} images would decide it at the observed rates)" if need else ""))
+            + (f" ({' or '.join(need)} would decide it at the observed rates)" if need else ""))
 
 
 def check_budget(report: dict) -> None:
