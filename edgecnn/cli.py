@@ -141,6 +141,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
 
     The run directory (--out) is replaced whole when training ends.
     """
+    from .data import UNLABELED
     from .paths import DEMO_DATA, shared_data
 
     if data_dir is None:
@@ -156,9 +157,10 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     from .export import ExportOptions, export as run_export
     from .render import export_table
 
-    click.echo(export_table(run_export(ExportOptions(out_dir, ("fp32", "int8")), log=_log)))
     test_dir = data_dir / "test" if (data_dir / "test").is_dir() else None
-    doc = run_bench(BenchOptions(out_dir, data=test_dir), log=_log)
+    unlabeled = data_dir / UNLABELED if (data_dir / UNLABELED).is_dir() else None
+    click.echo(export_table(run_export(ExportOptions(out_dir, ("fp32", "int8"), unlabeled=unlabeled), log=_log)))
+    doc = run_bench(BenchOptions(out_dir, data=test_dir, unlabeled=unlabeled), log=_log)
     write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
     click.echo(render(doc))
     choice = choose_deployable(doc)

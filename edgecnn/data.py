@@ -26,6 +26,7 @@ from .agent import contract as C
 from .agent.images import DataError, Sample, check_image, class_dirs, images_under, is_image, subdirs
 
 SPLITS = ("train", "val", "test")
+UNLABELED = "unlabeled"   # beside the splits: photos without labels, evidence for `--unlabeled`, never trained on
 
 
 @dataclass
@@ -62,7 +63,7 @@ def find_layout(root: Path) -> tuple[str, dict[str, Path]]:
         if "train" not in names:
             present = ", ".join(sorted(names & set(SPLITS)))
             raise DataError(f"{root} has {present}/ but no train/ split (expected {root}/train/<class>/...)")
-        extra = sorted(names - set(SPLITS))
+        extra = sorted(names - set(SPLITS) - {UNLABELED})
         if extra:
             raise DataError(f"{root}: unexpected folder(s) {', '.join(extra)} beside train/ "
                             f"(split folders must be train/, val/, test/)")
