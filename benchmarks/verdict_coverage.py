@@ -11,6 +11,9 @@ measured by simulation.
 - `worst_upper_miss`: the largest probability, summed exactly over every (b, c), that the upper bound lies
   below the true drop, over a grid of test-set sizes, rates of images INT8 gets right that float got wrong
   (c-rate) and true drops: what a false PASS at the budget's edge can reach (nominal 2.5%).
+- `recipes`: each recipe's INT8 TFLite on its test split as last measured (benchmarks/results/
+  recipes_end_to_end.json): its paired counts recovered from the saved accuracy, drop, agreement and previous
+  interval, then judged by the previous rule and by this release's, with the images that would decide it.
 - `images_needed`: labelled images to confirm a 1 pp and a 0.5 pp budget when 0%, 0.5% or 1% of
   predictions change (changes split evenly between losses and gains), and photos (labelled + unlabeled)
   for the changed-share bound alone.
@@ -84,6 +87,26 @@ def images_needed() -> list[dict]:
 
 
 
+def recipes(limit: float = 1.0) -> list[dict]:
+    saved = json.loads((ROOT / "benchmarks" / "results" / "recipes_end_to_end.json").read_text())
+    rows = []
+    for name, rec in saved.items():
+        a, n = rec["artifacts"]["model_int8.tflite"], rec["train_photos"]["test"]["total"]
+        net, changed = round(a["accuracy_drop_pp"] * n / 100), round((1 - a["top1_agreement"]) * n)
+        old = rec["int8_budget"]["interval_pp"]
+        b, c = next((b, b - net) for b in range(max(net, 0), changed + 1)
+                    if b - net >= 0 and abs(previous_upper(b, b - net, n) - old[1]) < 1e-3)
+        stats = V.paired([0] * n, [1] * b + [0] * (n - b), [0] * b + [1] * c + [0] * (n - b - c))
+        judged = V.drop_budget(stats, limit)
+        rows.append({"recipe": name, "images": n, "ref_only_right": b, "artifact_only_right": c, "changed": changed,
+                     "before": {"interval_pp": old, "verdict": rec["int8_budget"]["verdict"],
+                                "images_to_decide": rec["int8_budget"]["images_to_decide"]},
+                     "now": {"interval_pp": judged["interval"], "verdict": judged["verdict"],
+                             "images_to_decide": judged.get("images_to_decide"),
+                             "unlabeled_to_decide": judged.get("unlabeled_to_decide")}})
+    return rows
+
+
 def main() -> None:
     t0 = time.perf_counter()
     grid = [false_pass(n, pb, pc, seed=n) for n in (50, 109, 250, 1017)
@@ -93,7 +116,7 @@ def main() -> None:
     out = {"sets_per_row": SETS, "false_pass": grid,
            "worst_upper_miss": {"probability": worst[0], "images": worst[1], "c_rate": worst[2], "true_drop": worst[3],
                                 "nominal": (1 - V.CONFIDENCE) / 2},
-           "images_needed": images_needed(), "seconds": round(time.perf_counter() - t0, 1)}
+           "images_needed": images_needed(), "recipes": recipes(), "seconds": round(time.perf_counter() - t0, 1)}
     dest = ROOT / "benchmarks" / "results" / "verdict_coverage.json"
     dest.write_text(json.dumps(out, indent=2) + "\n")
     print("| images | true drop (lose / gain) | PASS before | PASS now |\n|---|---|---|---|")
@@ -107,6 +130,15 @@ def main() -> None:
     for r in out["images_needed"]:
         print(f"| {r['changed_pct']:.1f}% | {r['labelled_1.0pp']} | {r['labelled_0.5pp']} | "
               f"{r['photos_changed_share_1.0pp']} | {r['photos_changed_share_0.5pp']} |")
+    print("| recipe (test images) | b / c / changed | before: interval, verdict | now: interval, verdict, to decide |"
+          "\n|---|---|---|---|")
+    for r in out["recipes"]:
+        bf, nw = r["before"], r["now"]
+        need = f", {nw['images_to_decide']} labelled or {nw['unlabeled_to_decide']} more unlabeled" \
+            if nw["verdict"] == "INCONCLUSIVE" else ""
+        print(f"| {r['recipe']} ({r['images']}) | {r['ref_only_right']} / {r['artifact_only_right']} / {r['changed']} | "
+              f"[{bf['interval_pp'][0]:+.2f}, {bf['interval_pp'][1]:+.2f}] {bf['verdict']} | "
+              f"[{nw['interval_pp'][0]:+.2f}, {nw['interval_pp'][1]:+.2f}] {nw['verdict']}{need} |")
     print(f"{out['seconds']} s; wrote {dest.relative_to(ROOT)}")
 
 

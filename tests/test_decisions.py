@@ -561,7 +561,7 @@ def test_export_decision_text():
     judged = {"value": 1.5, "interval": [0.25, 2.75], "verdict": "INCONCLUSIVE", "images_to_decide": 400}
     assert decision(judged, 1.0, 120) == ("drop +1.50 pp, 95% interval +0.25 to +2.75 pp on 120 images, budget 1.0 pp: "
                                           "INCONCLUSIVE, no ops kept in float for a drop these images cannot resolve "
-                                          "(about 400 images would decide it at the observed rates)")
+                                          "(about 400 labelled images would decide it at the observed rates)")
     assert decision(dict(judged, images_to_decide=None), 1.0, 120).endswith("cannot resolve")
     assert decision(dict(judged, verdict="PASS"), 1.0, 120).endswith(": PASS (the whole interval is within the budget)")
     assert decision(dict(judged, verdict="FAIL"), 1.0, 120).endswith(": FAIL (the whole interval is beyond the budget)")

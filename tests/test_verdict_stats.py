@@ -114,7 +114,9 @@ def test_pass_fail_and_inconclusive_exit_statuses(exported_run, tmp_path):
         r = CliRunner().invoke(main, ["bench", str(model), *quick, "--json", str(out), *extra])
         return r, json.loads(out.read_text())
 
-    r, doc = bench(ref, "--max-drop", "1")
+    r, doc = bench(ref, "--max-drop", "1")         # nothing changes, but 30 images cannot bound 1 pp
+    assert r.exit_code == 3 and doc["verdict"] == "INCONCLUSIVE", r.output
+    r, doc = bench(ref, "--max-drop", "12")        # they bound z^2 / (30 + z^2) = 11.35 pp
     assert r.exit_code == 0 and doc["verdict"] == "PASS", r.output
     m = keras.saving.load_model(str(exported_run / "model.keras"))
     head = m.get_layer("predictions")
