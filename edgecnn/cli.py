@@ -82,7 +82,8 @@ def recipes_show(name):
               help="Backbone weights file, or 'none'. Default: a local file if found, else Keras' download.")
 @click.option("--image-size", type=click.IntRange(32, 512), default=None, help="Override the recipe's input size.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Cap the epochs of each phase.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Random seed of splits, augmentation and initialisation (0 to 4294967295).")
 @click.option("--gradcam", type=click.IntRange(0, 100), default=0, help="Write Grad-CAM overlays for N misclassified test images.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--overwrite", is_flag=True,

@@ -321,6 +321,8 @@ def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replic
         log(f"  skipped {sk['path']}: {sk['reason']}")
     if len(ds.skipped) > 5:
         log(f"  ... and {len(ds.skipped) - 5} more (all listed in metrics.json)")
+    for warning in ds.warnings():
+        log(warning)
     size = recipe.image_size
     contract = C.Contract(input_size=(size, size), labels=tuple(ds.classes),
                           model={"arch": recipe.model.arch, "alpha": recipe.model.alpha, "recipe": recipe.name})
@@ -593,7 +595,8 @@ def _metrics(s: _Session, evals: dict, main_split: str, main_metrics: dict, grad
         "seed": s.opts.seed,
         "weights": {"source": wch.source, "path": str(wch.path) if wch.path else None},
         "interrupted": s.interrupted,
-        "data": {"root": str(s.ds.root), "layout": s.ds.layout, "val_source": s.ds.val_source, **s.ds.counts()},
+        "data": {"root": str(s.ds.root), "layout": s.ds.layout, "val_source": s.ds.val_source, **s.ds.counts(),
+                 "same_as_train": s.ds.overlap},
         "test_accuracy": evals["test"][2]["accuracy"] if "test" in evals else None,
         "val_accuracy": evals["val"][2]["accuracy"] if "val" in evals else None,
         "evaluated_on": main_split,

@@ -106,16 +106,6 @@ def test_demo_replaces_only_its_own_previous_run(tmp_path, kind, says):
     _refused_before_training([*DEMO, "--data", photos, "--out", out], keep=[tmp_path], says=says)
 
 
-def test_out_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch):
-    """Before: a read-only working directory was found out after the whole training."""
-    photos = _photos(tmp_path)
-    monkeypatch.chdir("/proc")
-    _refused_before_training([*TRAIN, "--data", photos, "--out", "runs/new"], keep=[tmp_path],
-                             says="cannot write runs/new")
-    _refused_before_training([*DEMO, "--data", photos, "--out", "runs/new"], keep=[tmp_path],
-                             says="cannot write runs/new")
-
-
 # ------------------------------------------------------------------ the helper, for every input option
 @pytest.mark.parametrize("option", ["--data", "--calibration", "--unlabeled"])
 @pytest.mark.parametrize("relation,says", [("equal", "is the"), ("inside", "lies inside the"),
@@ -205,22 +195,3 @@ def test_bundle_never_writes_over_a_model_it_did_not_write(int8_model, app, tmp_
     (_assets(app) / "edgecnn-bundle.json").write_text("{not json")
     refused(["bundle", model, "--android", app], says="is not a manifest edgecnn bundle can read",
             keep=[app, model])
-
-
-def test_bundle_into_assets_that_cannot_be_written_is_an_io_error(int8_model, app, tmp_path):
-    """Before: exit 1, the status of a failed budget. A write that fails (here: over the file size
-    limit, which binds root too, unlike a read-only folder) is an I/O error: exit 2, one line."""
-    import resource
-    import signal
-    model = tmp_path / "m.tflite"
-    model.write_bytes(int8_model)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (len(int8_model) // 2, hard))
-    try:
-        refused(["bundle", model, "--android", app], says="cannot write the app's assets", keep=[model])
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, old)
-    assert not _assets(app).exists()
-    assert [p.name for p in _assets(app).parent.iterdir() if p.name.startswith(".assets")] == []
