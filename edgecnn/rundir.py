@@ -250,9 +250,10 @@ def refuse_existing(dest: Path, overwrite: bool, command: str = "train") -> None
         if marker is not None and marker.command == "demo":
             return
         what = f"a run written by 'edgecnn {marker.command}'" if marker else \
-            ("a run no demo wrote" if _holds_a_run(dest) else "files that are not an edgecnn run")
+            (f"a run no demo wrote (no {MARKER_FILE}: train's, or an older edgecnn's)" if _holds_a_run(dest)
+             else "files that are not an edgecnn run")
         raise InputError(f"--out {dest} holds {what}: the demo replaces only its own previous run; "
-                         f"choose another --out")
+                         f"choose another --out, or delete that folder yourself")
     if not _holds_a_run(dest):
         raise InputError(f"--out {dest} holds files that are not an edgecnn run (no {MARKER_FILE}): "
                          f"--overwrite replaces only a run folder; choose another --out")

@@ -594,11 +594,12 @@ def test_precision_is_read_from_the_tensors(work, tmp_path, name, model, precisi
     assert [rec["precision"] for rec in json.loads(out.read_text())["records"]] == [precision]
 
 
-def test_cpus_that_do_not_exist(work):
-    """Before: 'I/O: Invalid argument (on the host)'."""
+@pytest.mark.parametrize("cpus", ["99", "0,99"])
+def test_cpus_that_do_not_exist(work, cpus):
+    """Before: 'I/O: Invalid argument (on the host)' for 99; 0,99 ran on CPU 0 without a word."""
     have = ",".join(map(str, sorted(os.sched_getaffinity(0))))
-    refused(["bench", work / "good.tflite", *QUICK, "--cpus", "0,99"],
-            says=f"--cpus 0,99: no CPU 99 here; this machine offers CPUs {have}")
+    refused(["bench", work / "good.tflite", *QUICK, "--cpus", cpus],
+            says=f"--cpus {cpus}: no CPU 99 here; this machine offers CPUs {have}")
 
 
 def test_a_class_of_formats_edgecnn_does_not_read(work, tmp_path):
