@@ -142,10 +142,7 @@ def _previous_files(assets: Path) -> set[str]:
     ours: set[str] = set()
     if manifest.exists() or manifest.is_symlink():
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-            if not str(data.get("schema", "")).startswith("edgecnn.bundle/"):
-                raise ValueError("not a bundle manifest")
-            names = {str(f["name"]) for f in data.get("files", [])}
+            names = {str(f["name"]) for f in json.loads(manifest.read_text(encoding="utf-8"))["files"]}
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             raise InputError(f"{manifest} is not a manifest edgecnn bundle can read, so what the last bundle "
                              f"wrote is not known: move it away and bundle again") from None

@@ -115,6 +115,7 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
 
 
 def _train_and_show(rec, opts) -> None:
+    """Train (train and demo alike) and print the run's summary; exit 130 after a Ctrl-C."""
     from .train import train as run_train
 
     m = run_train(rec, opts, log=_log)

@@ -139,7 +139,7 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
     cache = Path(cache_dir) if cache_dir else None
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for (split, ci, p), (err, needs_norm) in zip(files, results):
-        if not err and _control_char(p.relative_to(root).as_posix()):
+        if not err and C.has_control_char(p.relative_to(root).as_posix()):
             err = "its name contains a control character (a tab or newline): rename the file to use it"
         if err:
             skipped.append({"path": str(p), "reason": err})
@@ -171,14 +171,11 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
     return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap)
 
 
-def _control_char(text: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
-
-
 def _unread_files(folder: Path) -> str:
-    """'; skipped 3 .heic files: ...' for files of kinds edgecnn does not read, else ''."""
+    """'; it holds 3 .heic file(s), not a format edgecnn reads ...' for such files in folder, else ''."""
     kinds = Counter(p.suffix.lower() or p.name for p in folder.rglob("*")
-                    if p.is_file() and not any(hidden(part) for part in p.relative_to(folder).parts))
+                    if p.is_file() and p.suffix.lower() not in IMAGE_EXTENSIONS
+                    and not any(hidden(part) for part in p.relative_to(folder).parts))
     if not kinds:
         return ""
     listed = ", ".join(f"{n} {k}" for k, n in kinds.most_common(3))

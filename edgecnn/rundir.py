@@ -11,6 +11,8 @@
 - A run is written whole: train writes a staging folder beside the destination and swaps it in at
   the end, so an interrupted or failed run leaves the previous one untouched, and a new run never
   keeps an older run's export/.
+- Only a run is ever replaced: every run carries a marker (``.edgecnn-run``, the command that wrote
+  it), and a run folder never is, contains or lies inside one of its inputs (check_out_dir).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from . import recipe as R
 from .agent import contract as C
 from .agent.errors import InputError
-from .agent.io import sha256_file
+from .agent.io import atomic_write_text, sha256_file
 
 RECIPE_FILE = "recipe.json"
 EXPORT_DIR = "export"
@@ -202,7 +204,6 @@ class RunMarker:
 
 
 def write_marker(folder: Path, command: str) -> None:
-    from .agent.io import atomic_write_text
     atomic_write_text(Path(folder) / MARKER_FILE, RunMarker(command).to_json())
 
 

@@ -36,7 +36,8 @@ def option_problem(name: str, value) -> str | None:
         return None if ok else f"must be a whole number from {lo} to {hi}, got {value!r}"
     if name == "timeout":
         lo, hi = TIMEOUT_RANGE_S
-        return None if number and lo <= value <= hi else f"must be a number of seconds from {lo:g} to {hi:g}, got {value!r}"
+        ok = number and lo <= value <= hi
+        return None if ok else f"must be a number of seconds from {lo:g} to {hi:g}, got {value!r}"
     if name in FLAG_OPTIONS:
         return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
     return None if isinstance(value, str) and value.strip() else f"must be a text value, got {value!r}"

@@ -43,7 +43,7 @@ def write_list(path: Path, root: Path, samples: list[Sample], recipe: str, seed:
              "# path\tsha256"]
     for s in samples:
         name = s.path.relative_to(root).as_posix()
-        if any(ord(ch) < 32 for ch in name):      # the list could not be read back: never write one so
+        if C.has_control_char(name):      # the list could not be read back: never write one so
             raise InputError(f"{s.path}: a calibration image whose name holds a tab or newline cannot be "
                              f"recorded in {path.name}; rename it")
         lines.append(f"{name}\t{sha256_file(s.path)}")
