@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .agent.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract
+from .agent.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract, weights_precision
 from . import verdict as V
 from .report import record_bench
 from .agent.errors import BudgetError, InconclusiveError, InputError
@@ -125,10 +125,14 @@ def default_reference(run: Run | None) -> Path | None:
 
 
 def precision_of(path: Path, res: AgentResult) -> str:
+    """What the model's tensors show; the file name only refines it (int8-mixed, int8-qdq), never overrides."""
     name = path.name.lower()
-    for p in ("int8_qdq", "int8_mixed", "int8", "fp16", "fp32"):
-        if p in name:
-            return p.replace("_", "-")
+    named = next((p.replace("_", "-") for p in ("int8_qdq", "int8_mixed", "int8", "fp16", "fp32") if p in name), None)
+    found = weights_precision(path)
+    if found is not None:
+        return named if named is not None and named.split("-")[0] == found else found
+    if named is not None:
+        return named
     return "int8" if res.input is not None and res.input.dtype in ("int8", "uint8") else "fp32"
 
 

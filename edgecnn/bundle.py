@@ -7,7 +7,8 @@ sidecar, or was stamped with other I/O types) the same flatbuffer re-stamped wit
 standard TFLite metadata. The app reads ``contract.json`` and ``labels.txt`` from the model's
 associated files (``core/ModelFiles.kt``), as any standard client would; no loose copies. Beside
 it goes a small manifest, ``edgecnn-bundle.json``, listing what it wrote (name, size, sha256), so the
-next bundle removes exactly those files and nothing a developer put there. The new set is staged
+next bundle removes exactly those files and nothing a developer put there; a file of the same name
+that no manifest lists, or an assets path that is not a folder, is refused, never replaced. The new set is staged
 in a temporary folder beside the assets and swapped in with renames: an interrupted bundle
 leaves the previous one in place.
 
@@ -32,14 +33,13 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .agent.errors import BudgetError, EdgecnnError, InputError
+from .agent.errors import BudgetError, InputError
 from .agent.io import sha256_file, staged
 from .rundir import DEFAULT_SIZE_MB, check_same_model, run_of_artifact
 
 PRECISIONS = ("int8", "fp16", "fp32")
 MB = 1_000_000
 MODEL_NAME = "model.tflite"
-LEGACY_NAMES = ("contract.json", "labels.txt")   # loose copies earlier bundles wrote: removed
 MANIFEST_NAME = "edgecnn-bundle.json"
 ASSETS = Path("app") / "src" / "main" / "assets"
 
@@ -130,14 +130,28 @@ def _q(v) -> str:
 
 
 def _previous_files(assets: Path) -> set[str]:
-    """Names the last bundle wrote (from its manifest); our fixed names if the manifest is unreadable."""
-    ours = {MODEL_NAME, *LEGACY_NAMES, MANIFEST_NAME}
-    try:
-        data = json.loads((assets / MANIFEST_NAME).read_text(encoding="utf-8"))
-        names = {str(f["name"]) for f in data.get("files", [])}
-        return {n for n in names if n and "/" not in n and "\\" not in n and n not in (".", "..")} | ours
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return ours if (assets / MANIFEST_NAME).exists() else ours & {MANIFEST_NAME}
+    """What the last bundle wrote into assets (its manifest and the files it lists): the only entries
+    a bundle replaces. Anything else there that a bundle would write over, and an assets path that is
+    not a folder, is refused: a developer's file is never replaced or deleted."""
+    if not assets.exists() and not assets.is_symlink():
+        return set()
+    if not assets.is_dir():
+        raise InputError(f"{assets} is a file, not the app's assets folder: bundle writes its model into "
+                         f"that folder; move the file away and bundle again")
+    manifest = assets / MANIFEST_NAME
+    ours: set[str] = set()
+    if manifest.exists() or manifest.is_symlink():
+        try:
+            names = {str(f["name"]) for f in json.loads(manifest.read_text(encoding="utf-8"))["files"]}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            raise InputError(f"{manifest} is not a manifest edgecnn bundle can read, so what the last bundle "
+                             f"wrote is not known: move it away and bundle again") from None
+        ours = {n for n in names if n and "/" not in n and "\\" not in n and n not in (".", "..")} | {MANIFEST_NAME}
+    theirs = sorted(n for n in (MODEL_NAME, MANIFEST_NAME) if n not in ours and (assets / n).exists())
+    if theirs:
+        raise InputError(f"{assets / theirs[0]} was not written by edgecnn bundle (no {MANIFEST_NAME} lists it): "
+                         f"move it away and bundle again")
+    return ours
 
 
 def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8", *,
@@ -164,7 +178,8 @@ def bundle(source: str | Path, android_dir: str | Path, precision: str = "int8",
         "input_size": list(contract.input_size), "num_classes": contract.num_classes, "budget_mb": budget_mb,
     }
     assets = app / ASSETS
-    files = _write_assets(model, contract, manifest, assets, log)
+    previous = _previous_files(assets)
+    files = _write_assets(model, contract, manifest, assets, previous, log)
     log(f"bundled {model} ({contract.input_dtype} input {contract.input_size[0]}x{contract.input_size[1]}, "
         f"{contract.num_classes} classes; {_mb(size)} of the {budget_mb:g} MB budget) into {assets}:")
     for f in files:
@@ -198,7 +213,7 @@ def _checked_contract(model: Path, log):
     return contract
 
 
-def _write_assets(model: Path, contract, manifest: dict, assets: Path, log) -> list[dict]:
+def _write_assets(model: Path, contract, manifest: dict, assets: Path, previous: set[str], log) -> list[dict]:
     """The model (carrying `contract`) and the manifest staged beside the assets folder and swapped in whole."""
     try:
         with staged(assets) as staging:
@@ -207,14 +222,14 @@ def _write_assets(model: Path, contract, manifest: dict, assets: Path, log) -> l
                      for n in (MODEL_NAME,)]
             (staging / MANIFEST_NAME).write_text(json.dumps({**manifest, "files": files}, indent=2) + "\n",
                                                  encoding="utf-8")
-            _carry_over(assets, staging)
+            _carry_over(assets, staging, previous)
             for f in staging.rglob("*"):
                 if f.is_file():
                     with open(f, "rb") as fh:
                         os.fsync(fh.fileno())
         return files
     except OSError as e:
-        raise EdgecnnError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
+        raise InputError(f"cannot write the app's assets in {assets}: {e.strerror or e}") from None
 
 
 def _write_model(model: Path, contract, dest: Path, log) -> None:
@@ -228,11 +243,10 @@ def _write_model(model: Path, contract, dest: Path, log) -> None:
     dest.write_bytes(tflite_with_contract(model.read_bytes(), contract, model_card(contract)))
 
 
-def _carry_over(assets: Path, staging: Path) -> None:
+def _carry_over(assets: Path, staging: Path, previous: set[str]) -> None:
     """Keep whatever else lives in assets (a developer's own files); drop what we wrote before."""
     if not assets.is_dir():
         return
-    previous = _previous_files(assets)
     for entry in assets.iterdir():
         if entry.name in previous or (staging / entry.name).exists():
             continue

@@ -82,11 +82,13 @@ def recipes_show(name):
               help="Backbone weights file, or 'none'. Default: a local file if found, else Keras' download.")
 @click.option("--image-size", type=click.IntRange(32, 512), default=None, help="Override the recipe's input size.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Cap the epochs of each phase.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Random seed of splits, augmentation and initialisation (0 to 4294967295).")
 @click.option("--gradcam", type=click.IntRange(0, 100), default=0, help="Write Grad-CAM overlays for N misclassified test images.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--overwrite", is_flag=True,
-              help="Replace an existing run directory whole (its export/ too); it is swapped only when training ends.")
+              help="Replace an existing run directory whole (its export/ too); it is swapped only when training "
+                   "ends. Only a folder edgecnn wrote as a run is replaced, never other files.")
 @click.option("--workers", default=None, metavar="HOST:PORT,...",
               help="Train data-parallel with these workers (MultiWorkerMirroredStrategy; writes TF_CONFIG). "
                    "Start the same command on each, with its --worker-index; worker 0 writes the run. "
@@ -100,17 +102,24 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
     """Fine-tune MobileNetV2 on a recipe task and write a complete run directory."""
     from . import recipe as R
     from .distribute import Cluster
-    from .train import TrainOptions, train as run_train
+    from .train import TrainOptions
 
     if image_size is not None and image_size % 8:
         raise click.BadParameter("must be a multiple of 8", param_hint="--image-size")
     if (workers is None) != (worker_index is None):
         raise click.UsageError("--workers and --worker-index go together")
     cluster = Cluster.from_option(workers, worker_index) if workers else None
-    rec = R.load(recipe_name)
-    m = run_train(rec, TrainOptions(data_dir, out_dir, weights, image_size, epochs, seed, gradcam,
-                                    progress=not quiet, overwrite=overwrite, cluster=cluster,
-                                    worker_timeout=worker_timeout), log=_log)
+    _train_and_show(R.load(recipe_name), TrainOptions(
+        data_dir, out_dir, weights, image_size, epochs, seed, gradcam, progress=not quiet, overwrite=overwrite,
+        cluster=cluster, worker_timeout=worker_timeout))
+
+
+def _train_and_show(rec, opts) -> None:
+    """Train (train and demo alike) and print the run's summary; exit 130 after a Ctrl-C."""
+    from .train import train as run_train
+
+    m = run_train(rec, opts, log=_log)
+    out_dir = opts.out_dir
     if m is None:
         click.echo("this worker's part is done; the chief (worker 0) wrote the run")
         return
@@ -139,10 +148,12 @@ DEMO_EPOCHS = 12
 def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     """The whole flow on a real dataset: train -> export (float + INT8) -> bench, one command.
 
-    The run directory (--out) is replaced whole when training ends.
+    The run directory (--out) is replaced whole when training ends, if it is a previous demo's run.
     """
+    from . import recipe as R
     from .data import UNLABELED
     from .paths import DEMO_DATA, shared_data
+    from .train import TrainOptions
 
     if data_dir is None:
         shared = shared_data() / recipe_name
@@ -150,8 +161,8 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
         if data_dir == DEMO_DATA and recipe_name != "crop_disease":
             raise click.UsageError(f"no dataset for {recipe_name}: pass --data DIR")
     _log(f"demo: recipe {recipe_name} on {data_dir}")
-    ctx.invoke(train, recipe_name=recipe_name, data_dir=data_dir, out_dir=out_dir, weights=weights,
-               image_size=None, epochs=epochs, seed=0, gradcam=4, quiet=False, overwrite=True)
+    _train_and_show(R.load(recipe_name), TrainOptions(data_dir, out_dir, weights, epochs=epochs, gradcam=4,
+                                                      command="demo"))
     from .bench import BenchOptions, bench as run_bench, choose_deployable, render, write_outputs
     from .report import PAGE
     from .export import ExportOptions, export as run_export

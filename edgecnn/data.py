@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .agent import contract as C
-from .agent.images import DataError, Sample, check_image, class_dirs, images_under, is_image, subdirs
+from .agent.io import sha256_file
+from .agent.images import (IMAGE_EXTENSIONS, DataError, Sample, check_image, class_dirs, hidden, images_under,
+                           is_image, subdirs)
 
 SPLITS = ("train", "val", "test")
 UNLABELED = "unlabeled"   # beside the splits: photos without labels, evidence for `--unlabeled`, never trained on
@@ -40,6 +42,17 @@ class Dataset:
     val_source: str                  # "val/" or "held out of train (15%)"
     skipped: list[dict] = field(default_factory=list)
     normalized: list[str] = field(default_factory=list)
+    overlap: dict[str, int] = field(default_factory=dict)   # split -> its images whose content is in train/
+
+    def warnings(self) -> list[str]:
+        """What the user must hear before trusting the numbers: val/test images that are training images."""
+        out = []
+        for split, n in self.overlap.items():
+            total = len(getattr(self, split))
+            out.append(f"warning: {n} of {total} {split} images are also in train/ (same content): the {split} "
+                       f"accuracy {'is' if n == total else 'is inflated toward'} training accuracy; keep "
+                       f"{split}/ photos apart from train/")
+        return out
 
     def counts(self) -> dict:
         out = {}
@@ -94,6 +107,11 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
 
     per_split_classes = {s: class_dirs(d) for s, d in split_dirs.items()}
     classes = sorted(per_split_classes["train"])
+    for name in classes:
+        why = C.label_problem(name)
+        if why:
+            raise DataError(f"class folder {name!r} in {split_dirs['train']} {why}: a class name becomes a "
+                            f"line of labels.txt and a label in the app; rename the folder")
     for split, dirs in per_split_classes.items():
         if split == "train":
             continue
@@ -122,6 +140,8 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
     cache = Path(cache_dir) if cache_dir else None
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for (split, ci, p), (err, needs_norm) in zip(files, results):
+        if not err and C.has_control_char(p.relative_to(root).as_posix()):
+            err = "its name contains a control character (a tab or newline): rename the file to use it"
         if err:
             skipped.append({"path": str(p), "reason": err})
             continue
@@ -138,15 +158,40 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
         counts = Counter(s.label for s in by_split[split])
         empty = [classes[i] for i in range(len(classes)) if counts.get(i, 0) == 0]
         if empty:
-            raise DataError(f"empty class(es) in {split_dirs[split] if layout == 'splits' else root}: "
-                            f"{', '.join(empty)} (no readable images)")
+            where = split_dirs[split] if layout == "splits" else root
+            raise DataError(f"empty class(es) in {where}: {', '.join(empty)} (no readable images"
+                            f"{_unread_files(per_split_classes[split][empty[0]])})")
 
     val_source = "val/"
     train, val = by_split["train"], by_split["val"]
     if "val" not in split_dirs:
         train, val = stratified_split(train, val_fraction, seed)
         val_source = f"held out of train ({val_fraction:.0%}, stratified)"
-    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized)
+    held_out = "val" not in split_dirs      # then train/ holds both the train and the val images
+    overlap = _overlap(train + val if held_out else train, {"val": [] if held_out else val, "test": by_split["test"]})
+    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap)
+
+
+def _unread_files(folder: Path) -> str:
+    """'; it holds 3 .heic file(s), not a format edgecnn reads ...' for such files in folder, else ''."""
+    kinds = Counter(p.suffix.lower() or p.name for p in folder.rglob("*")
+                    if p.is_file() and p.suffix.lower() not in IMAGE_EXTENSIONS
+                    and not any(hidden(part) for part in p.relative_to(folder).parts))
+    if not kinds:
+        return ""
+    listed = ", ".join(f"{n} {k}" for k, n in kinds.most_common(3))
+    return (f"; it holds {listed} file(s), not a format edgecnn reads ({', '.join(sorted(IMAGE_EXTENSIONS))}): "
+            f"convert them, e.g. to JPEG")
+
+
+def _overlap(train: list[Sample], others: dict[str, list[Sample]]) -> dict[str, int]:
+    """For each split, how many of its images have the same bytes as one of `train`."""
+    if not any(others.values()):
+        return {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        seen = set(pool.map(lambda s: sha256_file(s.path), train))
+        counts = {k: sum(d in seen for d in pool.map(lambda s: sha256_file(s.path), v)) for k, v in others.items()}
+    return {k: n for k, n in counts.items() if n}
 
 
 def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -37,6 +37,7 @@ from . import bench as B
 from . import verdict as V
 from .agent.errors import BudgetError, EdgecnnError, InconclusiveError, InputError
 from .devices import DeviceError, available_devices
+from .devices.base import option_problem
 from .render import fmt, table
 from .report import record_bench
 
@@ -88,6 +89,12 @@ def device(kind: str, options: dict, name: str | None = None, where: str = "the 
     if stray:
         raise InputError(f"{where}: {stray[0]!r} does not apply to device {kind} "
                          f"(it takes: {', '.join(sorted(allowed))})")
+    for k, v in sorted(options.items()):
+        why = option_problem(k, v)
+        if why:
+            raise InputError(f"{where}: {k} {why}")
+    if name is not None and not (isinstance(name, str) and name.strip()):
+        raise InputError(f"{where}: name must be a text value, got {name!r}")
     label = name or kind + "".join(f" {options[k]}" for k in ("host", "serial", "profile") if options.get(k))
     return FleetDevice(str(label), kind, tuple(sorted(options.items())))
 

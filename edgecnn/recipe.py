@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .agent.errors import InputError
 from .paths import RECIPES
 
+
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"     # a recipe's name: also a file name and a key of the built-in lists
 
 
 class RecipeError(InputError):
@@ -110,7 +114,7 @@ class Budgets(_Strict):
 
 
 class Recipe(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     image_size: int = Field(160, ge=32, le=512)
     model: ModelSpec = ModelSpec()
@@ -160,15 +164,29 @@ def _format_error(src: str, e: ValidationError) -> str:
     return f"recipe {src}: " + "; ".join(parts) + more
 
 
+class _RecipeKeyError(yaml.constructor.ConstructorError):
+    """Valid YAML that a recipe cannot hold (a key given twice, a key that is not a plain name)."""
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)
+    and a key that is not a plain scalar. Merge keys (<<: *anchor) work as in YAML: the mapping's own
+    keys override merged ones."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _RecipeKeyError(None, None, "a key must be a plain name, not a list or mapping",
+                                      key_node.start_mark)
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                raise _RecipeKeyError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -181,10 +199,15 @@ def load(name_or_file: str | Path) -> Recipe:
         raise RecipeError(f"recipe {path}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise RecipeError(f"recipe {path}: cannot be read ({e.strerror})") from None
+    except _RecipeKeyError as e:
+        raise RecipeError(f"recipe {path}: {e.problem} (line {e.problem_mark.line + 1})") from None
     except yaml.YAMLError as e:
         raise RecipeError(f"recipe {path}: not valid YAML ({' '.join(str(e).split())[:200]})") from None
-    if isinstance(data, dict):
-        data.setdefault("name", path.stem)
+    if isinstance(data, dict) and "name" not in data:
+        if not re.fullmatch(NAME_PATTERN, path.stem):
+            raise RecipeError(f"recipe {path}: it has no 'name:' and its file name {path.stem!r} cannot stand in "
+                              f"for one (letters, digits, _ . - only): add a line 'name: my_task'")
+        data["name"] = path.stem
     return from_dict(data, str(path))
 
 

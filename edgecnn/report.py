@@ -125,17 +125,21 @@ def _data_uri(path: Path) -> str | None:
 def _thumbnail(path: str, root: Path) -> str | None:
     """A small JPEG of an evaluated image, when the file is still where it was evaluated."""
     from PIL import Image, UnidentifiedImageError
+    from .agent.contract import MAX_DECODE_PIXELS
     p = Path(path)
     for candidate in (p, root / p):
         if candidate.is_file():
             try:
                 with Image.open(candidate) as im:
+                    im.draft("RGB", (THUMB_PX, THUMB_PX))      # JPEG: decode at a reduced scale
+                    if im.size[0] * im.size[1] > MAX_DECODE_PIXELS:
+                        return None                           # not decoded: no thumbnail is worth that
                     im = im.convert("RGB")
                     im.thumbnail((THUMB_PX, THUMB_PX))
                     buf = io.BytesIO()
                     im.save(buf, format="JPEG", quality=80)
                 return _uri(buf.getvalue(), "image/jpeg")
-            except (OSError, UnidentifiedImageError):
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
                 return None
     return None
 

@@ -11,6 +11,8 @@
 - A run is written whole: train writes a staging folder beside the destination and swaps it in at
   the end, so an interrupted or failed run leaves the previous one untouched, and a new run never
   keeps an older run's export/.
+- Only a run is ever replaced: every run carries a marker (``.edgecnn-run``, the command that wrote
+  it), and a run folder never is, contains or lies inside one of its inputs (check_out_dir).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from . import recipe as R
 from .agent import contract as C
 from .agent.errors import InputError
-from .agent.io import sha256_file
+from .agent.io import atomic_write_text, sha256_file
 
 RECIPE_FILE = "recipe.json"
 EXPORT_DIR = "export"
@@ -172,9 +174,90 @@ def budgets_for(source: Path, **overrides) -> Budgets:
 
 
 # ------------------------------------------------------------------------------ writing a run whole
-def refuse_existing(dest: Path, overwrite: bool) -> None:
+MARKER_FILE = ".edgecnn-run"          # written into every run train writes: what --overwrite may replace
+MARKER_SCHEMA = "edgecnn.run/1"
+LEGACY_RUN_FILES = ("contract.json", RECIPE_FILE, "model.keras")   # a run of an edgecnn without markers
+RUN_COMMANDS = ("train", "demo")
+
+
+@dataclass(frozen=True)
+class RunMarker:
+    """The marker file of a run folder: which command wrote it. Only a folder that carries one (or an
+    older edgecnn's run: contract.json, recipe.json and model.keras) is ever replaced whole."""
+
+    command: str                      # "train" or "demo"
+    schema: str = MARKER_SCHEMA
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": self.schema, "command": self.command}, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, folder: Path) -> "RunMarker | None":
+        """The folder's marker, or None when it has none or one that is not ours (never an error)."""
+        try:
+            d = json.loads((Path(folder) / MARKER_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(d, dict) or d.get("schema") != MARKER_SCHEMA or d.get("command") not in RUN_COMMANDS:
+            return None
+        return cls(d["command"])
+
+
+def write_marker(folder: Path, command: str) -> None:
+    atomic_write_text(Path(folder) / MARKER_FILE, RunMarker(command).to_json())
+
+
+def _relation(out: Path, other: Path) -> str | None:
+    if out == other:
+        return "is"
+    if out in other.parents:
+        return "contains"
+    if other in out.parents:
+        return "lies inside"
+    return None
+
+
+def check_out_dir(out: Path, inputs: dict[str, Path | None]) -> None:
+    """Refuse a run folder (--out) that is, contains or lies inside one of the inputs, given as option
+    name -> path (--data, --calibration, --unlabeled; None skipped). Paths are compared resolved,
+    symlinks followed; a file input stands for the folder it lies in. A run folder is replaced whole,
+    so an input inside it would be deleted, and a run inside an input would become part of it."""
+    target = Path(out).resolve()
+    for option, path in inputs.items():
+        if path is None:
+            continue
+        folder = Path(path).resolve()
+        if folder.is_file():
+            folder = folder.parent
+        how = _relation(target, folder)
+        if how is not None:
+            raise InputError(f"--out {out} {how} the {option} folder {path}: a run folder is replaced whole, "
+                             f"so it must lie apart from its inputs; choose an --out outside {path}")
+
+
+def _holds_a_run(folder: Path) -> bool:
+    return RunMarker.read(folder) is not None or all((folder / n).is_file() for n in LEGACY_RUN_FILES)
+
+
+def refuse_existing(dest: Path, overwrite: bool, command: str = "train") -> None:
+    """Refuse a destination that holds files, unless it may be replaced whole: with --overwrite an
+    edgecnn run (its marker, or an older edgecnn's run files); for demo, a run demo wrote itself."""
     if dest.exists() and not dest.is_dir():
         raise InputError(f"--out {dest} is a file, not a folder")
-    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
+    if not dest.is_dir() or not any(dest.iterdir()):
+        return
+    marker = RunMarker.read(dest)
+    if command == "demo":
+        if marker is not None and marker.command == "demo":
+            return
+        what = f"a run written by 'edgecnn {marker.command}'" if marker else \
+            (f"a run no demo wrote (no {MARKER_FILE}: train's, or an older edgecnn's)" if _holds_a_run(dest)
+             else "files that are not an edgecnn run")
+        raise InputError(f"--out {dest} holds {what}: the demo replaces only its own previous run; "
+                         f"choose another --out, or delete that folder yourself")
+    if not _holds_a_run(dest):
+        raise InputError(f"--out {dest} holds files that are not an edgecnn run (no {MARKER_FILE}): "
+                         f"--overwrite replaces only a run folder; choose another --out")
+    if not overwrite:
         raise InputError(f"{dest} already holds files (a previous run?): pass --overwrite to replace it "
                          f"whole, export/ included, or choose another --out")

@@ -30,10 +30,10 @@ from .agent import contract as C
 from . import data as D
 from . import model as M
 from . import distribute as dist
-from .agent.io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+from .agent.io import atomic_path, atomic_write_json, atomic_write_text, check_can_create_folder, sha256_file
 from .recipe import Recipe
 from .agent.io import staged
-from .rundir import RECIPE_FILE, recipe_json, refuse_existing
+from .rundir import RECIPE_FILE, check_out_dir, recipe_json, refuse_existing, write_marker
 
 
 
@@ -50,6 +50,15 @@ class TrainOptions:
     overwrite: bool = False        # replace an existing run directory whole (export/ included)
     cluster: dist.Cluster | None = None    # train with other workers (default: TF_CONFIG if set)
     worker_timeout: float = dist.DEFAULT_TIMEOUT_S
+    command: str = "train"         # recorded in the run's marker; "demo" replaces only a demo's run
+
+
+def check_destination(opts: TrainOptions) -> None:
+    """Before anything trains: --out lies apart from the data, may be replaced, and can be written."""
+    out = Path(opts.out_dir)
+    check_out_dir(out, {"--data": opts.data_dir})
+    refuse_existing(out, opts.overwrite, opts.command)
+    check_can_create_folder(out)
 
 
 FEATURE_BATCH = 64     # images per batch through the frozen layers while caching (inference only)
@@ -265,14 +274,14 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
     and writes the run, and only the chief returns its metrics (the others return None)."""
     _quiet_tf()
     t_start = time.perf_counter()
-    import keras
-    import tensorflow as tf
-
     if opts.image_size:
         recipe = recipe.with_overrides(image_size=opts.image_size)
     cluster = opts.cluster or dist.Cluster.from_env()
     if cluster is None or cluster.is_chief:
-        refuse_existing(Path(opts.out_dir), opts.overwrite)
+        check_destination(opts)
+    import keras
+    import tensorflow as tf
+
     rep = dist.start(cluster, opts.worker_timeout, log)    # before TensorFlow runs anything else
     keras.utils.set_random_seed(opts.seed)
     tf.config.experimental.enable_op_determinism()
@@ -312,6 +321,8 @@ def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replic
         log(f"  skipped {sk['path']}: {sk['reason']}")
     if len(ds.skipped) > 5:
         log(f"  ... and {len(ds.skipped) - 5} more (all listed in metrics.json)")
+    for warning in ds.warnings():
+        log(warning)
     size = recipe.image_size
     contract = C.Contract(input_size=(size, size), labels=tuple(ds.classes),
                           model={"arch": recipe.model.arch, "alpha": recipe.model.alpha, "recipe": recipe.name})
@@ -552,6 +563,7 @@ def _write_run(s: _Session, evals: dict, out: Path) -> dict:
     """Every file of the run into `out` (a staging folder); the contract records the provenance."""
     from . import plots
 
+    write_marker(out, s.opts.command)
     with atomic_path(out / "model.keras") as tmp:
         s.model.save(tmp)
     atomic_write_text(out / RECIPE_FILE, recipe_json(s.recipe))
@@ -583,7 +595,8 @@ def _metrics(s: _Session, evals: dict, main_split: str, main_metrics: dict, grad
         "seed": s.opts.seed,
         "weights": {"source": wch.source, "path": str(wch.path) if wch.path else None},
         "interrupted": s.interrupted,
-        "data": {"root": str(s.ds.root), "layout": s.ds.layout, "val_source": s.ds.val_source, **s.ds.counts()},
+        "data": {"root": str(s.ds.root), "layout": s.ds.layout, "val_source": s.ds.val_source, **s.ds.counts(),
+                 "same_as_train": s.ds.overlap},
         "test_accuracy": evals["test"][2]["accuracy"] if "test" in evals else None,
         "val_accuracy": evals["val"][2]["accuracy"] if "val" in evals else None,
         "evaluated_on": main_split,

@@ -302,12 +302,14 @@ def test_16_bit_and_32_bit_images_by_their_bit_depth(tmp_path):
     (b"imagesize: 96\n", "imagesize: unknown key"),
     (b"training:\n  head:\n    top_blocks: 17\n", "top_blocks: Input should be less than or equal to 16"),
     (b"training:\n  head:\n    schedule: linear\n", "schedule: Input should be 'plateau' or 'cosine'"),
+    (b"? [a, b]\n: 1\n", "a key must be a plain name, not a list or mapping (line 1)"),   # was a TypeError
 ])
 def test_recipe_files(tmp_path, text, says):
     p = tmp_path / "r.yaml"
     p.write_bytes(text)
     refused(["train", "--recipe", p, "--data", tmp_path, "--out", tmp_path / "out"], says=says)
     assert not (tmp_path / "out").exists()
+    refused(["recipes", "show", p], says=says)
 
 
 def test_unknown_recipe_name(tmp_path):
@@ -479,3 +481,246 @@ def test_an_agent_over_its_deadline_is_stopped_on_the_board(board, work):
     time.sleep(1)
     ps = subprocess.run(["pgrep", "-f", "agent.pyz --request request.json"], capture_output=True, text=True)
     assert ps.stdout.strip() == "", "the agent kept running on the board"
+
+
+# ------------------------------------------------------------------ third round (issue 26)
+TRAIN_QUICK = ["--recipe", "products", "--image-size", "32", "--epochs", "1", "--quiet", "--weights", "none"]
+
+
+def test_a_recipe_without_a_name_whose_file_name_cannot_be_one(tmp_path):
+    """Before: 'name: String should match pattern', about a key the user never wrote."""
+    p = tmp_path / "my recipe.yaml"
+    p.write_text("description: no name\nimage_size: 96\n")
+    refused(["recipes", "show", p], says="it has no 'name:' and its file name 'my recipe' cannot stand in for one")
+
+
+def test_yaml_merge_keys_work_in_recipes(tmp_path):
+    """Before: valid YAML with a merge key (<<: *x) was 'not valid YAML'."""
+    from edgecnn import recipe as R
+    p = tmp_path / "merged.yaml"
+    p.write_text("training:\n  head: &phase\n    epochs: 3\n    learning_rate: 0.001\n"
+                 "  fine_tune:\n    <<: *phase\n    epochs: 4\n    unfreeze_layers: 10\n")
+    r = R.load(p)
+    assert (r.name, r.training.head.epochs, r.training.head.learning_rate) == ("merged", 3, 0.001)
+    assert (r.training.fine_tune.epochs, r.training.fine_tune.learning_rate, r.training.fine_tune.unfreeze_layers) \
+        == (4, 0.001, 10)
+    p.write_text("name: a\nname: b\n")
+    refused(["recipes", "show", p], says="duplicate key 'name' (line 2)")
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_seed_out_of_range(work, tmp_path, seed):
+    """Before: a numpy traceback once training began."""
+    refused(["train", *TRAIN_QUICK, "--data", work / "data", "--out", tmp_path / "out", "--seed", seed],
+            says="Invalid value for '--seed'")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("entry,says", [
+    ("device: host\n    timeout: abc", "timeout must be a number of seconds from 1 to 86400, got 'abc'"),
+    ("device: host\n    timeout: -5", "timeout must be a number of seconds from 1 to 86400, got -5"),
+    ("device: jetson\n    host: a@b\n    port: abc", "port must be a whole number from 1 to 65535, got 'abc'"),
+    ("device: jetson\n    host: a@b\n    port: 99999", "port must be a whole number from 1 to 65535, got 99999"),
+    ("device: jetson\n    host: [a, b]", "host must be a text value, got ['a', 'b']"),
+    ("device: phone-emulated\n    profile: [1, 2]", "profile must be a text value, got [1, 2]"),
+])
+def test_fleet_entries_with_values_of_the_wrong_kind(work, tmp_path, entry, says):
+    """Before: four tracebacks, and a negative timeout or port 99999 reported as UNREACHABLE."""
+    f = tmp_path / "fleet.yaml"
+    f.write_text(f"devices:\n  - {entry}\n")
+    refused(["bench", work / "good.tflite", *QUICK, "--fleet", f], says=f"fleet file fleet.yaml, device 1: {says}")
+
+
+def test_a_class_folder_whose_name_cannot_be_a_label(work, tmp_path):
+    """Before: a class named with a newline trained, exit 0, and every later step refused the run."""
+    data = tmp_path / "data"
+    shutil.copytree(work / "data", data)
+    shutil.copytree(data / LABELS[0], data / "bad\nname")
+    refused(["train", *TRAIN_QUICK, "--data", data, "--out", tmp_path / "out"],
+            says="class folder 'bad\\nname' in", keep=[data])
+    assert not (tmp_path / "out").exists()
+
+
+def test_file_names_a_calibration_list_cannot_hold(work, tmp_path):
+    """Before: a name with a tab or newline went into calibration.txt, which then could not be read back."""
+    from edgecnn import data as D
+    from edgecnn.agent.errors import InputError
+    from edgecnn.agent.images import Sample
+    from edgecnn.export.calibration import write_list
+    data = tmp_path / "data"
+    shutil.copytree(work / "data", data)
+    for label, odd in zip(LABELS, ("tab\there.png", "new\nline.png", "fine.png")):
+        shutil.copy(data / label / "img 0.png", data / label / odd)
+    ds = D.scan(data, val_fraction=0.34, progress=False)
+    assert sorted(Path(s["path"]).name for s in ds.skipped) == ["new\nline.png", "tab\there.png"]
+    assert {s["reason"] for s in ds.skipped} == {
+        "its name contains a control character (a tab or newline): rename the file to use it"}
+    assert all("\t" not in str(s.path) and "\n" not in str(s.path) for s in ds.train + ds.val)
+    with pytest.raises(InputError, match="cannot be recorded in calibration.txt; rename it"):
+        write_list(tmp_path / "calibration.txt", data, [Sample(data / LABELS[0] / "tab\there.png", 0,
+                                                               data / LABELS[0] / "tab\there.png")], "products", 0)
+    assert not (tmp_path / "calibration.txt").exists()
+
+
+def test_a_test_split_that_is_the_training_split(work, tmp_path):
+    """Before: training accuracy was reported as test accuracy without a word."""
+    from edgecnn import data as D
+    root = tmp_path / "d"
+    shutil.copytree(work / "data", root / "train")
+    shutil.copytree(work / "data", root / "test")        # the same photos, other paths
+    ds = D.scan(root, val_fraction=0.34, progress=False)
+    assert ds.overlap == {"test": 6}
+    assert ds.warnings() == ["warning: 6 of 6 test images are also in train/ (same content): the test "
+                             "accuracy is training accuracy; keep test/ photos apart from train/"]
+    shutil.rmtree(root / "test" / LABELS[0])
+    image_folder(root / "other", per_class=1, size=24)
+    shutil.copytree(root / "other" / LABELS[0], root / "test" / LABELS[0])
+    shutil.rmtree(root / "other")
+    ds = D.scan(root, val_fraction=0.34, progress=False)
+    assert ds.overlap == {"test": 4} and "4 of 5 test images" in ds.warnings()[0]
+    assert "is inflated toward training accuracy" in ds.warnings()[0]
+
+
+@pytest.mark.parametrize("name,model,precision", [("model_int8.tflite", "float", "fp32"),
+                                                  ("model_fp32.tflite", "int8", "int8")])
+def test_precision_is_read_from_the_tensors(work, tmp_path, name, model, precision):
+    """Before: a float model renamed model_int8.tflite was benched and reported as INT8."""
+    from tiny_model import tiny_float_tflite
+    m = tmp_path / name
+    m.write_bytes(tiny_float_tflite(LABELS) if model == "float" else (work / "good.tflite").read_bytes())
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", str(m), *QUICK, "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [rec["precision"] for rec in json.loads(out.read_text())["records"]] == [precision]
+
+
+@pytest.mark.parametrize("cpus", ["99", "0,99"])
+def test_cpus_that_do_not_exist(work, cpus):
+    """Before: 'I/O: Invalid argument (on the host)' for 99; 0,99 ran on CPU 0 without a word."""
+    have = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    refused(["bench", work / "good.tflite", *QUICK, "--cpus", cpus],
+            says=f"--cpus {cpus}: no CPU 99 here; this machine offers CPUs {have}")
+
+
+def test_a_class_of_formats_edgecnn_does_not_read(work, tmp_path):
+    """Before: 'no readable images', without naming the .heic files it skipped."""
+    data = tmp_path / "data"
+    shutil.copytree(work / "data", data)
+    for f in (data / LABELS[1]).iterdir():
+        f.rename(f.with_suffix(".heic"))
+    refused(["train", *TRAIN_QUICK, "--data", data, "--out", tmp_path / "out"], keep=[data],
+            says=f"empty class(es) in {data}: {LABELS[1]} (no readable images; it holds 2 .heic file(s), "
+                 f"not a format edgecnn reads")
+
+
+def _hand_made_run(root: Path, data: Path, model_bytes: bytes) -> Path:
+    """A run as train leaves it, around a tiny Keras model: model.keras, recipe.json, contract.json
+    with their provenance, metrics.json naming the data root."""
+    from edgecnn import recipe as R
+    from edgecnn.agent.contract import Provenance
+    from edgecnn.agent.io import sha256_file
+    from edgecnn.rundir import recipe_json
+    run = root / "run"
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(model_bytes)
+    (run / "recipe.json").write_text(recipe_json(R.load("products").with_overrides(image_size=32)))
+    prov = Provenance(sha256_file(run / "model.keras"), sha256_file(run / "recipe.json"))
+    (run / "contract.json").write_text(Contract(input_size=(32, 32), labels=LABELS, provenance=prov).to_json())
+    (run / "metrics.json").write_text(json.dumps({"data": {"root": str(data)}}))
+    return run
+
+
+def test_a_truncated_model_keras_whose_hash_was_patched(work, tmp_path):
+    """Before: 'File not found' for a model.keras that exists."""
+    from tiny_model import tiny_keras_model
+    tiny_keras_model().save(tmp_path / "whole.keras")
+    whole = (tmp_path / "whole.keras").read_bytes()
+    data = tmp_path / "data"
+    shutil.copytree(work / "data", data / "test")
+    run = _hand_made_run(tmp_path, data, whole[: len(whole) // 2])
+    line = refused(["export", run, "--float"], keep=[run], says=f"{run / 'model.keras'}: not a loadable Keras "
+                                                               f"model (not a whole .keras zip archive")
+    assert "File not found" not in line and "truncated or damaged?" in line
+
+
+def test_a_flipped_image_that_is_a_decompression_bomb(exported_run, tmp_path):
+    """Before: `edgecnn report` died with a DecompressionBombError traceback."""
+    run = tmp_path / "run"
+    shutil.copytree(exported_run, run, symlinks=True)
+    bomb = tmp_path / "bomb.jpg"
+    Image.new("RGB", (8, 8)).save(bomb)
+    data = bytearray(bomb.read_bytes())
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, 30000, 30000)      # the frame header says 30000 x 30000
+    bomb.write_bytes(bytes(data))
+    rep_path = run / "export" / "export_report.json"
+    rep = json.loads(rep_path.read_text())
+    rep["artifacts"][0]["flips"] = [{"path": str(bomb), "label": "a", "reference": "a", "prediction": "b"}]
+    rep_path.write_text(json.dumps(rep))
+    r = CliRunner().invoke(main, ["report", str(run)])
+    assert r.exit_code == 0 and r.exception is None, r.output
+    assert "images whose prediction changed" in (run / "report.html").read_text()
+
+
+def test_a_model_path_the_locale_cannot_decode(work, tmp_path):
+    """Before: with PYTHONUTF8=0 and LC_ALL=C a non-ASCII model path was 'not a loadable TFLite model'."""
+    m = tmp_path / "modèle.tflite"
+    shutil.copy(work / "good.tflite", m)
+    env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.run([sys.executable, "-m", "edgecnn.cli", "bench", str(m), *QUICK, "--data", str(work / "data")],
+                       capture_output=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    assert b"PASSED" in p.stdout
+
+
+def test_ctrl_c_during_export_leaves_no_report_of_replaced_files(exported_run, tmp_path):
+    """Before: after a SIGINT, export_report.json kept the previous sha256 of a rewritten model_fp32.tflite."""
+    run = tmp_path / "run"
+    shutil.copytree(exported_run, run, symlinks=True)
+    fp32 = run / "export" / "model_fp32.tflite"
+    first = fp32.stat().st_ino
+    p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "export", str(run), "--float", "--int8"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_sigint,
+                         env={**os.environ, "EDGECNN_CALIBRATION_DIR": str(tmp_path)})
+    deadline = time.time() + 300
+    while fp32.stat().st_ino == first and time.time() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    assert fp32.stat().st_ino != first, "export never rewrote model_fp32.tflite"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    report = run / "export" / "export_report.json"
+    if report.exists():      # only a whole export leaves a report; it names the files as they are
+        for rec in json.loads(report.read_text())["artifacts"]:
+            assert rec["sha256"] == hashlib.sha256((run / "export" / rec["artifact"]).read_bytes()).hexdigest()
+
+
+def test_out_that_cannot_be_written_is_refused_before_training(work, tmp_path, monkeypatch):
+    """Before: a read-only working directory was found out after the whole training (here /proc, which
+    refuses root too)."""
+    photos = work / "data"
+    monkeypatch.chdir("/proc")
+    refused(["train", *TRAIN_QUICK, "--data", photos, "--out", "runs/new"], keep=[photos], says="cannot write runs/new")
+    refused(["demo", "--recipe", "products", "--data", photos, "--out", "runs/new"], keep=[photos],
+            says="cannot write runs/new")
+
+
+def test_bundle_into_assets_that_cannot_be_written_is_an_io_error(work, tmp_path):
+    """Before: exit 1, the status of a failed budget. A write that fails (here: over the file size
+    limit, which binds root too, unlike a read-only folder) is an I/O error: exit 2, one line."""
+    import resource
+    from android_helpers import ANDROID
+    app = tmp_path / "android_demo"
+    (app / "app" / "src" / "main").mkdir(parents=True)
+    shutil.copy(ANDROID / "app" / "src" / "main" / "AndroidManifest.xml", app / "app" / "src" / "main")
+    model = work / "good.tflite"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (model.stat().st_size // 2, hard))
+    try:
+        refused(["bundle", model, "--android", app], says="cannot write the app's assets", keep=[model])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    main_dir = app / "app" / "src" / "main"
+    assert sorted(p.name for p in main_dir.iterdir()) == ["AndroidManifest.xml"]     # no assets, no staging left

@@ -57,3 +57,9 @@ def tiny_float_tflite(labels: tuple[str, ...] = LABELS) -> bytes:
     from edgecnn.export.tflite import convert
 
     return tflite_with_contract(convert(_network(labels), "fp32"), Contract(input_size=(32, 32), labels=tuple(labels)))
+
+
+def tiny_keras_model(labels: tuple[str, ...] = LABELS):
+    """The same network as a Keras model (what a run's model.keras holds, at a fraction of the size)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return _network(labels)

@@ -39,6 +39,31 @@ def format_of(path: str | Path) -> str:
     return fmt
 
 
+def weights_precision(path: str | Path) -> str | None:
+    """The precision a model's own tensors show: "int8" (integer-quantized tensors), "fp16" (half-precision
+    weights) or "fp32"; None for a format, or a file, this machine cannot look inside. Never the file name."""
+    path = Path(path)
+    kinds: set[str] = set()
+    try:
+        if format_of(path) == "tflite":
+            from ai_edge_litert.interpreter import Interpreter
+            kinds = {str(d["dtype"].__name__) for d in Interpreter(model_content=path.read_bytes())
+                     .get_tensor_details()}
+        elif format_of(path) == "onnx":
+            import onnx
+            g = onnx.load(str(path), load_external_data=False).graph
+            kinds = {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in g.initializer}
+            if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv") for n in g.node):
+                kinds.add("int8")
+    except Exception:        # a file no runtime here reads: the caller falls back on what it knows
+        return None
+    if kinds & {"int8", "uint8"}:
+        return "int8"
+    if "float16" in kinds:
+        return "fp16"
+    return "fp32" if kinds else None
+
+
 def model_card(contract: Contract, precision: str | None = None, author: str | None = None,
                license: str | None = None) -> MD.ModelCard:
     """The standard metadata's name, description and version for an artifact of `contract`."""

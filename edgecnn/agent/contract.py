@@ -215,9 +215,14 @@ def label_problem(label: str) -> str | None:
         return f"is longer than {MAX_LABEL_CHARS} characters"
     if label in (".", "..") or "/" in label or "\\" in label:
         return "contains a path separator or is . or .."
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
+    if has_control_char(label):
         return "contains a control character"
     return None
+
+
+def has_control_char(text: str) -> bool:
+    """A tab, newline or other control character: what no line of a list file or labels.txt can hold."""
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
 class _Fields:

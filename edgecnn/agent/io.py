@@ -68,6 +68,24 @@ def check_writable(path: str | Path) -> None:
         raise InputError(f"{dest} is a folder, not a file to write")
     if not folder.is_dir():
         raise InputError(f"cannot write {dest}: no folder {folder}")
+    _probe_writable(folder, dest)
+
+
+def check_can_create_folder(path: str | Path) -> None:
+    """Refuse, before a long run, a folder that could not be written where staged() writes it: the
+    nearest existing folder above it must take a new folder."""
+    dest = Path(path).absolute()
+    folder = dest.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    from .errors import InputError
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is not a folder")
+    _probe_writable(folder, path)
+
+
+def _probe_writable(folder: Path, dest: str | Path) -> None:
+    from .errors import InputError
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {dest}: the folder {folder} is not writable")
     try:   # /proc, /sys and read-only mounts pass the access check: try a temporary file there
@@ -75,7 +93,7 @@ def check_writable(path: str | Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise InputError(f"cannot write {dest}: {e.strerror}") from None
+        raise InputError(f"cannot write {dest}: {e.strerror} (in {folder})") from None
 
 
 def _umask() -> int:

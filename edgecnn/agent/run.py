@@ -98,10 +98,20 @@ def _versus(r, x: np.ndarray, req: AgentRequest, threads: int) -> dict:
                                       method="timed in turns in one process (blocks of 20 inferences)")}
 
 
+def _pin(cpus: tuple[int, ...]) -> None:
+    """Run on these CPU ids only; ids this machine does not offer are refused by name."""
+    have = sorted(os.sched_getaffinity(0))
+    missing = sorted(set(cpus) - set(have))
+    if missing:
+        raise InputError(f"--cpus {','.join(map(str, cpus))}: no CPU {', '.join(map(str, missing))} here; "
+                         f"this machine offers CPUs {','.join(map(str, have))}")
+    os.sched_setaffinity(0, set(cpus))
+
+
 def run(req: AgentRequest) -> AgentResult:
     """Describe, time and evaluate one model as the request says."""
     if req.cpus:
-        os.sched_setaffinity(0, set(req.cpus))
+        _pin(req.cpus)
     model = Path(req.model)
     contract = read_contract(model, required=req.data is not None or req.unlabeled is not None)
     threads = req.threads or default_threads()

@@ -22,6 +22,25 @@ from ..agent.protocol import AgentRequest, AgentResult, read_reply
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 DEFAULT_TIMEOUT_S = 1800.0
+PORT_RANGE = (1, 65535)              # bounds of a fleet file's number options: those of bench --port, --timeout
+TIMEOUT_RANGE_S = (1.0, 86400.0)
+FLAG_OPTIONS = ("accept_new_host_key",)
+
+
+def option_problem(name: str, value) -> str | None:
+    """Why a device option's value (from a fleet file: any YAML value) cannot be used; None when it can."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name == "port":
+        lo, hi = PORT_RANGE
+        ok = number and float(value).is_integer() and lo <= value <= hi
+        return None if ok else f"must be a whole number from {lo} to {hi}, got {value!r}"
+    if name == "timeout":
+        lo, hi = TIMEOUT_RANGE_S
+        ok = number and lo <= value <= hi
+        return None if ok else f"must be a number of seconds from {lo:g} to {hi:g}, got {value!r}"
+    if name in FLAG_OPTIONS:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    return None if isinstance(value, str) and value.strip() else f"must be a text value, got {value!r}"
 
 
 class DeviceError(EdgecnnError):

@@ -28,6 +28,7 @@ from .budget import decision, fallback_steps, search_fallback
 from ..rundir import Run, load_run
 
 PRECISIONS = ("fp32", "fp16", "int8")
+REPORT = "export_report.json"
 
 
 @dataclass
@@ -102,6 +103,9 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t_all = time.perf_counter()
     x = _prepare(opts, load_run(opts.run_dir), log)
+    # artifacts are rewritten one by one: should this export stop half way (Ctrl-C), no report may
+    # remain that names the hashes and accuracies of files since replaced
+    (x.out_dir / REPORT).unlink(missing_ok=True)
     precisions = _precisions(opts)
     for p in precisions:
         _tflite(x, p)
@@ -110,7 +114,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     budget = _int8_budget(x)
     trt = _tensorrt(x) if opts.tensorrt else None
     report = _report(x, budget, trt, time.perf_counter() - t_all)
-    atomic_write_json(x.out_dir / "export_report.json", report)
+    atomic_write_json(x.out_dir / REPORT, report)
     refresh_report(x.run.dir, log)
     return report
 

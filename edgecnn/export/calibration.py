@@ -42,7 +42,11 @@ def write_list(path: Path, root: Path, samples: list[Sample], recipe: str, seed:
              "# class-stratified sample of the training split; paths relative to the data root",
              "# path\tsha256"]
     for s in samples:
-        lines.append(f"{s.path.relative_to(root).as_posix()}\t{sha256_file(s.path)}")
+        name = s.path.relative_to(root).as_posix()
+        if C.has_control_char(name):      # the list could not be read back: never write one so
+            raise InputError(f"{s.path}: a calibration image whose name holds a tab or newline cannot be "
+                             f"recorded in {path.name}; rename it")
+        lines.append(f"{name}\t{sha256_file(s.path)}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 

@@ -15,6 +15,17 @@ from ..contract import Quantization, dequantize
 from ..errors import EdgecnnError, InputError
 
 
+
+def native_path(path: Path) -> str | None:
+    """The path as a runtime's native code takes it (UTF-8), or None where it has no UTF-8 spelling: a
+    name the locale could not decode (C locale with UTF-8 mode off) holds surrogates, and a runtime
+    then fails as if the model were broken. Runners load the file's bytes instead."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return str(path)
+
 class RuntimeMissing(EdgecnnError):
     """The engine a model needs is not installed here (exit 1 with the alternative named)."""
 

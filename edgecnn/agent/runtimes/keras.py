@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
 from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec, first_line
+
+
+def _zip_damage(path) -> str | None:
+    """Why a .keras file (a zip archive) cannot be read whole, or None when every member checks out."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        return f"not a whole .keras zip archive: {first_line(e)}"
+    return f"its member {bad} fails its checksum" if bad else None
 
 
 class KerasRunner(Runner):
@@ -19,6 +30,9 @@ class KerasRunner(Runner):
             import keras
         except ImportError:
             raise RuntimeMissing("TensorFlow/Keras is not installed: pip install tensorflow-cpu") from None
+        damage = _zip_damage(self.path)
+        if damage:     # Keras says "File not found" of a .keras file that exists but is not a whole zip
+            raise ModelLoadError(f"{self.path}: not a loadable Keras model ({damage}; truncated or damaged?)")
         try:
             self._m = keras.saving.load_model(str(self.path), compile=False)
         except Exception as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..contract import Quantization
-from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec, first_line
+from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec, first_line, native_path
 
 
 def _spec(d: dict) -> TensorSpec:
@@ -24,7 +24,9 @@ class LiteRTRunner(Runner):
         except ImportError:
             raise RuntimeMissing("LiteRT is not installed: pip install ai-edge-litert") from None
         try:
-            self._it = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            where = native_path(self.path)
+            source = {"model_path": where} if where else {"model_content": self.path.read_bytes()}
+            self._it = Interpreter(**source, num_threads=self.threads)
             self._it.allocate_tensors()
         except Exception as e:
             raise ModelLoadError(f"{self.path}: not a loadable TFLite model ({first_line(e)})") from None

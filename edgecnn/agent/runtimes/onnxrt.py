@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec, first_line
+from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec, first_line, native_path
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
               "tensor(uint8)": "uint8"}
@@ -30,7 +30,7 @@ class OnnxRuntimeRunner(Runner):
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
         try:
-            self._s = ort.InferenceSession(str(self.path), so, providers=want)
+            self._s = ort.InferenceSession(native_path(self.path) or self.path.read_bytes(), so, providers=want)
         except Exception as e:
             raise ModelLoadError(f"{self.path}: not a loadable ONNX model ({first_line(e)})") from None
         i, o = self._s.get_inputs(), self._s.get_outputs()
