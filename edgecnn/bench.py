@@ -413,7 +413,7 @@ class Deployable:
         if self.verdict == V.PASS:
             return (f"verdict: PASS: deploy {what}; every budget holds\n"
                     f"next:    edgecnn bundle {run_dir / 'export' / r['artifact']} --android android_demo")
-        return f"verdict: INCONCLUSIVE: {what}; the test images cannot decide its accuracy budget (exit 3)"
+        return f"verdict: INCONCLUSIVE: {what}; the images (labelled and unlabeled) cannot decide its accuracy budget (exit 3)"
 
     def summary(self, run_dir: Path) -> list[str]:
         """What a flow that ships a model prints last: each rejected candidate, then the one verdict."""
