@@ -76,6 +76,7 @@ def test_without_the_privilege_binfmt_misc_is_refused_with_its_reason(tmp_path):
     """Root without capabilities (as in an unprivileged container): one line saying why, nothing changed."""
     if os.geteuid() != 0 or not shutil.which("setpriv") or _binfmt_mounted():
         pytest.skip("needs root, setpriv, and binfmt_misc not mounted (so that mounting it is what is refused)")
+    need_qemu()                      # the board's tools are checked first: without them that is what is said
     p = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "edgecnn.cli",
                         "board", "start", "--port", str(free_port())], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
