@@ -69,6 +69,22 @@ def test_agent_over_ssh_matches_host(sshd, model, data):
     assert res.device_detail["host"] == f"{sshd.user_host}:{sshd.port}"
 
 
+def test_unlabeled_photos_over_ssh_match_the_host(sshd, model, data, tmp_path, monkeypatch):
+    """--unlabeled is staged like --data and its paths map back, so bench pairs the board's changes with
+    the host reference's; a relative folder too (the host's agent runs in a work folder of its own)."""
+    photos = tmp_path / "field"
+    photos.mkdir()
+    for i, p in enumerate(sorted(data.rglob("*.png"))):
+        shutil.copy(p, photos / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    with jetson(sshd) as dev:
+        res = dev.run(req(model, unlabeled=Path("field"), latency=False))
+    with HostDevice() as h:
+        host = h.run(req(model, unlabeled=Path("field"), latency=False))
+    assert res.unlabeled == host.unlabeled and len(res.unlabeled.paths) == 9
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in res.unlabeled.paths)
+
+
 def test_a_relative_data_folder_maps_back_to_the_hosts_paths(sshd, model, data, monkeypatch):
     """bench pairs the board's images with the host reference's: both name them by the same absolute path."""
     monkeypatch.chdir(data.parent)

@@ -134,7 +134,7 @@ def run_agent_locally(transport: LocalTransport, command: list[str], request: Ag
     import tempfile
     with tempfile.TemporaryDirectory(prefix="run-", dir=parent) as work:
         work = Path(work)
-        absolute = {k: str(Path(v).absolute()) for k in ("model", "data", "baseline")
+        absolute = {k: str(Path(v).absolute()) for k in ("model", "data", "unlabeled", "baseline")
                     if (v := getattr(request, k)) is not None}
         outputs = work / "outputs.npy" if request.outputs else None
         req = dataclasses.replace(request, **absolute, outputs=str(outputs) if outputs else None)

@@ -230,13 +230,20 @@ def bounded(argv: list[str], seconds: float) -> str:
     return f"if command -v timeout >/dev/null 2>&1; then timeout -k 10 {s} {cmd}; else {cmd}; fi"
 
 
+def _local(remote: str, request: AgentRequest) -> str:
+    """A path the board's agent reported (under data/ or unlabeled/ of its work dir) as the same file here,
+    by the absolute path the host's agent reports, so bench can pair the images of both."""
+    field = "unlabeled" if remote == "unlabeled" or remote.startswith("unlabeled/") else "data"
+    return str(Path(getattr(request, field)).absolute() / os.path.relpath(remote, field))
+
+
 class JetsonDevice(Device):
     """Options: host (USER@HOST), port, identity, accept_new_host_key, known_hosts, python (the board's
     interpreter, default python3), connect_timeout, max_data_mb, timeout (seconds for one agent run;
     also the deadline of each transfer)."""
 
     name = "jetson"
-    capabilities = Capabilities(baseline=True, cpu_pinning=True,
+    capabilities = Capabilities(baseline=True, cpu_pinning=True, unlabeled=True,
                                 options=("host", "port", "identity", "accept_new_host_key", "known_hosts"))
 
     def __init__(self, host: str | None = None, port: int | None = None, identity: str | None = None,
@@ -320,8 +327,9 @@ class JetsonDevice(Device):
         engine = "tensorrt" if remote["model"].endswith(".engine") else (
             None if request.engine == "tensorrt" else request.engine)
         t.push(self._agent_file(), f"{work}/agent.pyz")
-        if request.data is not None:
-            remote["data"] = self._stage_data(Path(request.data), work, notes)
+        for field in ("data", "unlabeled"):    # image folders, each in its own folder of the work dir
+            if getattr(request, field) is not None:
+                remote[field] = self._stage_data(Path(getattr(request, field)), work, notes, field)
         if request.baseline is not None:   # as is, in its own folder (its name may equal the artifact's)
             remote["baseline"] = self._stage_file(Path(request.baseline), f"{work}/baseline")
         if request.outputs and remote.get("data"):
@@ -345,11 +353,13 @@ class JetsonDevice(Device):
             detail["emulated"] = emulated.to_dict()     # bench says so beside its latencies
         changes: dict = {"device_detail": detail, "notes": (*res.notes, *notes)}
         # the same absolute paths the host's agent reports, so bench can pair the images of both
-        local = lambda p: str(Path(request.data).absolute() / os.path.relpath(p, "data"))  # noqa: E731
         if res.evaluation is not None:
             changes["evaluation"] = dataclasses.replace(
-                res.evaluation, paths=tuple(local(p) for p in res.evaluation.paths))
-        changes["skipped"] = tuple(dataclasses.replace(s, path=local(s.path)) for s in res.skipped)
+                res.evaluation, paths=tuple(_local(p, request) for p in res.evaluation.paths))
+        if res.unlabeled is not None:
+            changes["unlabeled"] = dataclasses.replace(
+                res.unlabeled, paths=tuple(_local(p, request) for p in res.unlabeled.paths))
+        changes["skipped"] = tuple(dataclasses.replace(s, path=_local(s.path, request)) for s in res.skipped)
         if request.outputs and res.evaluation is not None:
             import numpy as np
             dest = Path(self._tmp.name) / "outputs.npy"
@@ -364,14 +374,15 @@ class JetsonDevice(Device):
             self.transport.push(g, f"{folder}/{g.name}")
         return f"{folder}/{f.name}"
 
-    def _stage_data(self, data: Path, work: str, notes: list[str]) -> str | None:
+    def _stage_data(self, data: Path, work: str, notes: list[str], field: str = "data") -> str | None:
         size_mb = sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 1e6
         if size_mb > self.max_data_mb:
-            notes.append(f"--data is {size_mb:.0f} MB (> {self.max_data_mb:.0f} MB): not sent, no accuracy on the board")
+            notes.append(f"--{field} is {size_mb:.0f} MB (> {self.max_data_mb:.0f} MB): not sent, "
+                         f"{'no accuracy' if field == 'data' else 'no changes counted'} on the board")
             self.log(notes[-1])
             return None
-        self.transport.push_dir(data, f"{work}/data")
-        return "data"
+        self.transport.push_dir(data, f"{work}/{field}")
+        return field
 
     # -- model staging: as is, or an engine built on the board
     def _stage_model(self, artifact: Path, engine: str | None, work: str, notes: list[str]) -> str:
