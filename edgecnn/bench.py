@@ -26,7 +26,7 @@ from .agent.errors import BudgetError, InconclusiveError, InputError
 from .agent.io import atomic_write_json, atomic_write_text, sha256_file
 from .agent.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
 from .devices import get_device
-from .evaluate import compare, refuse_seen_photos, seen_by_the_model
+from .evaluate import changes_without_labels, compare, refuse_seen_photos, seen_by_the_model
 from .render import fmt, table
 from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, run_of_artifact
 
@@ -186,8 +186,8 @@ def _check_unlabeled(o: BenchOptions, run: Run | None) -> None:
     """--unlabeled: a folder of photos the model has not seen (never its calibration or training images)."""
     if o.unlabeled is None:
         return
-    from .agent.images import scan_unlabeled
-    paths, _ = scan_unlabeled(o.unlabeled)
+    from .agent.images import unlabeled_paths
+    paths = unlabeled_paths(o.unlabeled)
     if run is not None:
         refuse_seen_photos(paths, seen_by_the_model(run))
 
@@ -336,11 +336,7 @@ def _unlabeled_changes(art: Path, res: AgentResult, ref: AgentResult) -> dict | 
     if res.unlabeled.paths != ref.unlabeled.paths:
         raise InputError(f"{art.name}: the reference and the artifact saw different unlabeled photos "
                          f"({len(ref.unlabeled.paths)} vs {len(res.unlabeled.paths)})")
-    changes = V.unlabeled_changes(res.unlabeled.top1, ref.unlabeled.top1)
-    labels = res.contract.labels
-    changes["flips"] = [{"path": p, "reference": labels[r], "prediction": labels[a]}
-                        for p, a, r in zip(res.unlabeled.paths, res.unlabeled.top1, ref.unlabeled.top1) if a != r]
-    return changes
+    return changes_without_labels(res.unlabeled.top1, ref.unlabeled.top1, res.contract.labels, res.unlabeled.paths)
 
 
 def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) -> dict:

@@ -40,6 +40,15 @@ def compare(y_true, pred, ref_pred, labels: Sequence[str], paths: Sequence[str])
     return out
 
 
+def changes_without_labels(pred, ref_pred, labels: Sequence[str], paths: Sequence[str]) -> dict:
+    """Changed top-1 predictions on photos without labels: how many of how many, and which (no label to
+    say which side is right)."""
+    pred, ref = np.asarray(pred), np.asarray(ref_pred)
+    flips = [{"path": str(paths[i]), "reference": labels[ref[i]], "prediction": labels[pred[i]]}
+             for i in np.flatnonzero(pred != ref)]
+    return {"n": int(len(pred)), "changed": len(flips), "flips": flips}
+
+
 def seen_by_the_model(run) -> dict[str, str]:
     """sha256 -> what it is, for every photo a run's model was fitted to or calibrated on that can be
     found: its training split and the calibration list recorded in its export/ (hashes read as listed)."""

@@ -98,12 +98,6 @@ def agreement_interval(changed: int, n: int) -> tuple[float, float]:
     return _binom_ci(n - changed, n)
 
 
-def unlabeled_changes(pred, ref_pred) -> dict:
-    """Changed predictions on photos without labels: the evidence --unlabeled adds."""
-    p, r = np.asarray(pred), np.asarray(ref_pred)
-    return {"n": int(len(p)), "changed": int((p != r).sum())}
-
-
 def combined_drop_interval(b: int, c: int, n: int, changed: int, unlabeled: dict | None) -> dict:
     """The drop's interval from labelled pairs alone, or combined with the changed share on labelled +
     unlabeled photos (upper-tail error split between the two bounds). `changed`: labelled images whose
@@ -111,13 +105,10 @@ def combined_drop_interval(b: int, c: int, n: int, changed: int, unlabeled: dict
     if not unlabeled:
         lo, hi = drop_interval(b, c, n)
         return {"interval": (lo, hi), "labelled": (lo, hi)}
-    lo, hi = drop_interval(b, c, n, 1 - ALPHA / 2) if n else (-100.0, 100.0)
-    m, k = n + unlabeled["n"], changed + unlabeled["changed"]
-    bound = changed_upper(k, m, 1 - ALPHA / 4)
-    upper = min(hi, bound)
-    lower = lo if n else -bound     # without labels the drop is only known to lie within +-changed share
-    return {"interval": (max(lower, -bound), upper), "labelled": (lo, hi), "changed_bound": bound,
-            "changed": k, "images": m}
+    lo, hi = drop_interval(b, c, n, 1 - ALPHA / 2)
+    bound = changed_upper(changed + unlabeled["changed"], n + unlabeled["n"], 1 - ALPHA / 4)
+    # the drop lies within +-(share of changed predictions), labels or not
+    return {"interval": (max(lo, -bound), min(hi, bound)), "labelled": (lo, hi), "changed_bound": bound}
 
 
 def paired(y_true, pred, ref_pred, unlabeled: dict | None = None) -> dict:
@@ -222,8 +213,7 @@ def drop_budget(stats: dict, limit: float, point_estimate: bool = False) -> dict
            "pass": verdict == PASS, "judged_on": _judged_on(stats, point_estimate)}
     if verdict == INCONCLUSIVE:
         out["images_to_decide"] = images_to_decide_drop(stats, limit)
-        if stats.get("unlabeled") is not None or stats["n"]:
-            out["unlabeled_to_decide"] = unlabeled_to_decide(stats, limit)
+        out["unlabeled_to_decide"] = unlabeled_to_decide(stats, limit)
     return out
 
 

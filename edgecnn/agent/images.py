@@ -84,14 +84,20 @@ def check_image(path: Path) -> tuple[str | None, bool]:
     return None, (not native) or large or orientation not in (1, None)
 
 
-def scan_unlabeled(root: str | Path) -> tuple[list[Path], list[dict]]:
-    """Every readable image under a folder of photos without labels (any layout), and those skipped."""
+def unlabeled_paths(root: str | Path) -> list[Path]:
+    """The image files under a folder of photos without labels (any layout), not yet decoded."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"--unlabeled {root}: no such folder")
     paths = images_under(root)
     if not paths:
         raise DataError(f"--unlabeled {root}: no images in it")
+    return paths
+
+
+def scan_unlabeled(root: str | Path) -> tuple[list[Path], list[dict]]:
+    """Every readable image under a folder of photos without labels (any layout), and those skipped."""
+    paths = unlabeled_paths(root)
     with ThreadPoolExecutor(max_workers=4) as pool:
         errors = list(pool.map(lambda p: check_image(p)[0], paths))
     good = [p for p, err in zip(paths, errors) if err is None]

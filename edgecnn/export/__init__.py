@@ -21,7 +21,7 @@ from ..agent.images import scan_eval_folder, scan_unlabeled
 from ..agent.io import atomic_write_bytes, atomic_write_json, sha256_file
 from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
-from ..evaluate import compare
+from ..evaluate import changes_without_labels, compare
 from ..paths import CALIBRATION_LISTS
 from ..report import refresh as refresh_report
 from .budget import decision, fallback_steps, search_fallback
@@ -202,10 +202,8 @@ def evaluate_artifact(path: Path, ev: EvalSet, reference: np.ndarray | None, lab
     if reference is not None:
         unlabeled = None
         if probs_u is not None and reference_unlabeled is not None:
-            unlabeled = V.unlabeled_changes(probs_u.argmax(1), reference_unlabeled.argmax(1))
-            res["unlabeled"] = {**unlabeled, "flips": [
-                {"path": p, "reference": labels[int(a)], "prediction": labels[int(b)]}
-                for p, a, b in zip(ev.unlabeled.paths, reference_unlabeled.argmax(1), probs_u.argmax(1)) if a != b]}
+            unlabeled = res["unlabeled"] = changes_without_labels(probs_u.argmax(1), reference_unlabeled.argmax(1),
+                                                                  labels, ev.unlabeled.paths)
         res["max_abs_score_diff"] = float(np.abs(probs - reference).max())
         res["paired"] = V.paired(ev.y, probs.argmax(1), reference.argmax(1), unlabeled)
     res["runtime"] = desc
