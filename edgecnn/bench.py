@@ -177,6 +177,9 @@ def accuracy_budgets_judgeable(o: BenchOptions, budgets: Budgets, reference: Pat
                if reference is None else None)
     if asked and missing:
         raise InputError(f"{' and '.join(asked)} cannot be judged: {missing}")
+    if o.point_estimate and o.data is None and o.unlabeled is not None and budgets.max_drop_pp is not None:
+        raise InputError("--point-estimate judges the drop on labelled images: pass --data (unlabeled photos bound "
+                         "the drop only through its interval)")
     unjudged = [name for name, v in (("max drop", budgets.max_drop_pp), ("min agreement", budgets.min_agreement_pct))
                 if v is not None]
     return [f"the recipe's accuracy budgets ({', '.join(unjudged)}) are not judged: {missing}"] if missing and unjudged else []

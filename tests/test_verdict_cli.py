@@ -142,3 +142,12 @@ def test_unlabeled_is_refused_where_the_device_cannot_count_changes(exported_run
     r = _cli("bench", exported_run / "export" / "model_int8.tflite", "--device", "phone-emulated",
              "--unlabeled", field, *QUICK[:6])
     _refused(r, "--unlabeled: the phone-emulated device does not predict unlabeled photos")
+
+
+def test_point_estimates_need_labelled_images(exported_run, tmp_path):
+    """Unlabeled photos bound the drop only through the interval: asking for point estimates without
+    --data is refused with one line (it was a traceback)."""
+    field = _unseen_photos(exported_run, tmp_path / "field")
+    r = _cli("bench", exported_run / "export" / "model_int8.tflite", "--unlabeled", field, "--point-estimate",
+             *QUICK)
+    _refused(r, "--point-estimate judges the drop on labelled images: pass --data")
