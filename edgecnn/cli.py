@@ -13,6 +13,7 @@ import click
 
 from .agent.errors import EdgecnnError
 from .agent.io import check_writable
+from .limits import PORT_RANGE, TIMEOUT_RANGE_S
 from .native import filter_native_stderr
 
 
@@ -274,7 +275,7 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
               help="Fail when p50 is more than PCT% above the baseline's (needs --baseline).")
 @click.option("--host", "hosts", multiple=True, metavar="USER@HOST",
               help="jetson: the board to reach over SSH (repeat it for several boards).")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="jetson: SSH port.")
+@click.option("--port", type=click.IntRange(*PORT_RANGE), default=None, help="jetson: SSH port.")
 @click.option("--identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="jetson: SSH private key.")
 @click.option("--accept-new-host-key", is_flag=True, help="jetson: trust the board's key on first contact.")
@@ -284,7 +285,7 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 @click.option("--benchmark-binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="phone: LiteRT's benchmark_model binary for the phone's ABI.")
 @click.option("--profile", default=None, help="phone-emulated: device profile name or YAML (default pixel3).")
-@click.option("--timeout", type=click.FloatRange(1, 86400), default=1800.0, show_default=True, metavar="SECONDS",
+@click.option("--timeout", type=click.FloatRange(*TIMEOUT_RANGE_S), default=1800.0, show_default=True, metavar="SECONDS",
               help="Deadline of one agent run on the device (and of each transfer to it).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the results as JSON (use - for stdout).")
@@ -391,7 +392,7 @@ def board():
 
 
 @board.command("start")
-@click.option("--port", type=click.IntRange(1, 65535), default=2223, show_default=True,
+@click.option("--port", type=click.IntRange(*PORT_RANGE), default=2223, show_default=True,
               help="The board's SSH port on 127.0.0.1.")
 @click.option("--core", default="cortex-a76", show_default=True,
               help="The emulated Arm core (cortex-a76, cortex-a72, cortex-a57, cortex-a53).")

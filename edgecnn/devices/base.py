@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..agent.errors import EdgecnnError
+from ..limits import PORT_RANGE, TIMEOUT_RANGE_S
 from ..agent.protocol import AgentRequest, AgentResult, read_reply
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 DEFAULT_TIMEOUT_S = 1800.0
-PORT_RANGE = (1, 65535)              # bounds of a fleet file's number options: those of bench --port, --timeout
-TIMEOUT_RANGE_S = (1.0, 86400.0)
 FLAG_OPTIONS = ("accept_new_host_key",)
 
 
