@@ -20,7 +20,7 @@ from edgecnn.devices.base import DeviceError
 from edgecnn.devices.host import HostDevice
 from edgecnn.agent.protocol import AgentRequest
 from edgecnn.agent.tensorrt_build import engine_reusable
-from edgecnn.devices.ssh import SSHTransport, bounded, remote_path, ssh_error
+from edgecnn.devices.ssh import SSHTransport, bounded, local_path, remote_path, ssh_error
 
 
 def req(model, **kw) -> AgentRequest:
@@ -83,6 +83,16 @@ def test_unlabeled_photos_over_ssh_match_the_host(sshd, model, data, tmp_path, m
         host = h.run(req(model, unlabeled=Path("field"), latency=False))
     assert res.unlabeled == host.unlabeled and len(res.unlabeled.paths) == 9
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in res.unlabeled.paths)
+
+
+def test_board_paths_map_back_by_their_folder(tmp_path, monkeypatch):
+    """The rule the SSH test above exercises, without sshd: data/ and unlabeled/ of the board's work dir
+    map back to the same files here, as absolute paths."""
+    monkeypatch.chdir(tmp_path)
+    r = AgentRequest(model="m.tflite", data="test", unlabeled="field")
+    assert local_path("data/cat/a.png", r) == str(tmp_path / "test" / "cat" / "a.png")
+    assert local_path("unlabeled/x/b.jpg", r) == str(tmp_path / "field" / "x" / "b.jpg")
+    assert local_path("unlabeled", r) == str(tmp_path / "field")
 
 
 def test_a_relative_data_folder_maps_back_to_the_hosts_paths(sshd, model, data, monkeypatch):

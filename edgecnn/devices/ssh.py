@@ -230,7 +230,7 @@ def bounded(argv: list[str], seconds: float) -> str:
     return f"if command -v timeout >/dev/null 2>&1; then timeout -k 10 {s} {cmd}; else {cmd}; fi"
 
 
-def _local(remote: str, request: AgentRequest) -> str:
+def local_path(remote: str, request: AgentRequest) -> str:
     """A path the board's agent reported (under data/ or unlabeled/ of its work dir) as the same file here,
     by the absolute path the host's agent reports, so bench can pair the images of both."""
     field = "unlabeled" if remote == "unlabeled" or remote.startswith("unlabeled/") else "data"
@@ -355,11 +355,11 @@ class JetsonDevice(Device):
         # the same absolute paths the host's agent reports, so bench can pair the images of both
         if res.evaluation is not None:
             changes["evaluation"] = dataclasses.replace(
-                res.evaluation, paths=tuple(_local(p, request) for p in res.evaluation.paths))
+                res.evaluation, paths=tuple(local_path(p, request) for p in res.evaluation.paths))
         if res.unlabeled is not None:
             changes["unlabeled"] = dataclasses.replace(
-                res.unlabeled, paths=tuple(_local(p, request) for p in res.unlabeled.paths))
-        changes["skipped"] = tuple(dataclasses.replace(s, path=_local(s.path, request)) for s in res.skipped)
+                res.unlabeled, paths=tuple(local_path(p, request) for p in res.unlabeled.paths))
+        changes["skipped"] = tuple(dataclasses.replace(s, path=local_path(s.path, request)) for s in res.skipped)
         if request.outputs and res.evaluation is not None:
             import numpy as np
             dest = Path(self._tmp.name) / "outputs.npy"
