@@ -202,6 +202,9 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
 @click.option("--int8-input", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True,
               help="Input/output type of the INT8 TFLite (uint8: what MediaPipe and Google's hosted "
                    "quantized models use).")
+@click.option("--int8-route", type=click.Choice(["auto", "ptq", "bias-correction"]), default="auto", show_default=True,
+              help="How the INT8 TFLite is made: post-training quantization, or PTQ with empirical bias correction "
+                   "(integer-only, same graph); auto keeps the correction when it helps on the run's held-out images.")
 @click.option("--author", default=None, help="Author field of the models' standard metadata (default: edgecnn).")
 @click.option("--license", "license_", default=None, help="License field of the models' standard metadata "
                                                           "(default: none stated).")
@@ -210,7 +213,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
 @click.option("--point-estimate", is_flag=True, help="Judge the INT8 budget on the point estimate alone (no interval).")
 @click.option("--json", "json_out", is_flag=True, help="Print the export report as JSON on stdout.")
 def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_size, max_drop, eval_data, unlabeled,
-           int8_input, author, license_, fallback_steps, point_estimate, json_out):
+           int8_input, int8_route, author, license_, fallback_steps, point_estimate, json_out):
     """Convert a run's model to TFLite/ONNX (float, FP16, INT8) and measure each against float.
 
     With no format flag it exports float32 and INT8 TFLite. Artifacts and export_report.json go
@@ -225,8 +228,8 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 
     precisions = tuple(p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on) or ("fp32", "int8")
     opts = ExportOptions(run_dir, precisions, onnx, tensorrt, calibration, calibration_size, max_drop,
-                         eval_data, unlabeled, int8_input, fallback_steps, point_estimate=point_estimate,
-                         author=author, license=license_)
+                         eval_data, unlabeled, int8_input, fallback_steps, int8_route=int8_route,
+                         point_estimate=point_estimate, author=author, license=license_)
     rep = run_export(opts, log=_log)
     click.echo(_json.dumps(rep, indent=2) if json_out else export_table(rep))
     check_budget(rep)

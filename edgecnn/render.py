@@ -40,6 +40,11 @@ def export_table(rep: dict) -> str:
         rows[0].append("-")
     out = table(["artifact", "format", "precision", "MB", "accuracy", "drop pp [95%]", "worst class pp",
                  "agree", "flips", *unlabeled], rows)
+    for a in rep["artifacts"]:
+        if a.get("route"):
+            r, g = a["route"], a.get("graph") or {}
+            out += (f"\n{a['artifact']}: {r['chosen']} ({r['reason']})"
+                    + ("; integer-only" if g.get("integer_only") else ""))
     b = rep.get("budget")
     if b:
         out += f"\nINT8 budget: {b['decision']}"

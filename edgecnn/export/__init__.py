@@ -25,6 +25,8 @@ from ..evaluate import changes_without_labels, compare
 from ..paths import CALIBRATION_LISTS
 from ..report import refresh as refresh_report
 from .budget import decision, fallback_steps, search_fallback
+from .graph import integer_only
+from .route import HeldOut, int8_route, litert_scores, ort_scores
 from ..rundir import Run, load_run
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -44,6 +46,7 @@ class ExportOptions:
     unlabeled: Path | None = None     # photos without labels: their changed predictions bound the drop
     int8_input: str = "uint8"         # the INT8 TFLite's I/O type: uint8 is what standard clients feed
     fallback_steps: int = 6
+    int8_route: str = "auto"          # ptq, bias-correction, or auto: chosen on the run's held-out images
     point_estimate: bool = False      # judge the INT8 budget on the point estimate alone (no interval)
     author: str | None = None         # model card fields of the standard metadata
     license: str | None = None
@@ -86,6 +89,7 @@ class _Export:
     model: object                      # the Keras model (converters take it)
     reference: np.ndarray              # its class scores on eval.x, through the Keras runner
     reference_unlabeled: np.ndarray | None   # and on the unlabeled photos
+    held_out: HeldOut | None           # the run's validation images (route choice only, never judged)
     log: Callable[[str], None]
     records: list[dict] = field(default_factory=list)
 
@@ -135,11 +139,12 @@ def _prepare(opts: ExportOptions, run: Run, log) -> _Export:
     with runner_for(run.model_path) as keras_ref:
         reference = _scores(keras_ref, ev.x)
         reference_unlabeled = _scores(keras_ref, ev.unlabeled.x) if ev.unlabeled else None
+        held = _held_out(opts, run, calib_info, keras_ref) if calib is not None else None
         model = keras_ref.model
     float_eval = compare(ev.y, reference.argmax(1), None, run.contract.labels, ev.paths)
     log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(ev.y)} images of {ev.source}"
         + (f", and {len(ev.unlabeled.paths)} unlabeled photos of {ev.unlabeled.source}" if ev.unlabeled else ""))
-    return _Export(opts, run, ev, calib, calib_info, model, reference, reference_unlabeled, log)
+    return _Export(opts, run, ev, calib, calib_info, model, reference, reference_unlabeled, held, log)
 
 
 def _unlabeled_set(opts: ExportOptions, run: Run, calib_info: dict) -> Unlabeled | None:
@@ -153,6 +158,27 @@ def _unlabeled_set(opts: ExportOptions, run: Run, calib_info: dict) -> Unlabeled
     seen.update({sha256_file(Path(p)): f"calibration image {Path(p).name}" for p in calib_info.get("paths", [])})
     refuse_seen_photos(paths, seen)
     return Unlabeled(C.preprocess_batch(paths, run.contract), [str(p) for p in paths], str(opts.unlabeled), skipped)
+
+
+def _run_split(run: Run) -> D.Dataset:
+    """The run's own train/validation split (its recipe's fraction and seed)."""
+    with tempfile.TemporaryDirectory() as cache:
+        return D.scan(run.data_root, val_fraction=run.recipe.training.validation_split,
+                      seed=int(run.metrics.get("seed", 0)), cache_dir=cache, progress=False)
+
+
+def _held_out(opts: ExportOptions, run: Run, calib_info: dict, keras_ref, most: int = 1000) -> HeldOut | None:
+    """The run's validation images (not calibration images), at most `most`, with the float scores:
+    what the INT8 route is chosen on. None when there is nothing to choose or no data to choose on."""
+    if opts.int8_route != "auto" or run.data_root is None:
+        return None
+    calibration = set(calib_info.get("paths", []))
+    paths = [str(s.path) for s in _run_split(run).val if str(s.path) not in calibration]
+    if not paths:
+        return None
+    pick = sorted(np.random.default_rng(opts.seed).permutation(len(paths))[:most])
+    x = C.preprocess_batch([paths[i] for i in pick], run.contract)
+    return HeldOut(x, _scores(keras_ref, x), f"{len(pick)} validation images of the run's training data")
 
 
 def _scores(runner, x: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -174,8 +200,7 @@ def _calibration(opts: ExportOptions, run: Run, log) -> tuple[np.ndarray, dict]:
     from .calibration import load_batch, resolve
     train_samples = None
     if opts.calibration is None and run.data_root is not None:
-        with tempfile.TemporaryDirectory() as cache:
-            train_samples = D.scan(run.data_root, cache_dir=cache, progress=False).train
+        train_samples = _run_split(run).train
     paths, source, listed = resolve(
         opts.calibration, default_list=opts.calibration_dir / f"{run.recipe.name}.txt", data_root=run.data_root,
         train_samples=train_samples, size=opts.calibration_size or run.recipe.calibration_size,
@@ -243,7 +268,33 @@ def _tflite(x: _Export, precision: str) -> None:
     from . import tflite as TFL
     t0 = time.perf_counter()
     data = TFL.convert(x.model, precision, x.calib if precision == "int8" else None, input_type=x.opts.int8_input)
-    write_tflite(x, data, f"model_{precision}.tflite", precision, t0)
+    extra = None
+    if precision == "int8":
+        route = int8_route(data, lambda: _corrected_tflite(x, data), litert_scores, x.held_out, x.opts.int8_route,
+                           x.log)
+        data, extra = route.model, {"route": route.facts(), "graph": integer_only(route.model)}
+    write_tflite(x, data, f"model_{precision}.tflite", precision, t0, extra)
+
+
+def _corrected_tflite(x: _Export, ptq: bytes) -> tuple[bytes, dict]:
+    from . import tflite as TFL
+    from .bias import correct_biases
+    fixed = correct_biases(ptq, TFL.convert(x.model, "fp32"), x.calib, log=x.log)
+    return fixed.model, fixed.facts()
+
+
+def _qdq_route(x: _Export, qdq, reference) -> tuple[object, dict]:
+    """The Q/DQ ONNX's INT8 route, chosen like the TFLite's (ONNX Runtime's scores on the held-out images)."""
+    import onnx
+
+    from .onnx_bias import correct_qdq_biases
+
+    def correct():
+        copy = onnx.ModelProto()
+        copy.CopyFrom(qdq)
+        return correct_qdq_biases(copy, reference, x.calib)
+    route = int8_route(qdq, correct, ort_scores, x.held_out, x.opts.int8_route, x.log, "INT8 Q/DQ ONNX")
+    return route.model, route.facts()
 
 
 def _onnx(x: _Export, float_record: bool, qdq: bool) -> None:
@@ -257,8 +308,10 @@ def _onnx(x: _Export, float_record: bool, qdq: bool) -> None:
         t0 = time.perf_counter()
         dest = x.out_dir / "model_int8_qdq.onnx"
         facts = ONNX.export_qdq(fp32, x.contract, x.calib, dest,
-                                model_card(x.contract, "int8-qdq", x.opts.author, x.opts.license))
-        _measured(x, dest, "onnx", "int8-qdq", t0, {"qdq": facts})
+                                model_card(x.contract, "int8-qdq", x.opts.author, x.opts.license),
+                                route=lambda qdq, reference: _qdq_route(x, qdq, reference))
+        _measured(x, dest, "onnx", "int8-qdq", t0, {"qdq": {k: v for k, v in facts.items() if k != "route"},
+                                                     "route": facts["route"]})
         x.log(f"  {facts['quantize_nodes']} Q/DQ pairs, zero points all 0")
 
 

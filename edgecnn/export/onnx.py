@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -63,8 +64,10 @@ class _Reader:
         pass
 
 
-def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Path, card: ModelCard) -> dict:
-    """INT8 Q/DQ ONNX from the float ONNX and the calibration set. Returns zero-point facts."""
+def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Path, card: ModelCard,
+               route: Callable | None = None) -> dict:
+    """INT8 Q/DQ ONNX from the float ONNX and the calibration set. route(qdq, float_read_by_the_quantizer)
+    returns the model to write and the facts of its INT8 route. Returns zero-point (and route) facts."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -84,6 +87,7 @@ def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Pa
                             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
         converting(go, "ONNX Runtime static quantisation")
         proto = onnx.load(str(out))
+        proto, route_facts = route(proto, onnx.load(str(pre))) if route else (proto, None)
     zps = zero_points(proto)
     if any(zps.values()):
         raise ConversionError(f"Q/DQ ONNX has non-zero zero points in {sum(1 for v in zps.values() if v)} "
@@ -93,7 +97,7 @@ def export_qdq(float_onnx: Path, contract: Contract, calib: np.ndarray, dest: Pa
         onnx.save(proto, str(tmp))
     return {"quantize_nodes": sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear"),
             "dequantize_nodes": sum(1 for n in proto.graph.node if n.op_type == "DequantizeLinear"),
-            "zero_points_all_zero": not any(zps.values()), "zero_point_tensors": len(zps)}
+            "zero_points_all_zero": not any(zps.values()), "zero_point_tensors": len(zps), "route": route_facts}
 
 
 def zero_points(proto) -> dict[str, int]:
