@@ -139,7 +139,7 @@ def _prepare(opts: ExportOptions, run: Run, log) -> _Export:
     with runner_for(run.model_path) as keras_ref:
         reference = _scores(keras_ref, ev.x)
         reference_unlabeled = _scores(keras_ref, ev.unlabeled.x) if ev.unlabeled else None
-        held = _held_out(opts, run, calib_info, keras_ref) if calib is not None else None
+        held = _held_out(opts, run, calib_info, ev, keras_ref) if calib is not None else None
         model = keras_ref.model
     float_eval = compare(ev.y, reference.argmax(1), None, run.contract.labels, ev.paths)
     log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(ev.y)} images of {ev.source}"
@@ -167,13 +167,16 @@ def _run_split(run: Run) -> D.Dataset:
                       seed=int(run.metrics.get("seed", 0)), cache_dir=cache, progress=False)
 
 
-def _held_out(opts: ExportOptions, run: Run, calib_info: dict, keras_ref, most: int = 1000) -> HeldOut | None:
-    """The run's validation images (not calibration images), at most `most`, with the float scores:
-    what the INT8 route is chosen on. None when there is nothing to choose or no data to choose on."""
+def _held_out(opts: ExportOptions, run: Run, calib_info: dict, ev: EvalSet, keras_ref,
+              most: int = 1000) -> HeldOut | None:
+    """The run's validation images, at most `most`, with the float scores: what the INT8 route is chosen
+    on. Never a calibration image (the correction is fitted to those) nor one that judges the budget.
+    None when there is nothing to choose or no data to choose on."""
     if opts.int8_route != "auto" or run.data_root is None:
         return None
-    calibration = set(calib_info.get("paths", []))
-    paths = [str(s.path) for s in _run_split(run).val if str(s.path) not in calibration]
+    taken = set(calib_info.get("paths", [])) | {str(Path(p).resolve()) for p in ev.paths} | set(ev.paths)
+    paths = [str(s.path) for s in _run_split(run).val
+             if str(s.path) not in taken and str(Path(s.path).resolve()) not in taken]
     if not paths:
         return None
     pick = sorted(np.random.default_rng(opts.seed).permutation(len(paths))[:most])
