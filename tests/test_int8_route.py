@@ -116,6 +116,8 @@ def test_the_corrected_model_is_integer_only_and_differs_from_ptq_in_biases_alon
                     changed.add(i)
     assert changed and changed <= biases                        # only biases moved, and some did
     assert fixed_rec["route"]["bias_correction"]["ops"] == len(biases)
+    page = (fixed_path.parents[1] / "report.html").read_text(encoding="utf-8")
+    assert "model_int8.tflite: INT8 route bias-corrected (asked for (--int8-route bias-correction)); integer-only" in page
 
 
 @pytest.mark.slow
