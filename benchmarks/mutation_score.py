@@ -203,7 +203,8 @@ def main() -> None:
            + (f" --only {' '.join(modules)}" if a.only else ""),
            "tests": cfg["pytest_add_cli_args_test_selection"], "pytest_args": cfg.get("pytest_add_cli_args", []),
            "scope": cfg["only_mutate"], "scored": modules,
-           "wall_s": round(seconds, 1), "cpus": os.cpu_count(), "goal_pct": GOAL_PCT, "module_goal_pct": MODULE_GOAL_PCT,
+           "wall_s": round(seconds, 1), "cpus": os.cpu_count(), "goal_pct": GOAL_PCT,
+           "module_goal_pct": MODULE_GOAL_PCT,
            "mutants": mutants, "detected": detected, "equivalent": equivalent, "score_pct": total_pct,
            "modules": per}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
@@ -217,8 +218,8 @@ def main() -> None:
         print(f"{path:32s} {m['mutants']:7d} {m['killed']:6d} {m['timed_out']:7d} {m['survived']:8d} "
               f"{m['equivalent']:5d} {pct:>7s}{low}")
     print(f"{'scope' if not a.only else 'scored modules':32s} {mutants:7d} {'':6s} {'':7s} {'':8s} {equivalent:5d} "
-          f"{'-' if total_pct is None else f'{total_pct:.1f}%':>7s}  (goal {GOAL_PCT}%, each module {MODULE_GOAL_PCT}%; "
-          f"mutmut {seconds / 60:.1f} min)")
+          f"{'-' if total_pct is None else f'{total_pct:.1f}%':>7s}  (goal {GOAL_PCT}%, each module "
+          f"{MODULE_GOAL_PCT}%; mutmut {seconds / 60:.1f} min)")
     for path, m in per.items():
         for sv in m["survivors"]:
             print(f"survivor {sv['mutant']} ({sv['status']}): " + " | ".join(sv["diff"])[:300])

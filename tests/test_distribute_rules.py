@@ -70,7 +70,8 @@ def test_tf_config_puts_the_chief_first(cluster, kind, index, workers, expected_
     (json.dumps({"cluster": [], "task": {"type": "worker", "index": 0}}), "TF_CONFIG is not valid"),
     (_tf_config({"worker": ["a:1"]}, "ps", 0), "TF_CONFIG: task type 'ps' (or several chiefs) is not supported: "
                                                "use one optional chief and workers"),
-    (_tf_config({"chief": ["c:1", "d:2"], "worker": ["a:1"]}, "worker", 0), "TF_CONFIG: task type 'worker' (or several chiefs) is not supported"),
+    (_tf_config({"chief": ["c:1", "d:2"], "worker": ["a:1"]}, "worker", 0),
+     "TF_CONFIG: task type 'worker' (or several chiefs) is not supported"),
     (_tf_config({"worker": ["a:1"]}, "chief", 0), "TF_CONFIG: task type 'chief' but cluster.chief is empty"),
     (_tf_config({"worker": ["a:1"]}, "worker", 1), "worker index 1 is not in 0..0"),
 ])
