@@ -202,3 +202,13 @@ def test_an_emulated_board_says_whose_latency_it_is():
     b = BoardEmulation(emulator="qemu-aarch64 7.2", cpu="cortex-a76", host_machine="x86_64")
     assert b.describe() == ("an emulated Arm64 board (cortex-a76 under qemu-aarch64 7.2 on x86_64): its latency is "
                             "this emulation's, not a Jetson's or any real board's")
+
+
+def test_a_wrong_value_is_quoted_up_to_forty_characters():
+    long = "x" * 39 + "yz" + "w" * 100
+    with pytest.raises(ProtocolError) as e:
+        AgentRequest.from_dict({**AgentRequest(model="m").to_dict(), "model": 1.5}, "request")
+    assert str(e.value) == "request.model: expected a string, got float '1.5'"
+    with pytest.raises(ProtocolError) as e:
+        AgentResult.from_dict({**_full_result().to_dict(), "size_mb": long}, "result")
+    assert str(e.value) == f"result.size_mb: expected a number, got str {long[:40]!r}"
