@@ -209,3 +209,35 @@ def test_a_run_folder_without_exports_and_a_file_that_is_not_a_model_are_refused
     (tmp_path / "m.plan").write_bytes(b"x")
     assert B.collect(tmp_path / "m.plan") == ([tmp_path / "m.plan"], None)
     assert B.default_reference(None) is None
+
+
+# ------------------------------------------------------------------------------------ through the CLI
+QUICK = ["--runs", "3", "--warmup", "0", "--min-seconds", "0", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from devices_helpers import image_folder, shared_tiny_model
+    model = shared_tiny_model(tmp_path_factory)
+    return model, image_folder(tmp_path_factory.mktemp("bench-rules") / "images")
+
+
+def _cli(*args) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+    r = CliRunner().invoke(main, ["bench", *map(str, args), *QUICK])
+    return r.exit_code, r.output.strip().splitlines()[-1]
+
+
+def test_the_command_exits_0_1_3_on_pass_fail_and_undecided(tiny):
+    model, images = tiny
+    code, last = _cli(model)
+    assert code == 0 and last.startswith("PASSED (")
+    code, last = _cli(model, "--budget-mb", "0.001")
+    size = f"{model.stat().st_size / 1e6:.2f}"
+    assert (code, last) == (1, f"Error: budget failed: {model.name}: size_mb {size} > 0.001")
+    code, last = _cli(model, "--data", images, "--reference", model, "--max-drop", "0.5")
+    assert code == 3 and last.startswith(f"INCONCLUSIVE: the images cannot decide {model.name}: accuracy_drop_pp 0.00 [95% "), last
+    code, last = _cli(model, "--data", images, "--reference", model, "--max-drop", "0.5", "--point-estimate")
+    assert code == 0 and last.startswith("PASSED ("), last
