@@ -97,10 +97,10 @@ def _set(path, value):
 
 
 # ------------------------------------------------------------------ model files
-@pytest.mark.parametrize("content,says", [
-    (b"", "not a loadable TFLite model"),
-    (os.urandom(4096), "not a loadable TFLite model"),
-    (b"TFL3" * 10, "not a loadable TFLite model"),
+@pytest.mark.parametrize("content,says", [     # ids: the test's name must be the same at every collection
+    pytest.param(b"", "not a loadable TFLite model", id="empty"),
+    pytest.param(np.random.default_rng(0).bytes(4096), "not a loadable TFLite model", id="random-4096"),
+    pytest.param(b"TFL3" * 10, "not a loadable TFLite model", id="tfl3-magic"),
 ])
 def test_model_bytes(work, content, says):
     m = work / "bad.tflite"
