@@ -173,3 +173,28 @@ def test_a_bad_fleet_file_is_one_line(tmp_path, text, says):
     assert says in str(e.value)
     with pytest.raises(InputError, match="fleet file .*nope.yaml: "):
         F.load(tmp_path / "nope.yaml")
+
+
+def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory):
+    """Two host entries at once, one with a deadline its run cannot meet: that one is unreachable with its
+    reason, the other's bench stands, and the fleet's verdict and exit status are the unreachable one's."""
+    from devices_helpers import shared_tiny_model
+    from edgecnn import bench as B
+    model = shared_tiny_model(tmp_path_factory)
+    fleet = F.Fleet((F.device("host", {}, "quick"), F.device("host", {"timeout": 1}, "slow")), parallel=2)
+    said: list[str] = []
+    o = B.BenchOptions(model, runs=5, warmup=0, min_seconds=2.0, threads=1, device_options={"timeout": 600.0})
+    doc = F.bench_fleet(o, fleet, log=said.append)
+    quick, slow = doc["devices"]
+    assert (doc["schema"], doc["target"], doc["run"], doc["data"], doc["parallel"]) == (
+        "edgecnn.fleet/1", str(model), None, None, 2)
+    assert (quick["name"], quick["device"], quick["status"], quick["error"], quick["verdict"]) == (
+        "quick", "host", "ok", None, "PASS")
+    assert quick["bench"]["records"][0]["artifact"] == model.name and quick["bench"]["device"] == "host"
+    assert (slow["name"], slow["status"], slow["verdict"], slow["bench"], slow["options"]) == (
+        "slow", "unreachable", "UNREACHABLE", None, {"timeout": 1})
+    assert slow["error"].startswith("command timed out after 1 s: python")
+    assert doc["verdict"] == "UNREACHABLE" and quick["wall_s"] >= 0 and slow["wall_s"] >= 0
+    assert f"[slow] unreachable: {slow['error']}" in said
+    assert any(m.startswith("[quick] bench ") for m in said)
+    assert _exit_of(doc) == (2, "fleet: slow could not be benched (the others' results are above)")
