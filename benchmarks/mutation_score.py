@@ -11,6 +11,8 @@ equivalent counts and every surviving mutant with its diff to benchmarks/results
     python3 benchmarks/mutation_score.py                          # the whole scope (hours on 2 cores)
     python3 benchmarks/mutation_score.py --only edgecnn/fleet.py  # some modules of the scope
     python3 benchmarks/mutation_score.py --keep DIR               # keep the copy: cd DIR && mutmut browse
+    python3 benchmarks/mutation_score.py --keep DIR --rescore     # score a kept copy again (a run cut short
+                                                                  # by --timeout scores what it checked)
 
 mutmut pins a newer click than edgecnn does, so it lives in its own virtual environment
 (.venv-mutation/, made on first use, sharing the installed packages); pass --mutmut to use another.
@@ -26,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,7 @@ VENV = ROOT / ".venv-mutation"
 GOAL_PCT = 90.0            # over the scope
 MODULE_GOAL_PCT = 85.0     # per module
 DETECTED = {"killed", "timeout"}
+UNCHECKED = {"not checked"}    # a run cut short (--timeout): left out of the score, and counted
 
 # Modules of mixed purpose: only these functions decide (or carry a verdict's numbers); the rest drives
 # engines, boards or processes end to end and is covered by the suite's slow tests. A module not listed
@@ -107,10 +111,18 @@ def run_mutmut(exe: Path, work: Path, globs: list[str], children: int, timeout: 
         # the copy is not beside ../shared: tests that read the shared datasets are pointed at them
         env = dict(os.environ, EDGECNN_SHARED_DATA=os.environ.get("EDGECNN_SHARED_DATA",
                                                                   str(ROOT.parent / "shared" / "data")))
-        r = subprocess.run([str(exe), "run", "--max-children", str(children), *globs], cwd=work, stdout=out,
-                           stderr=subprocess.STDOUT, timeout=timeout, env=env)
-    if r.returncode != 0:
-        sys.exit(f"Error: mutmut run failed (exit {r.returncode}); its output: {log}")
+        # its own process group: mutmut's forked workers end with it when the run is cut short
+        r = subprocess.Popen([str(exe), "run", "--max-children", str(children), *globs], cwd=work, stdout=out,
+                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            code = r.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(r.pid, signal.SIGTERM)
+            r.wait()
+            print(f"mutmut ran past --timeout {timeout:.0f} s: scoring the mutants it checked")
+            return time.perf_counter() - t0
+    if code != 0:
+        sys.exit(f"Error: mutmut run failed (exit {code}); its output: {log}")
     return time.perf_counter() - t0
 
 
@@ -151,7 +163,7 @@ def score(exe: Path, work: Path, modules: list[str]) -> dict:
         m = per.setdefault(path, {"functions": wanted or "all", "statuses": Counter(), "survivors": [],
                                   "equivalent_mutants": []})
         m["statuses"][status] += 1
-        if status not in DETECTED:
+        if status not in DETECTED and status not in UNCHECKED:
             diff = diff_of(exe, work, key)
             same = next((e for e in known if e["module"] == path and e["diff"] == diff), None)
             entry = {"mutant": key, "function": func, "status": status, "diff": diff}
@@ -161,11 +173,12 @@ def score(exe: Path, work: Path, modules: list[str]) -> dict:
                 m["survivors"].append(entry)
     for m in per.values():
         st = m["statuses"]
-        mutants = sum(st.values())
+        unchecked = sum(st[s] for s in UNCHECKED)
+        mutants = sum(st.values()) - unchecked
         equivalent = len(m["equivalent_mutants"])
         detected = sum(st[s] for s in DETECTED)
         m.update(mutants=mutants, killed=st["killed"], timed_out=st["timeout"], survived=len(m["survivors"]),
-                 equivalent=equivalent, detected=detected, statuses=dict(st),
+                 equivalent=equivalent, detected=detected, unchecked=unchecked, statuses=dict(st),
                  score_pct=round(100 * detected / (mutants - equivalent), 1) if mutants > equivalent else None)
     return per
 
@@ -177,6 +190,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=12 * 3600, help="seconds for the whole mutmut run")
     ap.add_argument("--only", nargs="+", metavar="MODULE", help="score only these modules of the scope")
     ap.add_argument("--keep", type=Path, help="keep the copy (and its mutants/) in this folder")
+    ap.add_argument("--rescore", action="store_true",
+                    help="only score the copy kept in --keep (e.g. after a run cut short by --timeout)")
     a = ap.parse_args()
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
     modules = cfg["only_mutate"]
@@ -188,13 +203,18 @@ def main() -> None:
     exe = mutmut_binary(a.mutmut)
     work = a.keep or Path(tempfile.mkdtemp(prefix="edgecnn-mutation-"))
     work.mkdir(parents=True, exist_ok=True)
+    if a.rescore and a.keep is None:
+        sys.exit("Error: --rescore needs --keep DIR (the copy a run left)")
     try:
-        copy_tree(work)
-        seconds = run_mutmut(exe, work, mutant_globs(modules), a.children, a.timeout)
+        seconds = 0.0
+        if not a.rescore:
+            copy_tree(work)
+            seconds = run_mutmut(exe, work, mutant_globs(modules), a.children, a.timeout)
         per = score(exe, work, modules)
     finally:
         if a.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+    unchecked = sum(m["unchecked"] for m in per.values())
     mutants = sum(m["mutants"] for m in per.values())
     equivalent = sum(m["equivalent"] for m in per.values())
     detected = sum(m["detected"] for m in per.values())
@@ -206,6 +226,7 @@ def main() -> None:
            "wall_s": round(seconds, 1), "cpus": os.cpu_count(), "goal_pct": GOAL_PCT,
            "module_goal_pct": MODULE_GOAL_PCT,
            "mutants": mutants, "detected": detected, "equivalent": equivalent, "score_pct": total_pct,
+           "unchecked": unchecked,
            "modules": per}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULT.with_suffix(".json.tmp")
@@ -223,6 +244,8 @@ def main() -> None:
     for path, m in per.items():
         for sv in m["survivors"]:
             print(f"survivor {sv['mutant']} ({sv['status']}): " + " | ".join(sv["diff"])[:300])
+    if unchecked:
+        print(f"{unchecked} mutants were not checked (the run was cut short): not in the scores above")
     print(f"details: {RESULT.relative_to(ROOT)}")
 
 

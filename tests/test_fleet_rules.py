@@ -198,3 +198,28 @@ def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory
     assert f"[slow] unreachable: {slow['error']}" in said
     assert any(m.startswith("[quick] bench ") for m in said)
     assert _exit_of(doc) == (2, "fleet: slow could not be benched (the others' results are above)")
+
+
+def test_a_benched_device_is_one_row_per_record_with_its_numbers():
+    rec = {"artifact": "m_int8.tflite", "precision": "int8", "images": 40, "accuracy": 0.925,
+           "accuracy_drop_pp": 1.25, "paired": {"drop_ci_pp": [-0.5, 3.25]}, "top1_agreement": 0.975,
+           "latency_ms": {"p50": 12.345, "p90": 20.0}, "latency_estimated": True, "device": "phone-emulated",
+           "device_info": None, "verdict": "INCONCLUSIVE",
+           "budgets": {"size_mb": {"pass": True, "verdict": "PASS"},
+                       "accuracy_drop_pp": {"pass": False, "verdict": "INCONCLUSIVE"}}}
+    doc = _doc("INCONCLUSIVE", "PASS")
+    doc["devices"][0].update(bench={"records": [rec, {**rec, "artifact": "m_fp32.tflite", "precision": "fp32",
+                                                      "latency_estimated": False, "paired": None,
+                                                      "verdict": "PASS"}],
+                                    "notes": ["a note"]}, device="phone-emulated")
+    lines = F.render(doc).splitlines()
+    row = next(ln for ln in lines if "m_int8.tflite" in ln).split()
+    assert row == ["d0-inconclusive", "phone-emulated", "m_int8.tflite", "int8", "40", "92.50%", "+1.25", "[-0.5,",
+                   "+3.2]", "97.5%", "~12.35", "~20.00", "size_mb:ok", "accuracy_drop_pp:INCONCLUSIVE", "INCONCLUSIVE"]
+    row = next(ln for ln in lines if "m_fp32.tflite" in ln).split()
+    assert row[5:11] == ["92.50%", "+1.25", "97.5%", "12.35", "20.00", "size_mb:ok"]
+    assert "d0-inconclusive: a note" in lines
+    assert lines[-1] == ("fleet verdict: INCONCLUSIVE (1 PASS, 1 INCONCLUSIVE; 2 devices, at most 2 at once, 1.2 s; "
+                         "~ = estimated latency)")
+    md = F.render(doc, markdown=True)
+    assert "\n\nd0-inconclusive: a note\n\n" in md and md.count("|") > 20
