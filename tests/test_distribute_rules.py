@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +127,9 @@ def test_the_setup_digest_covers_every_field_but_not_their_order():
     for key, other in (("recipe", "{..}"), ("classes", ["b", "a"]), ("splits", {"train": 10, "val": 3}),
                        ("seed", 1)):
         assert D.setup_sha256({**what, key: other}) != d, key
+    # values JSON has no type for (a folder, a count type of its own) are compared by their text
+    assert D.setup_sha256({"root": Path("/data/x")}) == D.setup_sha256({"root": "/data/x"}) == hashlib.sha256(
+        b'{"root": "/data/x"}').hexdigest()
 
 
 def test_workers_differ_by_the_leading_bytes_of_their_digests():
@@ -168,6 +172,7 @@ def test_the_run_records_how_it_was_distributed():
                                  "rate applies unchanged",
         "collective_timeout_s": 30.0, "cluster": ["a:1", "b:2"]}
     assert D.Replicas().describe(32, 0)["cluster"] is None
+    assert type(rep.describe(64, 7)["per_replica_batch"]) is int
 
 
 @pytest.mark.parametrize("message,reason", [

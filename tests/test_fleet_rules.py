@@ -79,6 +79,7 @@ def test_the_fleet_table_counts_each_verdict_and_lists_why_a_device_was_not_benc
     rows = [ln.split() for ln in text.splitlines() if ln[:1] == "d" and ln[1:2].isdigit()]
     assert [r[0] for r in rows[:4]] == ["d0-pass", "d1-unreachable", "d2-unreachable", "d3-fail"]
     assert [r[-1] for r in rows[:4]] == ["PASS", "UNREACHABLE", "UNREACHABLE", "FAIL"]
+    assert rows[1] == ["d1-unreachable", "host", *["-"] * 9, "UNREACHABLE"]       # no bench: every column a dash
 
 
 def test_a_device_entry_takes_its_own_timeout_else_the_commands():
