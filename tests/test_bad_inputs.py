@@ -408,6 +408,7 @@ def _importable_here() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
 
 
+@pytest.mark.slow                     # the CLI end to end in a process of its own, a real signal
 def test_ctrl_c_during_bench_writes_nothing(work):
     """A real SIGINT while the agent runs: exit 130, one line, the previous JSON untouched."""
     out = work / "previous.json"
