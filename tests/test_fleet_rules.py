@@ -76,6 +76,8 @@ def test_the_fleet_table_counts_each_verdict_and_lists_why_a_device_was_not_benc
     assert text.splitlines()[-1] == ("fleet verdict: FAIL (1 PASS, 2 UNREACHABLE, 1 FAIL; 4 devices, at most 2 at "
                                      "once, 1.2 s; ~ = estimated latency)")
     assert "d1-unreachable: unreachable: cannot reach b: connection refused" in text.splitlines()
+    assert text.splitlines()[0].split() == ["device", "kind", "artifact", "precision", "images", "accuracy", "drop",
+                                            "pp", "[95%]", "agree", "p50", "ms", "p90", "ms", "budgets", "verdict"]
     rows = [ln.split() for ln in text.splitlines() if ln[:1] == "d" and ln[1:2].isdigit()]
     assert [r[0] for r in rows[:4]] == ["d0-pass", "d1-unreachable", "d2-unreachable", "d3-fail"]
     assert [r[-1] for r in rows[:4]] == ["PASS", "UNREACHABLE", "UNREACHABLE", "FAIL"]

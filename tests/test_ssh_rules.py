@@ -149,3 +149,24 @@ def test_the_devices_deadlines_come_from_its_options():
         assert (d.timeout, d.transport.command_timeout, d.transport.connect_timeout) == (DEFAULT_TIMEOUT_S,
                                                                                         DEFAULT_TIMEOUT_S, 10)
         assert d.max_data_mb == 256 and d.python == "python3"
+
+
+def test_the_boards_probe_reports_python_its_machine_and_which_modules_import():
+    """The probe is a remote shell command line; run here by sh it reports this machine's python3 the way a
+    board reports its own (the same over sshd: test_missing_python3_and_runtime_on_the_board)."""
+    import json
+    import platform
+    import subprocess
+
+    from edgecnn.devices.ssh import PIP_NAMES, probe_command
+    out = subprocess.run(["sh", "-c", probe_command(sys.executable)], capture_output=True, text=True,
+                         timeout=120).stdout
+    got = json.loads(next(ln for ln in out.splitlines() if ln.startswith("{")))
+    assert set(got) == {"python", "machine", "modules", "emulation"}
+    assert (got["python"], got["machine"]) == (platform.python_version(), platform.machine())
+    assert set(got["modules"]) == set(PIP_NAMES)
+    import numpy
+    assert got["modules"]["numpy"] == numpy.__version__
+    missing = subprocess.run(["sh", "-c", probe_command("/nonexistent/python3")], capture_output=True, text=True,
+                             timeout=60)
+    assert (missing.returncode, missing.stdout.strip()) == (0, "EDGECNN_NO_PYTHON3")
