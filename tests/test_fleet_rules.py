@@ -186,7 +186,9 @@ def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory
     model = shared_tiny_model(tmp_path_factory)
     fleet = F.Fleet((F.device("host", {}, "quick"), F.device("host", {"timeout": 1}, "slow")), parallel=2)
     said: list[str] = []
-    o = B.BenchOptions(model, runs=5, warmup=0, min_seconds=2.0, threads=1, device_options={"timeout": 600.0})
+    # every run times for at least 3 s (1000 runs cannot end it sooner: the agent stops at 100 x runs), so the
+    # entry with a 1 s deadline cannot answer in time, whatever the machine
+    o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, device_options={"timeout": 600.0})
     doc = F.bench_fleet(o, fleet, log=said.append)
     quick, slow = doc["devices"]
     assert (doc["schema"], doc["target"], doc["run"], doc["data"], doc["parallel"]) == (
