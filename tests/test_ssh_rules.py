@@ -123,6 +123,12 @@ def test_board_paths_map_back_to_the_folder_each_came_from(tmp_path, monkeypatch
     ("Connection closed by 127.0.0.1 port 22", "cannot reach b:22: connection closed by the remote side ("),
     ("Connection reset by peer", "cannot reach b:22: connection reset ("),
     ("Load key \"/k\": invalid format\n", 'cannot use the identity file for b:22: Load key "/k": invalid format'),
+    ("No ED25519 host key is known for [b]:22 and you have requested strict checking.",
+     "the host key of b:22 is not known: connect once with ssh"),
+    ("No ECDSA host key is known for b", "the host key of b:22 is not known: connect once with ssh"),
+    ("ssh: b: Name or service not known", "cannot reach b:22: unknown host name ("),
+    ("Warning: Identity file /k not accessible: No such identity\nu@b: no such identity: /k: No such file",
+     "cannot use the identity file for b:22: u@b: no such identity: /k: No such file"),
     ("kex_exchange_identification: banner line contains invalid characters", None),
 ])
 def test_each_openssh_failure_is_one_line(stderr, says):
@@ -131,6 +137,11 @@ def test_each_openssh_failure_is_one_line(stderr, says):
         assert got is None
     else:
         assert got is not None and got.startswith(says) and "\n" not in got
+
+
+def test_an_identity_failure_quotes_its_last_line_up_to_200_characters():
+    got = ssh_error("Load key \"/k\": " + "x" * 400 + "\n", "b", accept_new=False)
+    assert got == "cannot use the identity file for b: " + ('Load key "/k": ' + "x" * 400)[:200]
 
 
 def test_a_host_key_hint_is_left_out_once_new_keys_are_accepted():
@@ -145,6 +156,16 @@ def test_the_devices_deadlines_come_from_its_options():
     with JetsonDevice(host="u@b", timeout=77, connect_timeout=5) as d:
         assert (d.timeout, d.transport.command_timeout, d.transport.connect_timeout) == (77, 77, 5)
         assert _opts(d.transport.argv("true"))["ConnectTimeout"] == "5"
+    key = Path(__file__)                                # any file stands for the identity here
+    with JetsonDevice(host="u@b", port=2200, identity=str(key), known_hosts="/kh", accept_new_host_key=True,
+                      python="/opt/py3", max_data_mb=5) as d:
+        argv = d.transport.argv("true")
+        o = _opts(argv)
+        assert (argv[argv.index("-p") + 1], argv[argv.index("-i") + 1]) == ("2200", str(key))
+        assert (o["UserKnownHostsFile"], o["StrictHostKeyChecking"]) == ("/kh", "accept-new")
+        assert (d.transport.where, d.python, d.max_data_mb) == ("u@b:2200", "/opt/py3", 5)
+        assert d.options == {"host": "u@b", "port": 2200, "identity": str(key), "accept_new_host_key": True,
+                             "known_hosts": "/kh"}
     with JetsonDevice(host="u@b") as d:
         assert (d.timeout, d.transport.command_timeout, d.transport.connect_timeout) == (DEFAULT_TIMEOUT_S,
                                                                                         DEFAULT_TIMEOUT_S, 10)
