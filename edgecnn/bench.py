@@ -133,7 +133,7 @@ def precision_of(path: Path, res: AgentResult) -> str:
         return named if named is not None and named.split("-")[0] == found else found
     if named is not None:
         return named
-    return "int8" if res.input is not None and res.input.dtype in ("int8", "uint8") else "fp32"
+    return "int8" if res.integer_input else "fp32"
 
 
 def plan(o: BenchOptions) -> Plan:

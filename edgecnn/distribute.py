@@ -213,7 +213,8 @@ class Replicas:
         try:
             self.barrier()
         except self._tf.errors.OpError as e:
-            log(f"distributed: not every worker waited for the end ({_peer_reason(str(e.message)) or type(e).__name__}); "
+            why = peer_reason(str(e.message)) or type(e).__name__
+            log(f"distributed: not every worker waited for the end ({why}); "
                 f"the run is complete")
 
     def all_counts(self, n: int) -> list[int]:
@@ -223,14 +224,11 @@ class Replicas:
         """The workers whose `digest` (a hex string) differs from worker 0's."""
         if self.workers == 1:
             return []
-        mine = np.frombuffer(bytes.fromhex(digest)[:16], np.uint8).astype(np.int32)
-        allv = self._all_gather(mine[None])
-        return [w for w in range(len(allv)) if not np.array_equal(allv[w], allv[0])]
+        return differing_rows(self._all_gather(digest_row(digest)[None]))
 
     def agree(self, what: dict) -> None:
         """Refuse to train when the workers do not see the same recipe, classes, splits and seed."""
-        digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
-        bad = self.differing(digest)
+        bad = self.differing(setup_sha256(what))
         if bad:
             raise DistributeError(f"worker {bad[0]} does not see what worker 0 sees (recipe, classes, split sizes "
                                   f"or seed differ): give every worker the same recipe, data and options")
@@ -239,14 +237,12 @@ class Replicas:
         """Every worker holds bit-identical weights after training, or the run ends with an error."""
         if self.workers == 1:
             return
-        h = hashlib.sha256()
-        for w in model.get_weights():
-            h.update(np.ascontiguousarray(w).tobytes())
-        bad = self.differing(h.hexdigest())
+        digest = weights_sha256(model.get_weights())
+        bad = self.differing(digest)
         if bad:
             raise DistributeError(f"worker {bad[0]}'s trained weights differ from worker 0's: the replicas "
                                   f"diverged; nothing was written")
-        log(f"distributed: all {self.workers} workers hold identical weights (sha256 {h.hexdigest()[:16]})")
+        log(f"distributed: all {self.workers} workers hold identical weights (sha256 {digest[:16]})")
 
     def describe(self, global_batch: int, seed: int) -> dict:
         return {"strategy": self.kind, "workers": self.workers, "worker_index": self.index,
@@ -256,6 +252,32 @@ class Replicas:
                                          "recipe's learning rate applies unchanged",
                 "collective_timeout_s": self.timeout_s,
                 "cluster": list(self.cluster.workers) if self.cluster else None}
+
+
+DIGEST_BYTES = 16   # of a sha256, compared across workers (one collective row of int32)
+
+
+def weights_sha256(weights) -> str:
+    """sha256 over the bytes of every weight array, in order: equal only for bit-identical weights."""
+    h = hashlib.sha256()
+    for w in weights:
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def setup_sha256(what: dict) -> str:
+    """sha256 of what a worker sees (recipe, classes, splits, seed), independent of the keys' order."""
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def digest_row(digest: str) -> np.ndarray:
+    """The first DIGEST_BYTES of a hex digest as one int32 row, for a collective."""
+    return np.frombuffer(bytes.fromhex(digest)[:DIGEST_BYTES], np.uint8).astype(np.int32)
+
+
+def differing_rows(rows: np.ndarray) -> list[int]:
+    """The workers (rows, in worker order) whose row differs from worker 0's."""
+    return [w for w in range(len(rows)) if not np.array_equal(rows[w], rows[0])]
 
 
 def in_worker_order(chunks: list[np.ndarray], counts: list[int], rows: int) -> np.ndarray:
@@ -329,12 +351,12 @@ def peers_guarded(rep: Replicas):
     except tf.errors.OpError as e:
         if type(e).__name__ not in PEER_ERRORS:
             raise
-        why = _peer_reason(str(e.message)) or type(e).__name__
+        why = peer_reason(str(e.message)) or type(e).__name__
         raise DistributeError(f"worker {rep.index}: training stopped, another worker stopped or cannot be "
                               f"reached ({why}); nothing was written") from None
 
 
-def _peer_reason(message: str) -> str | None:
+def peer_reason(message: str) -> str | None:
     """The useful words of TensorFlow's collective error (its first line is often "Graph execution error")."""
     import re
 

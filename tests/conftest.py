@@ -1,4 +1,14 @@
-"""Shared fixtures: small real subsets of ../shared/data, one tiny trained run reused by tests."""
+"""Shared fixtures: small real subsets of ../shared/data, one tiny trained run reused by tests.
+
+Markers (declared in pyproject.toml) are applied here from what a test uses, never from a kept list:
+- ``slow``: the test trains, converts or runs end to end (a fixture of SLOW_FIXTURES, or marked in its
+  file); ``pytest -m "not slow"`` is the fast set, which mutation testing runs per mutant;
+- ``needs_shared_data``: the test reads ../shared/data (a fixture of SHARED_FIXTURES, or marked in its
+  file); without the data it skips with the reason;
+- ``needs_tools(*names)``: the test runs an optional tool; where one is missing from PATH the test skips,
+  before any fixture is set up, naming what is missing and how to install it (TOOL_FIXTURES applies it by
+  fixture). ``.ci/without-tools`` runs a command with those tools stripped from PATH.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +20,45 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from devices_helpers import TOOLS, missing_tools  # noqa: E402
 from edgecnn.paths import shared_data  # noqa: E402
 
 SHARED = shared_data()
+
+# Fixtures whose setup trains or converts MobileNetV2, builds an emulated Arm root or compiles the app, or
+# that start a real sshd for runs end to end over SSH.
+SLOW_FIXTURES = {"trained_run", "exported_run", "other_run", "two_phase_task", "sysroot", "core_jar", "resources_apk",
+                 "board", "sshd", "boards", "ssh_board"}
+# Fixtures that read ../shared/data.
+SHARED_FIXTURES = {"products_subset", "two_phase_task"}
+# Fixtures that start an optional tool, and which (a key of devices_helpers.TOOLS).
+TOOL_FIXTURES = {"sshd": "openssh", "boards": "openssh", "ssh_board": "openssh", "sysroot": "qemu",
+                 "board": "qemu", "adb_server": "adb", "core_jar": "kotlin", "resources_apk": "android"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(item.fixturenames)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if used & SHARED_FIXTURES:
+            item.add_marker(pytest.mark.needs_shared_data)
+        for fixture in sorted(used & TOOL_FIXTURES.keys()):
+            item.add_marker(pytest.mark.needs_tools(TOOL_FIXTURES[fixture]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Skip, before any fixture (a session fixture may train for minutes), what missing data or a missing
+    tool rules out."""
+    if item.get_closest_marker("needs_shared_data") and not (SHARED.is_dir() and any(SHARED.iterdir())):
+        pytest.skip(f"shared dataset not found: {SHARED} (set EDGECNN_SHARED_DATA)")
+    for mark in item.iter_markers("needs_tools"):
+        for kind in mark.args:
+            tools, hint = TOOLS[kind]
+            missing = missing_tools(tools)
+            if missing:
+                pytest.skip(f"needs {', '.join(missing)} (not on PATH): {hint}")
 
 
 def need_shared(*parts: str) -> Path:

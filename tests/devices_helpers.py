@@ -110,16 +110,37 @@ class Sshd:
         return f"{getpass.getuser()}@127.0.0.1"
 
 
-def need_ssh() -> None:
+# The optional tools some tests run, by kind: (their names, how to install them). A test that needs one
+# kind is marked needs_tools(kind) (tests/conftest.py) or calls need_tools(kind).
+TOOLS = {
+    "openssh": (("ssh", "ssh-keygen", "sshd"), "apt-get install openssh-server openssh-client (.ci/devices-deps.sh)"),
+    "qemu": (("qemu-aarch64-static", "debootstrap", "dpkg"), "apt-get install qemu-user-static debootstrap "
+                                                             "(.ci/devices-deps.sh)"),
+    "ssh-client": (("ssh",), "apt-get install openssh-client (.ci/devices-deps.sh)"),
+    "adb": (("adb",), "apt-get install adb (.ci/devices-deps.sh)"),
+    "kotlin": (("java",), "a JDK 17+ and the Kotlin 2 compiler (.ci/android-deps.sh)"),
+    "android": (("aapt2", "zipalign", "apksigner", "keytool"), "apt-get install aapt zipalign apksigner and a JDK "
+                                                               "(.ci/android-deps.sh)"),
+    "chromium": (("chromium", "chromedriver"), "apt-get install chromium chromium-driver"),
+}
+
+
+def missing_tools(names) -> list[str]:
+    """Those of `names` not found (sshd also where non-root users' PATH lacks /usr/sbin)."""
+    return [t for t in names if not (sshd_path() if t == "sshd" else shutil.which(t))]
+
+
+def need_tools(kind: str) -> None:
     import pytest
-    missing = [t for t in ("ssh", "ssh-keygen") if not shutil.which(t)]
-    if missing or not sshd_path():
-        pytest.skip(f"needs OpenSSH ({', '.join(missing) or 'sshd'} missing): apt-get install openssh-server "
-                    f"openssh-client (.ci/devices-deps.sh)")
+    tools, hint = TOOLS[kind]
+    missing = missing_tools(tools)
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (not on PATH): {hint}")
+
+
+def need_ssh() -> None:
+    need_tools("openssh")
 
 
 def need_qemu() -> None:
-    import pytest
-    missing = [t for t in ("qemu-aarch64-static", "debootstrap", "dpkg") if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)}: apt-get install qemu-user-static debootstrap (.ci/devices-deps.sh)")
+    need_tools("qemu")

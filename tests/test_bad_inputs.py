@@ -97,10 +97,10 @@ def _set(path, value):
 
 
 # ------------------------------------------------------------------ model files
-@pytest.mark.parametrize("content,says", [
-    (b"", "not a loadable TFLite model"),
-    (os.urandom(4096), "not a loadable TFLite model"),
-    (b"TFL3" * 10, "not a loadable TFLite model"),
+@pytest.mark.parametrize("content,says", [     # ids: the test's name must be the same at every collection
+    pytest.param(b"", "not a loadable TFLite model", id="empty"),
+    pytest.param(np.random.default_rng(0).bytes(4096), "not a loadable TFLite model", id="random-4096"),
+    pytest.param(b"TFL3" * 10, "not a loadable TFLite model", id="tfl3-magic"),
 ])
 def test_model_bytes(work, content, says):
     m = work / "bad.tflite"
@@ -329,11 +329,10 @@ def test_device_options(work, args, says):
     refused(["bench", work / "good.tflite", *QUICK, *args], says=says)
 
 
+@pytest.mark.needs_tools("adb")
 def test_a_phone_without_the_benchmark_tool(work):
     """With adb present the phone needs LiteRT's benchmark_model; without adb that is said first (the case
     used to fail instead of skipping where adb is missing)."""
-    if shutil.which("adb") is None:
-        pytest.skip("needs the adb client: apt-get install adb (.ci/devices-deps.sh)")
     refused(["bench", work / "good.tflite", *QUICK, "--device", "phone"], says="needs LiteRT's benchmark tool")
 
 
@@ -342,13 +341,12 @@ def test_baseline_on_a_device_that_cannot(work):
             says="devices that can: host, jetson")
 
 
+@pytest.mark.needs_tools("ssh-client")
 def test_unreachable_board_is_one_line(work):
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    if not shutil.which("ssh"):
-        pytest.skip("needs the OpenSSH client")
     refused(["bench", work / "good.tflite", *QUICK, "--device", "jetson", "--host", "nobody@127.0.0.1",
              "--port", port, "--timeout", "30"], says="cannot reach")
 
@@ -402,13 +400,22 @@ def _terminal_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _importable_here() -> dict:
+    """The environment for a `python -m edgecnn.cli` run from another folder: the edgecnn under test
+    importable whether or not it is installed."""
+    import edgecnn
+    root = str(Path(edgecnn.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+
+
+@pytest.mark.slow                     # the CLI end to end in a process of its own, a real signal
 def test_ctrl_c_during_bench_writes_nothing(work):
     """A real SIGINT while the agent runs: exit 130, one line, the previous JSON untouched."""
     out = work / "previous.json"
     before = out.read_bytes()
     p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "bench", str(work / "good.tflite"), "--runs", "100000",
                           "--min-seconds", "60", "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=work, preexec_fn=_terminal_sigint)
+                         text=True, cwd=work, preexec_fn=_terminal_sigint, env=_importable_here())
     time.sleep(4)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
@@ -446,16 +453,15 @@ def test_a_native_abort_still_reaches_the_terminal(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def board(tmp_path_factory):
-    from devices_helpers import Sshd, sshd_path
-    if not (shutil.which("ssh") and shutil.which("ssh-keygen") and sshd_path()):
-        pytest.skip("needs OpenSSH (ssh, ssh-keygen, sshd): .ci/devices-deps.sh")
+def ssh_board(tmp_path_factory):
+    from devices_helpers import Sshd, need_ssh
+    need_ssh()
     s = Sshd(tmp_path_factory.mktemp("bad-inputs-sshd")).start()
     yield s
     s.stop()
 
 
-def test_a_board_that_hangs_is_given_up_on(board, tmp_path):
+def test_a_board_that_hangs_is_given_up_on(ssh_board, tmp_path):
     """A transfer into a FIFO nobody reads never returns on the board: the deadline ends it."""
     from edgecnn.devices.base import DeviceError
     from edgecnn.devices.ssh import SSHTransport
@@ -463,7 +469,8 @@ def test_a_board_that_hangs_is_given_up_on(board, tmp_path):
     os.mkfifo(fifo)
     payload = tmp_path / "payload.bin"
     payload.write_bytes(b"x" * 1000)
-    t = SSHTransport(board.user_host, port=board.port, identity=board.client_key, known_hosts=board.known_hosts,
+    t = SSHTransport(ssh_board.user_host, port=ssh_board.port, identity=ssh_board.client_key,
+                     known_hosts=ssh_board.known_hosts,
                      command_timeout=3)
     try:
         t0 = time.perf_counter()
@@ -474,12 +481,13 @@ def test_a_board_that_hangs_is_given_up_on(board, tmp_path):
         t.close()
 
 
-def test_an_agent_over_its_deadline_is_stopped_on_the_board(board, work):
+@pytest.mark.slow
+def test_an_agent_over_its_deadline_is_stopped_on_the_board(ssh_board, work):
     from edgecnn.agent.protocol import AgentRequest
     from edgecnn.devices import get_device
     from edgecnn.devices.base import DeviceError
-    opts = dict(host=board.user_host, port=board.port, identity=str(board.client_key),
-                known_hosts=str(board.known_hosts), timeout=4)
+    opts = dict(host=ssh_board.user_host, port=ssh_board.port, identity=str(ssh_board.client_key),
+                known_hosts=str(ssh_board.known_hosts), timeout=4)
     with get_device("jetson", **opts) as dev:
         with pytest.raises(DeviceError, match=r"did not finish within 4 s and was stopped on the board"):
             dev.run(AgentRequest(model=str(work / "good.tflite"), runs=10_000_000, min_seconds=120.0))

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import main
@@ -14,6 +15,7 @@ from edgecnn.cli import main
 ANDROID = Path(__file__).resolve().parents[1] / "android_demo"
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_flow_and_names_what_to_deploy(products_subset, tmp_path):
     out = tmp_path / "demo"
     r = CliRunner().invoke(main, ["demo", "--recipe", "products", "--data", str(products_subset), "--out", str(out),

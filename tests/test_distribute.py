@@ -68,6 +68,7 @@ def test_bad_cluster_options_are_one_line(tmp_path, args, message):
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_a_worker_that_never_comes_ends_the_wait(tmp_path):
     """The chief alone: waiting for the cluster blocks inside TensorFlow; the deadline still ends it."""
     addresses = workers()
@@ -80,6 +81,7 @@ def test_a_worker_that_never_comes_ends_the_wait(tmp_path):
     assert time.monotonic() - t < 90 and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_workers_that_see_different_things_refuse_to_train(tmp_path):
     data = image_folder(tmp_path / "d", per_class=6)
     addresses = workers()

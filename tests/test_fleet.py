@@ -64,10 +64,16 @@ def test_a_fleet_of_boards_phones_and_an_unreachable_one(boards, tmp_path_factor
     assert "board-down: unreachable:" in table and "fleet verdict: UNREACHABLE (5 PASS, 1 UNREACHABLE" in table
 
 
-def test_repeated_devices_make_a_fleet(tmp_path_factory, tmp_path):
+def test_the_same_device_twice_is_refused(tmp_path_factory):
     model = shared_tiny_model(tmp_path_factory)
     r = CliRunner().invoke(main, ["bench", str(model), "--device", "host", "--device", "host", *QUICK])
     assert r.exit_code == 2 and "names 'host' twice" in r.output
+
+
+@pytest.mark.slow                    # end to end over a real sshd
+@pytest.mark.needs_tools("openssh")
+def test_repeated_devices_make_a_fleet(tmp_path_factory, tmp_path):
+    model = shared_tiny_model(tmp_path_factory)
     need_ssh()                       # a missing sshd skips with its reason (it failed with a TypeError)
     s = Sshd(tmp_path / "b").start()
     try:

@@ -16,12 +16,10 @@ from edgecnn.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("EDGECNN_TEST_ARTIFACTS", REPO / "test-artifacts"))
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 def _browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Chromium and chromedriver not installed (Debian: apt-get install chromium chromium-driver)")
+    """Chromium driven by Selenium (a test that calls this is marked needs_tools("chromium"))."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -30,9 +28,9 @@ def _browser():
     o = webdriver.ChromeOptions()
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
         o.add_argument(a)
-    o.binary_location = CHROMIUM
+    o.binary_location = shutil.which("chromium")
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    d = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=o)
     d.set_page_load_timeout(60)
     d.set_script_timeout(30)
     return d
@@ -62,6 +60,7 @@ def test_train_export_and_bench_each_leave_the_page_current(trained_run, benched
     assert "<script" not in page
 
 
+@pytest.mark.needs_tools("chromium")
 def test_the_page_renders_in_a_headless_browser(benched_run):
     run, doc = benched_run
     d = _browser()

@@ -33,6 +33,7 @@ def test_imagenet_weights_beat_chance_and_random_init_does_not(trained_run, prod
     assert pre - none >= 0.2, (pre, none)
 
 
+@pytest.mark.slow
 def test_training_is_reproducible(products_subset, tmp_path):
     a = _train(products_subset, tmp_path / "a", extra=["--seed", "5"])
     b = _train(products_subset, tmp_path / "b", extra=["--seed", "5"])
@@ -93,6 +94,7 @@ def _interrupted_run(data, tmp_path, change, wait_for: str):
     return rc, log.read_text(), out
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_best_weights_so_far(products_subset, tmp_path):
     """A real SIGINT during fine-tuning: the run is still written, from the best weights, exit 130."""
     def long_phase2(t):
@@ -106,6 +108,7 @@ def test_ctrl_c_keeps_the_best_weights_so_far(products_subset, tmp_path):
     assert m["test_accuracy"] >= 0.8, text  # phase 1's head survived: not half-updated weights
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_phase_1_skips_phase_2_and_still_writes_the_run(products_subset, tmp_path):
     """Before: an interrupted phase 1 left no phase 2 timing and the summary line ended in a KeyError
     traceback after the run was written."""
@@ -146,6 +149,8 @@ def test_grad_cam_and_the_feature_model_raise_no_keras_warnings(trained_run, pro
     assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
 
 
+@pytest.mark.needs_shared_data
+@pytest.mark.slow
 def test_crop_disease_trains_its_top_blocks_on_cached_activations(tmp_path):
     """The crop_disease recipe (phase 1: the last 4 blocks + head on cached activations) on 4 classes of
     crop_disease_34 at 96 px: far above chance; the top blocks learned, the layers below and every

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from devices_helpers import Sshd, image_folder, shared_tiny_model, sshd_path
+from devices_helpers import TOOLS, Sshd, image_folder, missing_tools, need_ssh, shared_tiny_model
 from edgecnn import recipe as R
 from edgecnn.agent.errors import InputError
 from edgecnn.agent.protocol import AgentRequest, AgentResult, ProtocolError, read_reply
@@ -45,14 +45,14 @@ def _test_dir(run: Path) -> str:
 
 @pytest.fixture(scope="session")
 def ssh_board(tmp_path_factory):
-    if not (shutil.which("ssh") and shutil.which("ssh-keygen") and sshd_path()):
-        pytest.skip("needs OpenSSH (ssh, ssh-keygen, sshd): .ci/devices-deps.sh")
+    need_ssh()
     s = Sshd(tmp_path_factory.mktemp("verdict-sshd")).start()
     yield {"host": s.user_host, "port": s.port, "identity": str(s.client_key), "known_hosts": str(s.known_hosts)}
     s.stop()
 
 
 # ------------------------------------------------------------------ 1. budgets come from the run
+@pytest.mark.slow
 def test_custom_recipe_budgets_are_enforced(products_subset, tmp_path, monkeypatch):
     """A recipe file named like a built-in, with a 1 MB size and a 0.001 ms p90 budget: bench fails on both."""
     rec = R.load("products").model_dump(mode="json")
@@ -243,7 +243,7 @@ def test_request_and_result_round_trip_through_every_device(ssh_board, tmp_path_
         results["host"] = d.run(req)
     with get_device("jetson", **ssh_board) as d:
         results["jetson"] = d.run(req)
-    if shutil.which("qemu-aarch64-static") and shutil.which("debootstrap"):
+    if not missing_tools(TOOLS["qemu"][0]):
         with get_device("phone-emulated", profile="pixel3", rounds=1, log=lambda m: None) as d:
             results["phone-emulated"] = d.run(req)
     for name, res in results.items():

@@ -368,6 +368,12 @@ class AgentResult(Message):
     outputs: Any = field(default=None, compare=False, metadata={"wire": False})
 
     @property
+    def integer_input(self) -> bool:
+        """Whether the model takes integer input (int8 or uint8): a full-integer model, whose outputs are
+        expected bit-exact across machines with the same kernels."""
+        return self.input is not None and self.input.dtype in ("int8", "uint8")
+
+    @property
     def throughput_ips(self) -> float | None:
         return round(1000.0 / self.latency_ms.mean, 2) if self.latency_ms and self.latency_ms.mean else None
 

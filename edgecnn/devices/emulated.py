@@ -263,8 +263,7 @@ class EmulatedPhoneDevice(Device):
             notes.append("the model carries no contract: agreement with the host not measured")
             return res, None
         host = self.host.run(check)
-        integer = res.input is not None and res.input.dtype in ("int8", "uint8")
-        agree = agreement(host.outputs, res.outputs, integer)
+        agree = agreement(host.outputs, res.outputs, res.integer_input)
         agree["inputs"] = "random images (no --data)" if synthetic else "--data"
         if synthetic:
             res = dataclasses.replace(res, evaluation=None, skipped=())
@@ -291,7 +290,7 @@ class EmulatedPhoneDevice(Device):
         med = Latency.median(cand)
         # each anchor's host time as seen from the candidate's: candidate p50 / (candidate/anchor ratio)
         anchors_ms = {m: med.p50 / statistics.median(v) for m, v in ratios.items()}
-        precision = "int8" if res.input is not None and res.input.dtype in ("int8", "uint8") else "float"
+        precision = "int8" if res.integer_input else "float"
         latency, how = estimate(self.profile, med, anchors_ms, precision)
         how.update(ratios_to_anchor={m: [round(x, 4) for x in v] for m, v in ratios.items()}, host_threads=threads,
                    profile_threads=self.profile["threads"], rounds=self.rounds)

@@ -223,6 +223,11 @@ def probe_command(python: str = "python3") -> str:
                 "'modules': mods, 'emulation': emulation}))"))
 
 
+# The exit statuses of a command bounded() ended at its deadline: coreutils timeout's own (TERM sent) and
+# 128 + SIGKILL (the command outlived the grace period).
+DEADLINE_EXITS = (124, 137)
+
+
 def bounded(argv: list[str], seconds: float) -> str:
     """The remote command line for argv, ended by the board itself after `seconds` (TERM, then KILL)."""
     cmd = " ".join(q(a) for a in argv)
@@ -339,7 +344,7 @@ class JetsonDevice(Device):
         c = t.shell(f"cd {q(work)} && " + bounded([self.python, "agent.pyz", "--request", "request.json",
                                                   "--result", "result.json"], self.timeout),
                     timeout=self.timeout + 30)
-        if c.returncode in (124, 137):
+        if c.returncode in DEADLINE_EXITS:
             raise DeviceError(f"{t.where}: the agent did not finish within {self.timeout:.0f} s and was stopped "
                               f"on the board (raise --timeout for a slow board)")
         res = read_agent_result(c, t.read_text(f"{work}/result.json"), t.where)

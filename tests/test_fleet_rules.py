@@ -1,0 +1,230 @@
+"""The fleet's rules on hand-built inputs (no device runs): its verdict is the worst of its devices' in
+the order PASS < INCONCLUSIVE < ERROR < UNREACHABLE < FAIL, its exit status follows that verdict
+(0, 3, 2, 2, 1) for every mix, and a fleet file or entry is validated field by field.
+The same bench over real boards and emulated phones: tests/test_fleet.py (needs OpenSSH and QEMU)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from edgecnn import fleet as F
+from edgecnn.agent.errors import BudgetError, InconclusiveError, InputError
+
+ORDER = ["PASS", "INCONCLUSIVE", "ERROR", "UNREACHABLE", "FAIL"]     # the module docstring's order
+EXIT = {"PASS": 0, "INCONCLUSIVE": 3, "ERROR": 2, "UNREACHABLE": 2, "FAIL": 1}
+
+
+def _doc(*verdicts: str) -> dict:
+    devices = [{"name": f"d{i}-{v.lower()}", "device": "host", "verdict": v, "status": "ok", "error": None,
+                "bench": None} for i, v in enumerate(verdicts)]
+    return {"verdict": F.worst(list(verdicts)), "devices": devices, "parallel": 2, "wall_s": 1.25}
+
+
+def _exit_of(doc: dict) -> tuple[int, str]:
+    """What the CLI makes of F.check: (exit status, the one line)."""
+    try:
+        F.check(doc)
+    except (BudgetError, InconclusiveError, F.FleetUnreachable) as e:
+        return type(e).exit_code, str(e)
+    return 0, ""
+
+
+def test_the_fleet_verdict_is_the_worst_in_the_stated_order():
+    assert list(F.SEVERITY) == ORDER
+    assert F.worst([]) == "PASS"
+    for a, b in itertools.product(ORDER, repeat=2):
+        assert F.worst([a, b]) == F.worst([b, a]) == ORDER[max(ORDER.index(a), ORDER.index(b))]
+    for combo in itertools.combinations(ORDER, 3):
+        assert F.worst(list(combo)) == combo[-1]             # combinations keep ORDER's order
+
+
+@pytest.mark.parametrize("verdicts", [
+    *([v] for v in ORDER),
+    *(list(p) for p in itertools.combinations(ORDER, 2)),
+    ["PASS", "PASS", "INCONCLUSIVE", "PASS"],
+    ["UNREACHABLE", "ERROR", "PASS"],
+    ["INCONCLUSIVE", "ERROR", "UNREACHABLE", "FAIL", "PASS"],
+])
+def test_every_mix_of_device_verdicts_exits_with_the_worst_ones_status(verdicts):
+    doc = _doc(*verdicts)
+    worst = max(verdicts, key=ORDER.index)
+    code, line = _exit_of(doc)
+    assert code == EXIT[worst]
+    named = [d["name"] for d in doc["devices"] if d["verdict"] == worst]
+    others = [d["name"] for d in doc["devices"] if d["verdict"] != worst]
+    if worst == "PASS":
+        assert line == ""
+        return
+    expected = {"FAIL": f"fleet: a budget failed on {', '.join(named)}",
+                "UNREACHABLE": f"fleet: {', '.join(named)} could not be benched (the others' results are above)",
+                "ERROR": f"fleet: {', '.join(named)} could not be benched (the others' results are above)",
+                "INCONCLUSIVE": f"fleet: the test images cannot decide a budget on {', '.join(named)}"}[worst]
+    assert line == expected
+    assert not any(f" {o}" in line or line.endswith(o) for o in others)
+
+
+def test_exit_statuses_of_the_error_kinds_are_the_documented_ones():
+    assert (BudgetError.exit_code, F.FleetUnreachable.exit_code, InconclusiveError.exit_code) == (1, 2, 3)
+
+
+def test_the_fleet_table_counts_each_verdict_and_lists_why_a_device_was_not_benched():
+    doc = _doc("PASS", "UNREACHABLE", "UNREACHABLE", "FAIL")
+    doc["devices"][1].update(status="unreachable", error="cannot reach b: connection refused")
+    text = F.render(doc)
+    assert text.splitlines()[-1] == ("fleet verdict: FAIL (1 PASS, 2 UNREACHABLE, 1 FAIL; 4 devices, at most 2 at "
+                                     "once, 1.2 s; ~ = estimated latency)")
+    assert "d1-unreachable: unreachable: cannot reach b: connection refused" in text.splitlines()
+    assert text.splitlines()[0].split() == ["device", "kind", "artifact", "precision", "images", "accuracy", "drop",
+                                            "pp", "[95%]", "agree", "p50", "ms", "p90", "ms", "budgets", "verdict"]
+    rows = [ln.split() for ln in text.splitlines() if ln[:1] == "d" and ln[1:2].isdigit()]
+    assert [r[0] for r in rows[:4]] == ["d0-pass", "d1-unreachable", "d2-unreachable", "d3-fail"]
+    assert [r[-1] for r in rows[:4]] == ["PASS", "UNREACHABLE", "UNREACHABLE", "FAIL"]
+    assert rows[1] == ["d1-unreachable", "host", *["-"] * 9, "UNREACHABLE"]       # no bench: every column a dash
+
+
+def test_a_device_entry_takes_its_own_timeout_else_the_commands():
+    own = F.device("host", {"timeout": 7})
+    assert own.device_options(300.0) == {"timeout": 7}
+    assert F.device("host", {}).device_options(300.0) == {"timeout": 300.0}
+    assert F.device("phone-emulated", {"profile": "pixel3"}).device_options(42.0) == {"timeout": 42.0,
+                                                                                     "profile": "pixel3"}
+
+
+def test_entries_are_named_by_kind_and_their_identifying_options():
+    assert F.device("host", {}).name == "host"
+    assert F.device("phone-emulated", {"profile": "pixel3"}).name == "phone-emulated pixel3"
+    assert F.device("jetson", {"host": "u@b1", "port": 22}).name == "jetson u@b1"
+    assert F.device("phone", {"serial": "R58"}, name="lab phone").name == "lab phone"
+    d = F.device("jetson", {"port": 2222, "host": "u@b"})
+    assert d.options == (("host", "u@b"), ("port", 2222))                     # sorted, so equal entries compare equal
+
+
+@pytest.mark.parametrize("kind,options,name,says", [
+    ("toaster", {}, None, "the fleet: unknown device 'toaster'; available: "),
+    ("host", {"serial": "X"}, None, "the fleet: 'serial' does not apply to device host (it takes: "),
+    ("jetson", {"host": "u@b", "port": 0}, None, "the fleet: port must be a whole number from 1 to 65535, got 0"),
+    ("jetson", {"host": "u@b", "port": 65536}, None, "port must be a whole number from 1 to 65535, got 65536"),
+    ("jetson", {"host": "u@b", "port": 22.5}, None, "port must be a whole number from 1 to 65535, got 22.5"),
+    ("jetson", {"host": "u@b", "port": True}, None, "port must be a whole number from 1 to 65535, got True"),
+    ("host", {"timeout": 0.5}, None, "timeout must be a number of seconds from 1 to 86400, got 0.5"),
+    ("host", {"timeout": 86401}, None, "timeout must be a number of seconds from 1 to 86400, got 86401"),
+    ("host", {"timeout": "60"}, None, "timeout must be a number of seconds from 1 to 86400, got '60'"),
+    ("jetson", {"host": "u@b", "accept_new_host_key": "yes"}, None, "must be true or false, got 'yes'"),
+    ("jetson", {"host": " "}, None, "host must be a text value, got ' '"),
+    ("host", {}, "  ", "the fleet: name must be a text value, got '  '"),
+    ("host", {}, 5, "the fleet: name must be a text value, got 5"),
+])
+def test_a_bad_entry_is_one_line_naming_the_field(kind, options, name, says):
+    with pytest.raises(InputError) as e:
+        F.device(kind, options, name)
+    assert says in str(e.value)
+
+
+def test_the_edges_of_the_ranges_are_accepted():
+    F.device("jetson", {"host": "u@b", "port": 1, "timeout": 1.0})
+    F.device("jetson", {"host": "u@b", "port": 65535, "timeout": 86400})
+    F.device("jetson", {"host": "u@b", "accept_new_host_key": False})
+
+
+def test_a_fleet_needs_devices_unique_names_and_a_parallel_in_range():
+    one = F.device("host", {})
+    assert F.Fleet((one,)).parallel == F.DEFAULT_PARALLEL == 4
+    for parallel in (1, 64):
+        assert F.Fleet((one,), parallel).parallel == parallel
+    for parallel in (0, 65):
+        with pytest.raises(InputError, match=f"fleet parallel {parallel} is not in 1..64"):
+            F.Fleet((one,), parallel)
+    with pytest.raises(InputError, match="the fleet lists no devices"):
+        F.Fleet(())
+    with pytest.raises(InputError, match="the fleet names 'host' twice: give each device its own name"):
+        F.Fleet((one, F.device("phone-emulated", {}), one))
+
+
+def test_a_fleet_file_is_read_with_paths_relative_to_it(tmp_path):
+    (tmp_path / "keys").mkdir()
+    f = tmp_path / "fleet.yaml"
+    f.write_text("parallel: 3\ndevices:\n  - device: jetson\n    host: u@b\n    identity: keys/lab\n"
+                 "    known_hosts: /etc/kh\n  - {device: phone-emulated, profile: pixel3, name: emu}\n")
+    fleet = F.load(f)
+    assert fleet.parallel == 3
+    assert [(d.name, d.kind) for d in fleet.devices] == [("jetson u@b", "jetson"), ("emu", "phone-emulated")]
+    assert dict(fleet.devices[0].options) == {"host": "u@b", "identity": str((tmp_path / "keys" / "lab").resolve()),
+                                              "known_hosts": "/etc/kh"}
+    assert dict(fleet.devices[1].options) == {"profile": "pixel3"}
+    f.write_text("devices:\n  - device: host\n")
+    assert F.load(f).parallel == F.DEFAULT_PARALLEL
+
+
+@pytest.mark.parametrize("text,says", [
+    ("devices: [", "not valid YAML"),
+    ("- host\n", "expected a mapping with a 'devices' list"),
+    ("devices: host\n", "expected a mapping with a 'devices' list"),
+    ("devices: []\nspeed: 3\n", "unknown key 'speed' (expected devices, parallel)"),
+    ("devices:\n  - host\n", "fleet.yaml, device 1: expected a mapping with 'device: KIND'"),
+    ("devices:\n  - device: host\n  - {name: x}\n", "fleet.yaml, device 2: expected a mapping with 'device: KIND'"),
+    ("devices:\n  - device: host\nparallel: two\n", "parallel must be a whole number"),
+    ("devices:\n  - device: host\nparallel: true\n", "parallel must be a whole number"),
+    ("devices: []\n", "the fleet lists no devices"),
+])
+def test_a_bad_fleet_file_is_one_line(tmp_path, text, says):
+    f = tmp_path / "fleet.yaml"
+    f.write_text(text)
+    with pytest.raises(InputError) as e:
+        F.load(f)
+    assert says in str(e.value)
+    with pytest.raises(InputError, match="fleet file .*nope.yaml: "):
+        F.load(tmp_path / "nope.yaml")
+
+
+def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory):
+    """Two host entries at once, one with a deadline its run cannot meet: that one is unreachable with its
+    reason, the other's bench stands, and the fleet's verdict and exit status are the unreachable one's."""
+    from devices_helpers import shared_tiny_model
+    from edgecnn import bench as B
+    model = shared_tiny_model(tmp_path_factory)
+    fleet = F.Fleet((F.device("host", {}, "quick"), F.device("host", {"timeout": 1}, "slow")), parallel=2)
+    said: list[str] = []
+    # every run times for at least 3 s (1000 runs cannot end it sooner: the agent stops at 100 x runs), so the
+    # entry with a 1 s deadline cannot answer in time, whatever the machine
+    o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, device_options={"timeout": 600.0})
+    doc = F.bench_fleet(o, fleet, log=said.append)
+    quick, slow = doc["devices"]
+    assert (doc["schema"], doc["target"], doc["run"], doc["data"], doc["parallel"]) == (
+        "edgecnn.fleet/1", str(model), None, None, 2)
+    assert (quick["name"], quick["device"], quick["status"], quick["error"], quick["verdict"]) == (
+        "quick", "host", "ok", None, "PASS")
+    assert quick["bench"]["records"][0]["artifact"] == model.name and quick["bench"]["device"] == "host"
+    assert (slow["name"], slow["status"], slow["verdict"], slow["bench"], slow["options"]) == (
+        "slow", "unreachable", "UNREACHABLE", None, {"timeout": 1})
+    assert slow["error"].startswith("command timed out after 1 s: python")
+    assert doc["verdict"] == "UNREACHABLE" and quick["wall_s"] >= 0 and slow["wall_s"] >= 0
+    assert f"[slow] unreachable: {slow['error']}" in said
+    assert any(m.startswith("[quick] bench ") for m in said)
+    assert _exit_of(doc) == (2, "fleet: slow could not be benched (the others' results are above)")
+
+
+def test_a_benched_device_is_one_row_per_record_with_its_numbers():
+    rec = {"artifact": "m_int8.tflite", "precision": "int8", "images": 40, "accuracy": 0.925,
+           "accuracy_drop_pp": 1.25, "paired": {"drop_ci_pp": [-0.5, 3.25]}, "top1_agreement": 0.975,
+           "latency_ms": {"p50": 12.345, "p90": 20.0}, "latency_estimated": True, "device": "phone-emulated",
+           "device_info": None, "verdict": "INCONCLUSIVE",
+           "budgets": {"size_mb": {"pass": True, "verdict": "PASS"},
+                       "accuracy_drop_pp": {"pass": False, "verdict": "INCONCLUSIVE"}}}
+    doc = _doc("INCONCLUSIVE", "PASS")
+    doc["devices"][0].update(bench={"records": [rec, {**rec, "artifact": "m_fp32.tflite", "precision": "fp32",
+                                                      "latency_estimated": False, "paired": None,
+                                                      "verdict": "PASS"}],
+                                    "notes": ["a note"]}, device="phone-emulated")
+    lines = F.render(doc).splitlines()
+    row = next(ln for ln in lines if "m_int8.tflite" in ln).split()
+    assert row == ["d0-inconclusive", "phone-emulated", "m_int8.tflite", "int8", "40", "92.50%", "+1.25", "[-0.5,",
+                   "+3.2]", "97.5%", "~12.35", "~20.00", "size_mb:ok", "accuracy_drop_pp:INCONCLUSIVE", "INCONCLUSIVE"]
+    row = next(ln for ln in lines if "m_fp32.tflite" in ln).split()
+    assert row[5:11] == ["92.50%", "+1.25", "97.5%", "12.35", "20.00", "size_mb:ok"]
+    assert "d0-inconclusive: a note" in lines
+    assert lines[-1] == ("fleet verdict: INCONCLUSIVE (1 PASS, 1 INCONCLUSIVE; 2 devices, at most 2 at once, 1.2 s; "
+                         "~ = estimated latency)")
+    md = F.render(doc, markdown=True)
+    assert "\n\nd0-inconclusive: a note\n\n" in md and md.count("|") > 20
