@@ -6,7 +6,8 @@ Layouts accepted for ``--data DIR``:
 Without ``val/`` a stratified validation split is held out of train.
 
 Every image is opened and fully decoded once while scanning: corrupt, truncated, zero-byte or
-unreadable files are skipped and listed (path and reason), never a crash. Images TensorFlow's
+unreadable files are skipped and listed (path and reason), never a crash. With a check cache
+(:mod:`edgecnn.checks`) a photo unchanged since an earlier check is not decoded again. Images TensorFlow's
 decoders would read differently from :func:`edgecnn.agent.contract.load_image` (CMYK, 16-bit, EXIF
 rotation, TIFF/WebP, huge photos) are normalised once into a cache through that same function,
 so training sees exactly the pixels every other path sees.
@@ -24,7 +25,8 @@ import numpy as np
 
 from .agent import contract as C
 from .agent.io import sha256_file
-from .agent.images import (IMAGE_EXTENSIONS, DataError, Sample, check_image, class_dirs, hidden, images_under,
+from .checks import CheckReport, check_all
+from .agent.images import (IMAGE_EXTENSIONS, DataError, Sample, class_dirs, hidden, images_under,
                            is_image, subdirs)
 
 SPLITS = ("train", "val", "test")
@@ -43,6 +45,7 @@ class Dataset:
     skipped: list[dict] = field(default_factory=list)
     normalized: list[str] = field(default_factory=list)
     overlap: dict[str, int] = field(default_factory=dict)   # split -> its images whose content is in train/
+    checked: CheckReport | None = None                      # how many photos were decoded anew this time
 
     def warnings(self) -> list[str]:
         """What the user must hear before trusting the numbers: val/test images that are training images."""
@@ -101,7 +104,9 @@ def _normalized_copy(path: Path, cache_dir: Path) -> Path:
 
 
 def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
-         cache_dir: str | Path | None = None, progress: bool = True) -> Dataset:
+         cache_dir: str | Path | None = None, progress: bool = True, checks: Path | None = None) -> Dataset:
+    """The dataset under root, every photo checked (decoded, or its verdict remembered in the check
+    cache file `checks` when unchanged since; None: decode every photo)."""
     root = Path(root)
     layout, split_dirs = find_layout(root)
 
@@ -132,14 +137,13 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
             files += [(split, ci, p) for p in images_under(dirs[name])]
 
     from tqdm.auto import tqdm
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(tqdm(pool.map(lambda f: check_image(f[2]), files), total=len(files),
-                            desc="checking images", unit="img", disable=not progress, leave=False))
+    report = check_all([f[2] for f in files], checks, lambda it, n: tqdm(
+        it, total=n, desc="checking images", unit="img", disable=not progress, leave=False))
 
     skipped, normalized = [], []
     cache = Path(cache_dir) if cache_dir else None
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    for (split, ci, p), (err, needs_norm) in zip(files, results):
+    for (split, ci, p), (err, needs_norm) in zip(files, ((c.error, c.needs_normalising) for c in report.checks)):
         if not err and C.has_control_char(p.relative_to(root).as_posix()):
             err = "its name contains a control character (a tab or newline): rename the file to use it"
         if err:
@@ -169,7 +173,8 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
         val_source = f"held out of train ({val_fraction:.0%}, stratified)"
     held_out = "val" not in split_dirs      # then train/ holds both the train and the val images
     overlap = _overlap(train + val if held_out else train, {"val": [] if held_out else val, "test": by_split["test"]})
-    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap)
+    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap,
+                   report)
 
 
 def _unread_files(folder: Path) -> str:

@@ -31,6 +31,7 @@ from . import data as D
 from . import model as M
 from . import distribute as dist
 from .agent.io import atomic_path, atomic_write_json, atomic_write_text, check_can_create_folder, sha256_file
+from .checks import default_store as default_checks_store
 from .recipe import Recipe
 from .agent.io import staged
 from .rundir import RECIPE_FILE, check_out_dir, recipe_json, refuse_existing, write_marker
@@ -313,10 +314,11 @@ def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replic
     timings: dict[str, float] = {}
     t = time.perf_counter()
     ds = D.scan(opts.data_dir, val_fraction=recipe.training.validation_split, seed=opts.seed,
-                cache_dir=cache, progress=opts.progress)
+                cache_dir=cache, progress=opts.progress, checks=default_checks_store())
     timings["scan_s"] = time.perf_counter() - t
     log(f"data: {len(ds.classes)} classes, train {len(ds.train)}, val {len(ds.val)} ({ds.val_source}), "
-        f"test {len(ds.test)}; skipped {len(ds.skipped)} unreadable, normalised {len(ds.normalized)}")
+        f"test {len(ds.test)}; skipped {len(ds.skipped)} unreadable, normalised {len(ds.normalized)}; "
+        f"{ds.checked.summary()}")
     for sk in ds.skipped[:5]:
         log(f"  skipped {sk['path']}: {sk['reason']}")
     if len(ds.skipped) > 5:
@@ -596,7 +598,8 @@ def _metrics(s: _Session, evals: dict, main_split: str, main_metrics: dict, grad
         "weights": {"source": wch.source, "path": str(wch.path) if wch.path else None},
         "interrupted": s.interrupted,
         "data": {"root": str(s.ds.root), "layout": s.ds.layout, "val_source": s.ds.val_source, **s.ds.counts(),
-                 "same_as_train": s.ds.overlap},
+                 "same_as_train": s.ds.overlap, "checked_anew": s.ds.checked.checked_anew,
+                 "check_remembered": s.ds.checked.remembered},
         "test_accuracy": evals["test"][2]["accuracy"] if "test" in evals else None,
         "val_accuracy": evals["val"][2]["accuracy"] if "val" in evals else None,
         "evaluated_on": main_split,

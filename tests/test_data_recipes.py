@@ -136,3 +136,43 @@ def test_user_recipe_file_and_unknown_name(tmp_path):
         R.load("no_such_recipe")
     res = CliRunner().invoke(main, ["recipes", "show", "no_such_recipe"])
     assert res.exit_code == 2 and "unknown recipe" in res.output and "Traceback" not in res.output
+
+
+def test_the_check_cache_decodes_only_new_or_changed_photos(tmp_path):
+    """A re-run reuses each unchanged photo's verdict (its CMYK copy and a corrupt file's reason too);
+    a rewritten photo is decoded again, even one damaged in place (same size) whose modification time
+    was set back."""
+    import os
+
+    root = _folder(tmp_path / "d", n=4)
+    Image.new("CMYK", (30, 30), (0, 100, 0, 0)).save(root / "train" / "a" / "cmyk.jpg")
+    (root / "train" / "b" / "junk.png").write_bytes(b"garbage bytes")
+    photos = sorted(p for p in root.rglob("*") if p.is_file())
+    store = tmp_path / "cache" / "checks.sqlite3"
+    scan = lambda: D.scan(root, cache_dir=tmp_path / "norm", progress=False, checks=store)  # noqa: E731
+
+    first, again = scan(), scan()
+    assert (first.checked.checked_anew, first.checked.remembered) == (len(photos), 0)
+    assert (again.checked.checked_anew, again.checked.remembered) == (0, len(photos))
+    assert (again.skipped, again.normalized) == (first.skipped, first.normalized)
+    assert [s.load_path for s in again.train] == [s.load_path for s in first.train]
+
+    cut = root / "train" / "a" / "0.png"
+    cut.write_bytes(cut.read_bytes()[:40])                        # truncated: a new size
+    same = root / "train" / "b" / "1.png"
+    before = same.stat()
+    data = bytearray(same.read_bytes())
+    data[-20:-12] = bytes(8)                                       # damaged in place: the same size
+    same.write_bytes(bytes(data))
+    os.utime(same, ns=(before.st_atime_ns, before.st_mtime_ns))    # and its old modification time
+    assert (same.stat().st_size, same.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    changed = scan()
+    assert (changed.checked.checked_anew, changed.checked.remembered) == (2, len(photos) - 2)
+    assert {str(cut), str(same)} <= {s["path"] for s in changed.skipped}
+
+
+def test_an_unusable_check_cache_only_means_checking_every_photo(tmp_path):
+    root = _folder(tmp_path / "d", n=2)
+    (tmp_path / "file").write_text("not a folder")
+    ds = D.scan(root, progress=False, checks=tmp_path / "file" / "checks.sqlite3")
+    assert ds.checked.checked_anew == 4 and ds.checked.note and "could not be opened" in ds.checked.note
