@@ -218,34 +218,115 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
 
 
 # ----------------------------------------------------------------------------- TensorFlow side
-def augmenter(aug, seed: int):
-    """A Keras preprocessing stack for the recipe's augmentation (on float pixels 0..255)."""
-    import keras
-    from keras import layers
+def augmenter(aug, seed: int) -> "Augmenter | None":
+    """The recipe's augmentation (on float pixels 0..255), or None when it is off."""
+    return Augmenter(aug, seed) if aug.enabled else None
 
-    if not aug.enabled:
-        return None
-    stack = []
-    mode = {(True, True): "horizontal_and_vertical", (True, False): "horizontal",
-            (False, True): "vertical"}.get((aug.horizontal_flip, aug.vertical_flip))
-    if mode:
-        stack.append(layers.RandomFlip(mode, seed=seed))
-    if aug.rotation_degrees:
-        stack.append(layers.RandomRotation(aug.rotation_degrees / 360.0, fill_mode="reflect", seed=seed + 1))
-    if aug.zoom:
-        stack.append(layers.RandomZoom((-aug.zoom, aug.zoom), fill_mode="reflect", seed=seed + 2))
-    if aug.translate:
-        stack.append(layers.RandomTranslation(aug.translate, aug.translate, fill_mode="reflect", seed=seed + 3))
-    if aug.brightness:
-        stack.append(layers.RandomBrightness(aug.brightness, value_range=(0, 255), seed=seed + 4))
-    if aug.contrast:
-        stack.append(layers.RandomContrast(aug.contrast, value_range=(0, 255), seed=seed + 5))
-    if aug.saturation:
-        stack.append(layers.RandomSaturation((0.5 - aug.saturation / 2, 0.5 + aug.saturation / 2),
-                                             value_range=(0, 255), seed=seed + 6))
-    if aug.hue:
-        stack.append(layers.RandomHue(aug.hue, value_range=(0, 255), seed=seed + 7))
-    return keras.Sequential(stack, name="augmentation")
+
+# luma weights (ITU-R BT.601) and the RGB <-> YIQ matrices: saturation scales chroma around luma,
+# hue rotates the I-Q plane; both are 3x3 colour matrices, so they compose with contrast.
+_LUMA = (0.299, 0.587, 0.114)
+_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135))
+
+
+class Augmenter:
+    """Random augmentation of a batch as two fused steps per image, instead of a chain of Keras
+    random layers that each resample or rescan the batch:
+
+    - geometry: one affine matrix per image (flips, rotation, zoom, translation composed about the
+      image centre) and ONE bilinear resampling with reflected borders
+      (tf.raw_ops.ImageProjectiveTransformV3, the op Keras' own random layers run once each);
+    - colour: one 3x3 matrix and offset per image (saturation and hue as linear colour matrices,
+      contrast about the image's mean, brightness as an offset), applied in one product, then
+      clipped to 0..255.
+
+    The ranges are the recipe's, as the Keras layers read them: rotation +-rotation_degrees, zoom
+    factor 1 +- zoom (isotropic), translation +-translate of each side, brightness +-brightness of
+    255, contrast 1 +- contrast, saturation 1 +- saturation, hue +-hue/2 of a turn. Seeded: the same
+    seed gives the same sequence of batches. Call it like a Keras layer: aug(x, training=True)."""
+
+    def __init__(self, aug, seed: int):
+        import keras
+
+        self.aug = aug
+        self.seed = keras.random.SeedGenerator(seed)
+
+    def __call__(self, x, training: bool = True):
+        if not training:
+            return x
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x, tf.float32)
+        n, a = tf.shape(x)[0], self.aug
+        u = lambda bound: self._uniform(n, bound)  # noqa: E731
+        flip = lambda on: (tf.where(self._uniform(n, 1.0) < 0, -1.0, 1.0) if on else tf.ones((n,)))  # noqa: E731
+        if a.horizontal_flip or a.vertical_flip or a.rotation_degrees or a.zoom or a.translate:
+            x = affine_warp(x, flip(a.horizontal_flip), flip(a.vertical_flip), u(a.rotation_degrees) * (np.pi / 180),
+                            1.0 + u(a.zoom), u(a.translate), u(a.translate))
+        if a.brightness or a.contrast or a.saturation or a.hue:
+            x = colour_jitter(x, u(a.brightness) * 255.0, 1.0 + u(a.contrast), 1.0 + u(a.saturation),
+                              u(a.hue / 2) * (2 * np.pi))
+        return x
+
+    def _uniform(self, n, bound: float):
+        import keras
+        import tensorflow as tf
+
+        if not bound:
+            return tf.zeros((n,))
+        return keras.random.uniform((n,), -bound, bound, seed=self.seed)
+
+
+def affine_matrices(flip_x, flip_y, angle, scale, shift_x, shift_y, height: int, width: int):
+    """Per image, the 8 numbers of ImageProjectiveTransformV3 mapping an output pixel to the input
+    pixel it samples: p_in = c + scale * R(angle) * diag(flip_x, flip_y) * (p_out - c) + shift * side,
+    c the image centre (flip: -1 mirrors the axis; shift: a fraction of the side)."""
+    import tensorflow as tf
+
+    cos, sin = tf.cos(angle) * scale, tf.sin(angle) * scale
+    a00, a01, a10, a11 = cos * flip_x, -sin * flip_y, sin * flip_x, cos * flip_y
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    a2 = cx + shift_x * width - a00 * cx - a01 * cy
+    b2 = cy + shift_y * height - a10 * cx - a11 * cy
+    zero = tf.zeros_like(a00)
+    return tf.stack([a00, a01, a2, a10, a11, b2, zero, zero], axis=1)
+
+
+def affine_warp(x, flip_x, flip_y, angle, scale, shift_x, shift_y):
+    """One bilinear resampling of the batch x (N, H, W, C) by each image's composed affine matrix,
+    borders reflected."""
+    import tensorflow as tf
+
+    h, w = int(x.shape[1]), int(x.shape[2])
+    m = affine_matrices(flip_x, flip_y, angle, scale, shift_x, shift_y, h, w)
+    return tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=m, output_shape=[h, w], fill_value=0.0,
+                                                 interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def colour_matrices(saturation, hue):
+    """(N, 3, 3) colour matrices acting on RGB column vectors: chroma scaled around luma by
+    `saturation`, then the hue rotated by `hue` radians in the YIQ chroma plane."""
+    import tensorflow as tf
+
+    luma = tf.constant([_LUMA] * 3, tf.float32)                    # every row the luma weights
+    sat = saturation[:, None, None] * tf.eye(3) + (1.0 - saturation)[:, None, None] * luma
+    to_yiq = tf.constant(_RGB_TO_YIQ, tf.float32)
+    cos, sin, one, zero = tf.cos(hue), tf.sin(hue), tf.ones_like(hue), tf.zeros_like(hue)
+    rot = tf.reshape(tf.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], axis=1), (-1, 3, 3))
+    return tf.linalg.inv(to_yiq) @ rot @ to_yiq @ sat
+
+
+def colour_jitter(x, brightness, contrast, saturation, hue):
+    """Saturation, hue, contrast (about each image's mean colour) and brightness (an offset in pixel
+    units) as one per-image affine colour map, then clipped to 0..255."""
+    import tensorflow as tf
+
+    c = colour_matrices(saturation, hue)                                    # (N, 3, 3)
+    mean = tf.reduce_mean(x, axis=(1, 2))                                   # (N, 3)
+    # contrast * (C x - C mean) + C mean + brightness, as one matrix and one offset
+    offset = (1.0 - contrast)[:, None] * tf.einsum("nij,nj->ni", c, mean) + brightness[:, None]
+    return tf.clip_by_value(tf.einsum("nhwj,nij->nhwi", x, contrast[:, None, None] * c) + offset[:, None, None, :],
+                            0.0, 255.0)
 
 
 def tf_decode_resize(path, size: tuple[int, int]):
