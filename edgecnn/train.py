@@ -386,6 +386,9 @@ def _cached_features(s: _Session, point: str) -> _Phase1Cache:
     the bytes; far finer than INT8 deployment)."""
     fx = M.feature_extractor(s.model, point)
     train, val = s.rep.shard(s.ds.train), s.rep.shard(s.ds.val)
+    if not train:    # its endless share would never yield a batch
+        raise dist.DistributeError(f"worker {s.rep.index} has no training photos: there are fewer "
+                                   f"({len(s.ds.train)}) than workers ({s.rep.workers})")
     views = s.recipe.training.head.augmented_views if s.augment is not None else 0
     shape, dtype = tuple(int(d) for d in fx.output.shape[1:]), "float32" if point == M.POOL else "float16"
     key = _cache_key(s, point, train, val)
@@ -438,20 +441,21 @@ def _cached_dataset(s: _Session, rows: A.CachedRows, shuffle: bool, batch: int |
     labels, weights = rows.labels, _sample_weights(s, rows.labels)
     shape = (None, *rows.manifest.row_shape)
 
+    def take(i):
+        return rows.take(i), labels[i], weights[i]
+
+    @tf.autograph.experimental.do_not_convert     # plain graph code: nothing for AutoGraph to convert
     def read(idx):
-        x, y, w = tf.numpy_function(lambda i: (rows.take(i), labels[i], weights[i]), [idx],
-                                    (tf.as_dtype(rows.dtype), tf.int32, tf.float32), stateful=False)
-        return tf.ensure_shape(x, shape), tf.one_hot(tf.ensure_shape(y, (None,)), n), tf.ensure_shape(w, (None,))
+        x, y, w = tf.numpy_function(take, [idx], (tf.as_dtype(rows.dtype), tf.int32, tf.float32), stateful=False)
+        x, y = tf.ensure_shape(x, shape), tf.one_hot(tf.ensure_shape(y, (None,)), n)
+        return (x, y, tf.ensure_shape(w, (None,))) if shuffle else (x, y)
 
     ds = tf.data.Dataset.range(len(rows))
     if shuffle:
         ds = ds.shuffle(len(rows), seed=s.opts.seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(batch).map(read)
-    if not shuffle:
-        ds = ds.map(lambda x, y, w: (x, y))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch).map(read).prefetch(tf.data.AUTOTUNE)
 
 
 def _sample_weights(s: _Session, y: np.ndarray) -> np.ndarray:
@@ -459,14 +463,13 @@ def _sample_weights(s: _Session, y: np.ndarray) -> np.ndarray:
             else np.ones(len(y), np.float32))
 
 
-def _phase1_fit(s: _Session, top, epochs: int, cache: _Phase1Cache):
+def _phase1_fit(s: _Session, top, epochs: int, cache: _Phase1Cache, examples: int):
     """fit(callbacks) for phase 1: Keras' fit, or under a strategy the distributed loop, each worker
-    on its own share of the cache (the steps of an epoch counted over every worker's rows)."""
+    on its own share of the cache (`examples`: the rows of every worker, which set an epoch's steps)."""
     if not s.rep.own_loop:
         return lambda cbs: top.fit(_cached_dataset(s, cache.train, shuffle=True), epochs=epochs, callbacks=cbs,
                                    verbose=0, validation_data=_cached_dataset(s, cache.val, shuffle=False),
                                    shuffle=False)   # the dataset shuffles itself
-    examples = sum(s.rep.all_counts(len(cache.train)))
     return lambda cbs: dist.fit(
         s.rep, top, train=lambda batch, ctx: _cached_dataset(s, cache.train, True, batch, repeat=True),
         examples=examples, val=lambda: _cached_dataset(s, cache.val, False), epochs=epochs, callbacks=cbs,
@@ -492,13 +495,14 @@ def _phase1_head(s: _Session) -> None:
         s.log(f"phase 1: training the head and the backbone's last {hp.top_blocks} blocks ({n_train} layers "
               f"with weights, BatchNorm frozen) on them, lr {hp.learning_rate:g} ({hp.schedule})")
     epochs = s.cap(hp.epochs)
+    examples = sum(s.rep.all_counts(len(cache.train))) if s.rep.workers > 1 else len(cache.train)
     with s.rep.scope():
         top = M.top_model(s.model, point)
         top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, epochs,
-                                                                  len(cache.train), tr.batch_size)),
+                                                                  examples, tr.batch_size)),
                     loss=s.loss, metrics=["accuracy"])
     t1 = time.perf_counter()
-    h, _ = _fit(s, _phase1_fit(s, top, epochs, cache), None, "head", hp.schedule)
+    h, _ = _fit(s, _phase1_fit(s, top, epochs, cache, examples), None, "head", hp.schedule)
     s.history["head"] = _history(h)
     s.timings["phase1_head_s"] = time.perf_counter() - t1
     s.timings["phase1_s"] = time.perf_counter() - t
