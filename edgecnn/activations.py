@@ -57,10 +57,11 @@ def disk_free(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
-def work_folder(out_dir: Path) -> Path:
-    """The work folder of the run written to out_dir: beside it, hidden."""
+def work_folder(out_dir: Path, worker: int | None = None) -> Path:
+    """The work folder of the run written to out_dir: beside it, hidden; one per worker when several
+    train (their --out may be one folder on a shared disk)."""
     out = Path(out_dir).absolute()
-    return out.parent / f".{out.name}.activations"
+    return out.parent / (f".{out.name}.activations" if worker is None else f".{out.name}.worker{worker}.activations")
 
 
 def cache_key(parts: dict) -> str:
@@ -117,6 +118,8 @@ class CachedRows:
                 np.lib.format.read_magic(f)
                 np.lib.format.read_array_header_1_0(f)
                 self._offsets.append(f.tell())
+            if path.stat().st_size != self._offsets[-1] + manifest.shard_rows[k] * self._row:
+                raise OSError(f"{path} does not hold the rows its manifest lists")
             self._files.append(os.open(path, os.O_RDONLY))
 
     def __len__(self) -> int:
@@ -247,7 +250,10 @@ class WorkFolder:
         m = Manifest.read(folder)
         if m is None or (m.key, m.row_shape, m.dtype) != (req.key, req.row_shape, req.dtype) or m.rows != req.rows:
             return None
-        return self._opened(CachedRows(folder, m))
+        try:
+            return self._opened(CachedRows(folder, m))
+        except (OSError, ValueError):    # a shard or the labels missing or cut short since: caching again
+            return None
 
     def check_room(self, requests: list[CacheRequest]) -> None:
         """One error before any caching when the disk cannot hold the caches still to write."""

@@ -286,7 +286,7 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
     rep = dist.start(cluster, opts.worker_timeout, log)    # before TensorFlow runs anything else
     keras.utils.set_random_seed(opts.seed)
     tf.config.experimental.enable_op_determinism()
-    with tempfile.TemporaryDirectory(prefix="edgecnn-norm-") as cache, _work_folder(opts) as work:
+    with tempfile.TemporaryDirectory(prefix="edgecnn-norm-") as cache, _work_folder(opts, rep) as work:
         with dist.peers_guarded(rep):
             s = _start(recipe, opts, cache, log, rep, work)
             _phase1_head(s)
@@ -307,10 +307,11 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
     return metrics
 
 
-def _work_folder(opts: TrainOptions) -> A.WorkFolder:
-    """Phase 1's activation cache beside the run; removed when the run is written unless kept."""
-    return A.WorkFolder(A.work_folder(opts.out_dir), keep=opts.keep_cache, shard_bytes=opts.cache_shard_bytes,
-                        free_space=opts.free_space)
+def _work_folder(opts: TrainOptions, rep: dist.Replicas) -> A.WorkFolder:
+    """Phase 1's activation cache beside the run (one per worker); removed when the run is written
+    unless kept."""
+    return A.WorkFolder(A.work_folder(opts.out_dir, rep.index if rep.workers > 1 else None), keep=opts.keep_cache,
+                        shard_bytes=opts.cache_shard_bytes, free_space=opts.free_space)
 
 
 def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replicas, work: A.WorkFolder) -> _Session:

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn import activations as A
+from edgecnn.agent.errors import InputError
 from edgecnn.cli import main
 from tests.conftest import make_subset
 
@@ -139,3 +140,27 @@ def test_a_full_small_disk_is_one_error_line(leaves, tmp_path):
         assert sorted(p.name for p in disk.iterdir()) == []
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_cached_rows_read_back_exactly_and_a_damaged_cache_is_not_found(tmp_path):
+    """Rows written in batches across many shards come back exactly, in any order; a kept cache with a
+    shard gone or cut short is not found (the run caches again), and only a marked folder is removed."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 3, 2, 4)).astype(np.float16)
+    y = rng.integers(0, 5, 50).astype(np.int32)
+    req = A.CacheRequest("train", "k" * 32, (3, 2, 4), "float16", 50)
+    with A.WorkFolder(tmp_path / "w", keep=True, shard_bytes=7 * 3 * 2 * 4 * 2) as work:
+        rows = work.write(req, ((x[i:i + 8], y[i:i + 8]) for i in range(0, 50, 8)))
+        order = rng.permutation(50)
+        assert rows.manifest.shard_rows == (7,) * 7 + (1,)
+        assert np.array_equal(rows.take(order), x[order]) and np.array_equal(rows.labels, y)
+    with A.WorkFolder(tmp_path / "w", keep=True) as work:
+        assert np.array_equal(work.find(req).take(np.arange(50)), x)
+        shard = tmp_path / "w" / req.folder_name / "00003.npy"
+        shard.write_bytes(shard.read_bytes()[:-2])
+        assert work.find(req) is None
+    (tmp_path / "mine").mkdir()
+    A.remove_work_folder(tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()
+    with pytest.raises(InputError, match="is not an edgecnn work folder"):
+        A.WorkFolder(tmp_path / "mine").__enter__()

@@ -160,8 +160,8 @@ def test_a_killed_worker_ends_the_run_with_nothing_written(two_phase_task, tmp_p
     assert time.monotonic() - t < 120
     # no run, no staging folder, no chief's activation cache; the SIGKILLed worker could not remove its
     # own work folder (it carries edgecnn's mark: its next run there takes it over)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".run1.activations", "w0.log", "w1.log"]
-    assert (tmp_path / ".run1.activations" / MARK_FILE).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run1.worker1.activations", "w0.log", "w1.log"]
+    assert (tmp_path / ".run1.worker1.activations" / MARK_FILE).is_file()
 
 
 def test_ctrl_c_on_one_worker_stops_all_and_the_chief_keeps_the_best(two_phase_task, tmp_path):
