@@ -121,7 +121,7 @@ def caching(samples, size: int, turns: int) -> dict:
     contract = C.Contract(input_size=(size, size), labels=tuple("abcd"))
 
     def pass_with(augment):
-        ds = D.image_dataset(samples, contract, batch_size=BATCH, augment=augment)
+        ds = D.image_dataset(samples, contract, batch_size=BATCH, augment=augment, keep_decoded=False)
         return lambda: [predict_at(fx, x, BATCH) for x, _ in ds]
 
     return alternate({"keras_layers": pass_with(keras_layers(rec.augmentation, 0)),

@@ -354,8 +354,12 @@ def tf_normalize(img, contract: C.Contract):
 
 
 def image_dataset(samples: list[Sample], contract: C.Contract, *, batch_size: int,
-                  augment=None, shuffle: bool = False, seed: int = 0, normalize: bool = True):
-    """tf.data: decode -> resize -> cache -> (shuffle) -> batch -> (augment) -> normalise -> prefetch."""
+                  augment=None, shuffle: bool = False, seed: int = 0, normalize: bool = True,
+                  keep_decoded: bool = True):
+    """tf.data: decode -> resize -> (cache) -> (shuffle) -> batch -> (augment) -> normalise -> prefetch.
+    keep_decoded: the decoded photos stay in memory after the first pass (tf.data's cache: later
+    epochs skip decoding, at 4 bytes a pixel for every photo); a pass that must keep memory flat
+    (phase 1's caching) decodes each time instead."""
     import tensorflow as tf
 
     paths = [str(s.load_path) for s in samples]
@@ -363,7 +367,8 @@ def image_dataset(samples: list[Sample], contract: C.Contract, *, batch_size: in
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     ds = ds.map(lambda p, y: (tf_decode_resize(p, contract.input_size), y),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.cache()
+    if keep_decoded:
+        ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)

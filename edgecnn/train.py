@@ -1,7 +1,8 @@
 """Two-phase fine-tuning of MobileNetV2 for a recipe task.
 
 Phase 1 trains on cached activations. The frozen part of the backbone (BatchNorm in inference mode)
-runs once per image and augmented view and its output is cached: the pooled features, on which the
+runs once per image and augmented view and its output is cached on disk, out of core (see
+edgecnn.activations; each worker caches and trains on its own share): the pooled features, on which the
 new head trains alone, or the activations below the backbone's last N blocks (recipe
 `head.top_blocks`), on which those blocks train with the head. Either way phase 1 then trains for
 many epochs without decoding, augmenting or recomputing the frozen layers.
@@ -423,10 +424,10 @@ def _cache_key(s: _Session, point: str, train: list[D.Sample], val: list[D.Sampl
 
 def _activation_batches(s: _Session, fx, samples: list[D.Sample], batch: int, views: int, what: str):
     """(activations, labels) batches: the clean photos, then `views` augmented passes over them."""
-    yield from feature_batches(fx, D.image_dataset(samples, s.contract, batch_size=batch), batch,
-                               f"features {what} (clean)", s.opts.progress)
-    if views:
-        aug_ds = D.image_dataset(samples, s.contract, batch_size=batch, augment=s.augment)
+    yield from feature_batches(fx, D.image_dataset(samples, s.contract, batch_size=batch, keep_decoded=False),
+                               batch, f"features {what} (clean)", s.opts.progress)
+    if views:    # each view decodes the photos again: memory stays flat however many there are
+        aug_ds = D.image_dataset(samples, s.contract, batch_size=batch, augment=s.augment, keep_decoded=False)
         for v in range(views):
             yield from feature_batches(fx, aug_ds, batch, f"features {what} (view {v + 1}/{views})", s.opts.progress)
 
