@@ -44,7 +44,7 @@ MARK_FILE = ".edgecnn-cache"
 MANIFEST_FILE = "manifest.json"
 LABELS_FILE = "labels.npy"
 PARTIAL_PREFIX = ".partial-"
-DEFAULT_SHARD_BYTES = 256 << 20
+DEFAULT_SHARD_BYTES = 128 << 20   # what caching holds in memory at most; 16 GB of rows: 125 files
 SPACE_MARGIN = 1.05    # ask for 5% more than the rows need (headers, labels, the file system's own)
 
 
@@ -167,8 +167,14 @@ class _ShardWriter:
                 self._flush()
 
     def _flush(self) -> None:
+        """The held rows as one .npy file, written piece by piece (no second copy of the shard)."""
         if self._held_rows:
-            np.save(self.folder / _shard_name(len(self.shard_rows)), np.concatenate(self._held))
+            with open(self.folder / _shard_name(len(self.shard_rows)), "wb") as f:
+                np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                         "fortran_order": False,
+                                                         "shape": (self._held_rows, *self.row_shape)})
+                for part in self._held:
+                    np.ascontiguousarray(part).tofile(f)
             self.shard_rows.append(self._held_rows)
             self._held, self._held_rows = [], 0
 
