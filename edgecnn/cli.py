@@ -98,8 +98,11 @@ def recipes_show(name):
 @click.option("--worker-timeout", type=click.FloatRange(1, 86400), default=300.0, show_default=True,
               metavar="SECONDS", help="How long to wait for the other workers to start, and for any one exchange "
                                       "with them, before the run ends with an error.")
+@click.option("--keep-cache", is_flag=True,
+              help="Keep phase 1's activation cache (the hidden folder .NAME.activations beside --out) after the run: "
+                   "a re-run with the same data, recipe, seed and weights reads it instead of caching again.")
 def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gradcam, quiet, overwrite, workers,
-          worker_index, worker_timeout):
+          worker_index, worker_timeout, keep_cache):
     """Fine-tune MobileNetV2 on a recipe task and write a complete run directory."""
     from . import recipe as R
     from .distribute import Cluster
@@ -112,7 +115,7 @@ def train(recipe_name, data_dir, out_dir, weights, image_size, epochs, seed, gra
     cluster = Cluster.from_option(workers, worker_index) if workers else None
     _train_and_show(R.load(recipe_name), TrainOptions(
         data_dir, out_dir, weights, image_size, epochs, seed, gradcam, progress=not quiet, overwrite=overwrite,
-        cluster=cluster, worker_timeout=worker_timeout))
+        cluster=cluster, worker_timeout=worker_timeout, keep_cache=keep_cache))
 
 
 def _train_and_show(rec, opts) -> None:

@@ -6,7 +6,8 @@ Layouts accepted for ``--data DIR``:
 Without ``val/`` a stratified validation split is held out of train.
 
 Every image is opened and fully decoded once while scanning: corrupt, truncated, zero-byte or
-unreadable files are skipped and listed (path and reason), never a crash. Images TensorFlow's
+unreadable files are skipped and listed (path and reason), never a crash. With a check cache
+(:mod:`edgecnn.checks`) a photo unchanged since an earlier check is not decoded again. Images TensorFlow's
 decoders would read differently from :func:`edgecnn.agent.contract.load_image` (CMYK, 16-bit, EXIF
 rotation, TIFF/WebP, huge photos) are normalised once into a cache through that same function,
 so training sees exactly the pixels every other path sees.
@@ -24,7 +25,8 @@ import numpy as np
 
 from .agent import contract as C
 from .agent.io import sha256_file
-from .agent.images import (IMAGE_EXTENSIONS, DataError, Sample, check_image, class_dirs, hidden, images_under,
+from .checks import CheckReport, check_all
+from .agent.images import (IMAGE_EXTENSIONS, DataError, Sample, class_dirs, hidden, images_under,
                            is_image, subdirs)
 
 SPLITS = ("train", "val", "test")
@@ -43,6 +45,7 @@ class Dataset:
     skipped: list[dict] = field(default_factory=list)
     normalized: list[str] = field(default_factory=list)
     overlap: dict[str, int] = field(default_factory=dict)   # split -> its images whose content is in train/
+    checked: CheckReport | None = None                      # how many photos were decoded anew this time
 
     def warnings(self) -> list[str]:
         """What the user must hear before trusting the numbers: val/test images that are training images."""
@@ -101,7 +104,9 @@ def _normalized_copy(path: Path, cache_dir: Path) -> Path:
 
 
 def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
-         cache_dir: str | Path | None = None, progress: bool = True) -> Dataset:
+         cache_dir: str | Path | None = None, progress: bool = True, checks: Path | None = None) -> Dataset:
+    """The dataset under root, every photo checked (decoded, or its verdict remembered in the check
+    cache file `checks` when unchanged since; None: decode every photo)."""
     root = Path(root)
     layout, split_dirs = find_layout(root)
 
@@ -132,14 +137,13 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
             files += [(split, ci, p) for p in images_under(dirs[name])]
 
     from tqdm.auto import tqdm
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(tqdm(pool.map(lambda f: check_image(f[2]), files), total=len(files),
-                            desc="checking images", unit="img", disable=not progress, leave=False))
+    report = check_all([f[2] for f in files], checks, lambda it, n: tqdm(
+        it, total=n, desc="checking images", unit="img", disable=not progress, leave=False))
 
     skipped, normalized = [], []
     cache = Path(cache_dir) if cache_dir else None
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    for (split, ci, p), (err, needs_norm) in zip(files, results):
+    for (split, ci, p), (err, needs_norm) in zip(files, ((c.error, c.needs_normalising) for c in report.checks)):
         if not err and C.has_control_char(p.relative_to(root).as_posix()):
             err = "its name contains a control character (a tab or newline): rename the file to use it"
         if err:
@@ -169,7 +173,8 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
         val_source = f"held out of train ({val_fraction:.0%}, stratified)"
     held_out = "val" not in split_dirs      # then train/ holds both the train and the val images
     overlap = _overlap(train + val if held_out else train, {"val": [] if held_out else val, "test": by_split["test"]})
-    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap)
+    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap,
+                   report)
 
 
 def _unread_files(folder: Path) -> str:
@@ -213,34 +218,115 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
 
 
 # ----------------------------------------------------------------------------- TensorFlow side
-def augmenter(aug, seed: int):
-    """A Keras preprocessing stack for the recipe's augmentation (on float pixels 0..255)."""
-    import keras
-    from keras import layers
+def augmenter(aug, seed: int) -> "Augmenter | None":
+    """The recipe's augmentation (on float pixels 0..255), or None when it is off."""
+    return Augmenter(aug, seed) if aug.enabled else None
 
-    if not aug.enabled:
-        return None
-    stack = []
-    mode = {(True, True): "horizontal_and_vertical", (True, False): "horizontal",
-            (False, True): "vertical"}.get((aug.horizontal_flip, aug.vertical_flip))
-    if mode:
-        stack.append(layers.RandomFlip(mode, seed=seed))
-    if aug.rotation_degrees:
-        stack.append(layers.RandomRotation(aug.rotation_degrees / 360.0, fill_mode="reflect", seed=seed + 1))
-    if aug.zoom:
-        stack.append(layers.RandomZoom((-aug.zoom, aug.zoom), fill_mode="reflect", seed=seed + 2))
-    if aug.translate:
-        stack.append(layers.RandomTranslation(aug.translate, aug.translate, fill_mode="reflect", seed=seed + 3))
-    if aug.brightness:
-        stack.append(layers.RandomBrightness(aug.brightness, value_range=(0, 255), seed=seed + 4))
-    if aug.contrast:
-        stack.append(layers.RandomContrast(aug.contrast, value_range=(0, 255), seed=seed + 5))
-    if aug.saturation:
-        stack.append(layers.RandomSaturation((0.5 - aug.saturation / 2, 0.5 + aug.saturation / 2),
-                                             value_range=(0, 255), seed=seed + 6))
-    if aug.hue:
-        stack.append(layers.RandomHue(aug.hue, value_range=(0, 255), seed=seed + 7))
-    return keras.Sequential(stack, name="augmentation")
+
+# luma weights (ITU-R BT.601) and the RGB <-> YIQ matrices: saturation scales chroma around luma,
+# hue rotates the I-Q plane; both are 3x3 colour matrices, so they compose with contrast.
+_LUMA = (0.299, 0.587, 0.114)
+_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135))
+
+
+class Augmenter:
+    """Random augmentation of a batch as two fused steps per image, instead of a chain of Keras
+    random layers that each resample or rescan the batch:
+
+    - geometry: one affine matrix per image (flips, rotation, zoom, translation composed about the
+      image centre) and ONE bilinear resampling with reflected borders
+      (tf.raw_ops.ImageProjectiveTransformV3, the op Keras' own random layers run once each);
+    - colour: one 3x3 matrix and offset per image (saturation and hue as linear colour matrices,
+      contrast about the image's mean, brightness as an offset), applied in one product, then
+      clipped to 0..255.
+
+    The ranges are the recipe's, as the Keras layers read them: rotation +-rotation_degrees, zoom
+    factor 1 +- zoom (isotropic), translation +-translate of each side, brightness +-brightness of
+    255, contrast 1 +- contrast, saturation 1 +- saturation, hue +-hue/2 of a turn. Seeded: the same
+    seed gives the same sequence of batches. Call it like a Keras layer: aug(x, training=True)."""
+
+    def __init__(self, aug, seed: int):
+        import keras
+
+        self.aug = aug
+        self.seed = keras.random.SeedGenerator(seed)
+
+    def __call__(self, x, training: bool = True):
+        if not training:
+            return x
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x, tf.float32)
+        n, a = tf.shape(x)[0], self.aug
+        u = lambda bound: self._uniform(n, bound)  # noqa: E731
+        flip = lambda on: (tf.where(self._uniform(n, 1.0) < 0, -1.0, 1.0) if on else tf.ones((n,)))  # noqa: E731
+        if a.horizontal_flip or a.vertical_flip or a.rotation_degrees or a.zoom or a.translate:
+            x = affine_warp(x, flip(a.horizontal_flip), flip(a.vertical_flip), u(a.rotation_degrees) * (np.pi / 180),
+                            1.0 + u(a.zoom), u(a.translate), u(a.translate))
+        if a.brightness or a.contrast or a.saturation or a.hue:
+            x = colour_jitter(x, u(a.brightness) * 255.0, 1.0 + u(a.contrast), 1.0 + u(a.saturation),
+                              u(a.hue / 2) * (2 * np.pi))
+        return x
+
+    def _uniform(self, n, bound: float):
+        import keras
+        import tensorflow as tf
+
+        if not bound:
+            return tf.zeros((n,))
+        return keras.random.uniform((n,), -bound, bound, seed=self.seed)
+
+
+def affine_matrices(flip_x, flip_y, angle, scale, shift_x, shift_y, height: int, width: int):
+    """Per image, the 8 numbers of ImageProjectiveTransformV3 mapping an output pixel to the input
+    pixel it samples: p_in = c + scale * R(angle) * diag(flip_x, flip_y) * (p_out - c) + shift * side,
+    c the image centre (flip: -1 mirrors the axis; shift: a fraction of the side)."""
+    import tensorflow as tf
+
+    cos, sin = tf.cos(angle) * scale, tf.sin(angle) * scale
+    a00, a01, a10, a11 = cos * flip_x, -sin * flip_y, sin * flip_x, cos * flip_y
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    a2 = cx + shift_x * width - a00 * cx - a01 * cy
+    b2 = cy + shift_y * height - a10 * cx - a11 * cy
+    zero = tf.zeros_like(a00)
+    return tf.stack([a00, a01, a2, a10, a11, b2, zero, zero], axis=1)
+
+
+def affine_warp(x, flip_x, flip_y, angle, scale, shift_x, shift_y):
+    """One bilinear resampling of the batch x (N, H, W, C) by each image's composed affine matrix,
+    borders reflected."""
+    import tensorflow as tf
+
+    h, w = int(x.shape[1]), int(x.shape[2])
+    m = affine_matrices(flip_x, flip_y, angle, scale, shift_x, shift_y, h, w)
+    return tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=m, output_shape=[h, w], fill_value=0.0,
+                                                 interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def colour_matrices(saturation, hue):
+    """(N, 3, 3) colour matrices acting on RGB column vectors: chroma scaled around luma by
+    `saturation`, then the hue rotated by `hue` radians in the YIQ chroma plane."""
+    import tensorflow as tf
+
+    luma = tf.constant([_LUMA] * 3, tf.float32)                    # every row the luma weights
+    sat = saturation[:, None, None] * tf.eye(3) + (1.0 - saturation)[:, None, None] * luma
+    to_yiq = tf.constant(_RGB_TO_YIQ, tf.float32)
+    cos, sin, one, zero = tf.cos(hue), tf.sin(hue), tf.ones_like(hue), tf.zeros_like(hue)
+    rot = tf.reshape(tf.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], axis=1), (-1, 3, 3))
+    return tf.linalg.inv(to_yiq) @ rot @ to_yiq @ sat
+
+
+def colour_jitter(x, brightness, contrast, saturation, hue):
+    """Saturation, hue, contrast (about each image's mean colour) and brightness (an offset in pixel
+    units) as one per-image affine colour map, then clipped to 0..255."""
+    import tensorflow as tf
+
+    c = colour_matrices(saturation, hue)                                    # (N, 3, 3)
+    mean = tf.reduce_mean(x, axis=(1, 2))                                   # (N, 3)
+    # contrast * (C x - C mean) + C mean + brightness, as one matrix and one offset
+    offset = (1.0 - contrast)[:, None] * tf.einsum("nij,nj->ni", c, mean) + brightness[:, None]
+    return tf.clip_by_value(tf.einsum("nhwj,nij->nhwi", x, contrast[:, None, None] * c) + offset[:, None, None, :],
+                            0.0, 255.0)
 
 
 def tf_decode_resize(path, size: tuple[int, int]):
@@ -268,8 +354,12 @@ def tf_normalize(img, contract: C.Contract):
 
 
 def image_dataset(samples: list[Sample], contract: C.Contract, *, batch_size: int,
-                  augment=None, shuffle: bool = False, seed: int = 0, normalize: bool = True):
-    """tf.data: decode -> resize -> cache -> (shuffle) -> batch -> (augment) -> normalise -> prefetch."""
+                  augment=None, shuffle: bool = False, seed: int = 0, normalize: bool = True,
+                  keep_decoded: bool = True):
+    """tf.data: decode -> resize -> (cache) -> (shuffle) -> batch -> (augment) -> normalise -> prefetch.
+    keep_decoded: the decoded photos stay in memory after the first pass (tf.data's cache: later
+    epochs skip decoding, at 4 bytes a pixel for every photo); a pass that must keep memory flat
+    (phase 1's caching) decodes each time instead."""
     import tensorflow as tf
 
     paths = [str(s.load_path) for s in samples]
@@ -277,7 +367,8 @@ def image_dataset(samples: list[Sample], contract: C.Contract, *, batch_size: in
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     ds = ds.map(lambda p, y: (tf_decode_resize(p, contract.input_size), y),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.cache()
+    if keep_decoded:
+        ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)

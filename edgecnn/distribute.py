@@ -39,7 +39,6 @@ from .agent.errors import EdgecnnError, InputError
 
 TF_CONFIG = "TF_CONFIG"
 DEFAULT_TIMEOUT_S = 300.0   # waiting for the cluster, and for any one collective (a peer's slowest step)
-GATHER_CHUNK_BYTES = 16 << 20
 
 
 class DistributeError(EdgecnnError):
@@ -190,18 +189,6 @@ class Replicas:
         v = np.asarray(values, np.float64)
         return v if self.workers == 1 else self._all_gather(v[None]).sum(0)
 
-    def gather(self, arr: np.ndarray) -> np.ndarray:
-        """Every worker's array concatenated in worker order (shapes may differ along axis 0),
-        in chunks of at most GATHER_CHUNK_BYTES, identical on every worker."""
-        arr = np.asarray(arr)
-        if self.workers == 1:
-            return arr
-        counts = self.all_counts(len(arr))
-        # from the row's shape, not its data: a worker with no rows must cut the same chunks
-        rows = max(1, GATHER_CHUNK_BYTES // max(1, int(np.prod(arr.shape[1:])) * arr.itemsize))
-        return in_worker_order([self._all_gather(arr[start:start + rows]) for start in range(0, max(counts), rows)],
-                               counts, rows)
-
     def barrier(self) -> None:
         """Wait until every worker gets here."""
         self.all_sum([0.0])
@@ -278,19 +265,6 @@ def digest_row(digest: str) -> np.ndarray:
 def differing_rows(rows: np.ndarray) -> list[int]:
     """The workers (rows, in worker order) whose row differs from worker 0's."""
     return [w for w in range(len(rows)) if not np.array_equal(rows[w], rows[0])]
-
-
-def in_worker_order(chunks: list[np.ndarray], counts: list[int], rows: int) -> np.ndarray:
-    """Gathered chunks (chunk k: rows k*rows.. of every worker, in worker order) back into every
-    worker's whole array, in worker order."""
-    pieces: list[list[np.ndarray]] = [[] for _ in counts]
-    for k, got in enumerate(chunks):
-        at = 0
-        for w, n in enumerate(counts):
-            size = int(min(max(n - k * rows, 0), rows))
-            pieces[w].append(got[at:at + size])
-            at += size
-    return np.concatenate([p for ps in pieces for p in ps])
 
 
 @contextlib.contextmanager

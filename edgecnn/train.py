@@ -1,7 +1,8 @@
 """Two-phase fine-tuning of MobileNetV2 for a recipe task.
 
 Phase 1 trains on cached activations. The frozen part of the backbone (BatchNorm in inference mode)
-runs once per image and augmented view and its output is cached: the pooled features, on which the
+runs once per image and augmented view and its output is cached on disk, out of core (see
+edgecnn.activations; each worker caches and trains on its own share): the pooled features, on which the
 new head trains alone, or the activations below the backbone's last N blocks (recipe
 `head.top_blocks`), on which those blocks train with the head. Either way phase 1 then trains for
 many epochs without decoding, augmenting or recomputing the frozen layers.
@@ -30,7 +31,9 @@ from .agent import contract as C
 from . import data as D
 from . import model as M
 from . import distribute as dist
+from . import activations as A
 from .agent.io import atomic_path, atomic_write_json, atomic_write_text, check_can_create_folder, sha256_file
+from .checks import default_store as default_checks_store
 from .recipe import Recipe
 from .agent.io import staged
 from .rundir import RECIPE_FILE, check_out_dir, recipe_json, refuse_existing, write_marker
@@ -51,6 +54,9 @@ class TrainOptions:
     cluster: dist.Cluster | None = None    # train with other workers (default: TF_CONFIG if set)
     worker_timeout: float = dist.DEFAULT_TIMEOUT_S
     command: str = "train"         # recorded in the run's marker; "demo" replaces only a demo's run
+    keep_cache: bool = False       # keep phase 1's activation cache beside the run for a re-run
+    cache_shard_bytes: int = A.DEFAULT_SHARD_BYTES
+    free_space: Callable[[Path], int] = A.disk_free    # bytes free on the disk of a folder
 
 
 def check_destination(opts: TrainOptions) -> None:
@@ -201,17 +207,12 @@ def predict_at(model, x, batch: int) -> np.ndarray:
     return np.asarray(model.predict_on_batch(x))[:n]
 
 
-def extract_features(feature_model, ds, batch: int, desc: str, progress: bool,
-                     dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def feature_batches(feature_model, ds, batch: int, desc: str, progress: bool):
+    """(outputs, labels) of the feature model, one batch of the image dataset at a time."""
     from tqdm.auto import tqdm
 
-    feats, labels = [], []
     for x, y in tqdm(ds, desc=desc, unit="batch", disable=not progress, leave=False):
-        feats.append(predict_at(feature_model, x, batch).astype(dtype, copy=False))
-        labels.append(y.numpy())
-    if not feats:   # an empty share (more workers than images)
-        return np.zeros((0, *feature_model.output.shape[1:]), dtype), np.zeros((0,), np.int32)
-    return np.concatenate(feats), np.concatenate(labels)
+        yield predict_at(feature_model, x, batch), y.numpy()
 
 
 def predict_samples(model, samples: list[D.Sample], contract: C.Contract, batch: int = 64) -> np.ndarray:
@@ -257,6 +258,7 @@ class _Session:
     timings: dict[str, float]
     history: dict[str, dict[str, list[float]]]
     rep: dist.Replicas
+    work: A.WorkFolder
     interrupted: bool = False
 
     def cap(self, epochs: int) -> int:
@@ -285,9 +287,9 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
     rep = dist.start(cluster, opts.worker_timeout, log)    # before TensorFlow runs anything else
     keras.utils.set_random_seed(opts.seed)
     tf.config.experimental.enable_op_determinism()
-    with tempfile.TemporaryDirectory(prefix="edgecnn-norm-") as cache:
+    with tempfile.TemporaryDirectory(prefix="edgecnn-norm-") as cache, _work_folder(opts, rep) as work:
         with dist.peers_guarded(rep):
-            s = _start(recipe, opts, cache, log, rep)
+            s = _start(recipe, opts, cache, log, rep, work)
             _phase1_head(s)
             _phase2_fine_tune(s)
             rep.check_in_sync(s.model, log)
@@ -306,17 +308,25 @@ def train(recipe: Recipe, opts: TrainOptions, log: Callable[[str], None] = print
     return metrics
 
 
-def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replicas) -> _Session:
+def _work_folder(opts: TrainOptions, rep: dist.Replicas) -> A.WorkFolder:
+    """Phase 1's activation cache beside the run (one per worker); removed when the run is written
+    unless kept."""
+    return A.WorkFolder(A.work_folder(opts.out_dir, rep.index if rep.workers > 1 else None), keep=opts.keep_cache,
+                        shard_bytes=opts.cache_shard_bytes, free_space=opts.free_space)
+
+
+def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replicas, work: A.WorkFolder) -> _Session:
     """Scan the data (unreadable files listed), build the model, settle class weights and loss."""
     import keras
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
     ds = D.scan(opts.data_dir, val_fraction=recipe.training.validation_split, seed=opts.seed,
-                cache_dir=cache, progress=opts.progress)
+                cache_dir=cache, progress=opts.progress, checks=default_checks_store())
     timings["scan_s"] = time.perf_counter() - t
     log(f"data: {len(ds.classes)} classes, train {len(ds.train)}, val {len(ds.val)} ({ds.val_source}), "
-        f"test {len(ds.test)}; skipped {len(ds.skipped)} unreadable, normalised {len(ds.normalized)}")
+        f"test {len(ds.test)}; skipped {len(ds.skipped)} unreadable, normalised {len(ds.normalized)}; "
+        f"{ds.checked.summary()}")
     for sk in ds.skipped[:5]:
         log(f"  skipped {sk['path']}: {sk['reason']}")
     if len(ds.skipped) > 5:
@@ -339,7 +349,7 @@ def _start(recipe: Recipe, opts: TrainOptions, cache: str, log, rep: dist.Replic
     return _Session(recipe, opts, ds, contract, model, wch,
                     class_weights(y_train, len(ds.classes), tr.class_weight),
                     keras.losses.CategoricalCrossentropy(label_smoothing=tr.label_smoothing),
-                    D.augmenter(recipe.augmentation, opts.seed), log, timings, {}, rep)
+                    D.augmenter(recipe.augmentation, opts.seed), log, timings, {}, rep, work)
 
 
 def _leave_strategy(s: _Session) -> None:
@@ -353,56 +363,101 @@ def _leave_strategy(s: _Session) -> None:
     s.model = plain
 
 
-def _cached_features(s: _Session, point: str):
-    """The output of layer `point` (frozen below it) for clean + augmented train views and for val.
-    Spatial activations are kept as float16 (half the memory; far finer than INT8 deployment)."""
-    tr, opts = s.recipe.training, s.opts
+@dataclass
+class _Phase1Cache:
+    """Phase 1's cached activations of this worker's share: train (clean + augmented views) and val."""
+
+    point: str
+    train: A.CachedRows
+    val: A.CachedRows
+    reused: bool
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(c) * A.row_bytes(c.manifest.row_shape, c.manifest.dtype) for c in (self.train, self.val))
+
+    @property
+    def shards(self) -> int:
+        return len(self.train.manifest.shard_rows) + len(self.val.manifest.shard_rows)
+
+
+def _cached_features(s: _Session, point: str) -> _Phase1Cache:
+    """The output of layer `point` (frozen below it) for clean + augmented train views and for val, of
+    this worker's share, in the run's work folder: found by key when a kept cache matches, else
+    written once (after checking the disk has room). Spatial activations are kept as float16 (half
+    the bytes; far finer than INT8 deployment)."""
     fx = M.feature_extractor(s.model, point)
-    views = tr.head.augmented_views if s.augment is not None else 0
-    dtype = np.float32 if point == M.POOL else np.float16
-    batch = tr.batch_size if point == M.POOL else max(tr.batch_size, FEATURE_BATCH)
-    extract = lambda ds, desc: extract_features(fx, ds, batch, desc, opts.progress, dtype)  # noqa: E731
-    # each worker extracts its share; the shares are gathered (in one process: all of it, as is)
-    train, gather = s.rep.shard(s.ds.train), lambda xy: (s.rep.gather(xy[0]), s.rep.gather(xy[1]))  # noqa: E731
-    clean = D.image_dataset(train, s.contract, batch_size=batch)
-    parts = [gather(extract(clean, "features train (clean)"))]
-    if views:
-        aug_ds = D.image_dataset(train, s.contract, batch_size=batch, augment=s.augment)
+    train, val = s.rep.shard(s.ds.train), s.rep.shard(s.ds.val)
+    if not train:    # its endless share would never yield a batch
+        raise dist.DistributeError(f"worker {s.rep.index} has no training photos: there are fewer "
+                                   f"({len(s.ds.train)}) than workers ({s.rep.workers})")
+    views = s.recipe.training.head.augmented_views if s.augment is not None else 0
+    shape, dtype = tuple(int(d) for d in fx.output.shape[1:]), "float32" if point == M.POOL else "float16"
+    key = _cache_key(s, point, train, val)
+    reqs = [A.CacheRequest("train", key, shape, dtype, len(train) * (1 + views)),
+            A.CacheRequest("val", key, shape, dtype, len(val))]
+    s.work.keep_only([key])
+    found = [s.work.find(r) for r in reqs]
+    s.work.check_room([r for r, f in zip(reqs, found) if f is None])
+    batch = s.recipe.training.batch_size if point == M.POOL else max(s.recipe.training.batch_size, FEATURE_BATCH)
+    made = [f or s.work.write(r, _activation_batches(s, fx, share, batch, views if r.name == "train" else 0, r.name))
+            for r, f, share in zip(reqs, found, (train, val))]
+    return _Phase1Cache(point, made[0], made[1], reused=all(found))
+
+
+def _cache_key(s: _Session, point: str, train: list[D.Sample], val: list[D.Sample]) -> str:
+    """What the cached rows depend on: the photos (path, label, size, mtime, in order), the resolved
+    recipe, the seed, the weights, the cache point, this worker's place and the library versions."""
+    import keras
+    import tensorflow as tf
+
+    def photos(samples):
+        return [(str(sm.load_path), sm.label, st.st_size, st.st_mtime_ns)
+                for sm in samples for st in [sm.load_path.stat()]]
+
+    w = s.weights
+    return A.cache_key({"schema": A.SCHEMA, "point": point, "recipe": recipe_json(s.recipe), "seed": s.opts.seed,
+                        "weights": [w.source, sha256_file(w.path) if w.path else None],
+                        "worker": [s.rep.index, s.rep.workers], "versions": [tf.__version__, keras.__version__],
+                        "train": photos(train), "val": photos(val)})
+
+
+def _activation_batches(s: _Session, fx, samples: list[D.Sample], batch: int, views: int, what: str):
+    """(activations, labels) batches: the clean photos, then `views` augmented passes over them."""
+    yield from feature_batches(fx, D.image_dataset(samples, s.contract, batch_size=batch, keep_decoded=False),
+                               batch, f"features {what} (clean)", s.opts.progress)
+    if views:    # each view decodes the photos again: memory stays flat however many there are
+        aug_ds = D.image_dataset(samples, s.contract, batch_size=batch, augment=s.augment, keep_decoded=False)
         for v in range(views):
-            parts.append(gather(extract(aug_ds, f"features train (view {v + 1}/{views})")))
-    xv, yv = gather(extract(D.image_dataset(s.rep.shard(s.ds.val), s.contract, batch_size=batch), "features val"))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), xv, yv
+            yield from feature_batches(fx, aug_ds, batch, f"features {what} (view {v + 1}/{views})", s.opts.progress)
 
 
-def _fit_data(s: _Session, point: str, xt, yt, xv, yv) -> dict:
-    """fit()'s data arguments. Pooled features (1,280 floats an image) go in as arrays; spatial
-    activations as a tf.data pipeline: Keras' array path shuffles and weights by gathering from the
-    arrays every batch, which halved phase 1's throughput with top blocks here."""
-    if point == M.POOL:
-        import keras
-        onehot = lambda y: keras.utils.to_categorical(y, s.num_classes)  # noqa: E731
-        return dict(x=xt, y=onehot(yt), batch_size=s.recipe.training.batch_size, validation_data=(xv, onehot(yv)),
-                    class_weight=s.class_weight, shuffle=True)
-    return dict(x=_cached_dataset(s, xt, yt, shuffle=True), validation_data=_cached_dataset(s, xv, yv, shuffle=False),
-                shuffle=False)   # the dataset shuffles itself
-
-
-def _cached_dataset(s: _Session, x: np.ndarray, y: np.ndarray, shuffle: bool, batch: int | None = None,
-                    shard=None):
-    """Cached activations as a tf.data pipeline, class weights as per-sample weights of the train set.
-    With `shard` (a tf.distribute.InputContext): every worker shuffles the same way, keeps its share
-    of each epoch's order and repeats without end (the distributed loop counts the steps)."""
+def _cached_dataset(s: _Session, rows: A.CachedRows, shuffle: bool, batch: int | None = None,
+                    repeat: bool = False):
+    """Cached activations read a batch at a time through tf.data (class weights as per-sample weights
+    of the train set): the row indices are shuffled, each batch's rows read from the shards. With
+    `repeat` the epochs run on without end (the distributed loop counts the steps)."""
     import tensorflow as tf
 
     n, batch = s.num_classes, batch or s.recipe.training.batch_size
-    if not shuffle:
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).map(
-            lambda a, b: (a, tf.one_hot(b, n))).prefetch(tf.data.AUTOTUNE)
-    ds = (tf.data.Dataset.from_tensor_slices((x, y, _sample_weights(s, y)))
-          .shuffle(len(y), seed=s.opts.seed, reshuffle_each_iteration=True))
-    if shard is not None:
-        ds = ds.shard(shard.num_input_pipelines, shard.input_pipeline_id).repeat()
-    return ds.batch(batch).map(lambda a, b, w: (a, tf.one_hot(b, n), w)).prefetch(tf.data.AUTOTUNE)
+    labels, weights = rows.labels, _sample_weights(s, rows.labels)
+    shape = (None, *rows.manifest.row_shape)
+
+    def take(i):
+        return rows.take(i), labels[i], weights[i]
+
+    @tf.autograph.experimental.do_not_convert     # plain graph code: nothing for AutoGraph to convert
+    def read(idx):
+        x, y, w = tf.numpy_function(take, [idx], (tf.as_dtype(rows.dtype), tf.int32, tf.float32), stateful=False)
+        x, y = tf.ensure_shape(x, shape), tf.one_hot(tf.ensure_shape(y, (None,)), n)
+        return (x, y, tf.ensure_shape(w, (None,))) if shuffle else (x, y)
+
+    ds = tf.data.Dataset.range(len(rows))
+    if shuffle:
+        ds = ds.shuffle(len(rows), seed=s.opts.seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch).map(read).prefetch(tf.data.AUTOTUNE)
 
 
 def _sample_weights(s: _Session, y: np.ndarray) -> np.ndarray:
@@ -410,15 +465,16 @@ def _sample_weights(s: _Session, y: np.ndarray) -> np.ndarray:
             else np.ones(len(y), np.float32))
 
 
-def _phase1_fit(s: _Session, top, point: str, epochs: int, xt, yt, xv, yv):
-    """fit(callbacks) for phase 1: Keras' fit, or under a strategy the distributed loop on the same data."""
+def _phase1_fit(s: _Session, top, epochs: int, cache: _Phase1Cache, examples: int):
+    """fit(callbacks) for phase 1: Keras' fit, or under a strategy the distributed loop, each worker
+    on its own share of the cache (`examples`: the rows of every worker, which set an epoch's steps)."""
     if not s.rep.own_loop:
-        data = _fit_data(s, point, xt, yt, xv, yv)
-        return lambda cbs: top.fit(epochs=epochs, callbacks=cbs, verbose=0, **data)
-    xv, yv = s.rep.shard(xv), s.rep.shard(yv)
+        return lambda cbs: top.fit(_cached_dataset(s, cache.train, shuffle=True), epochs=epochs, callbacks=cbs,
+                                   verbose=0, validation_data=_cached_dataset(s, cache.val, shuffle=False),
+                                   shuffle=False)   # the dataset shuffles itself
     return lambda cbs: dist.fit(
-        s.rep, top, train=lambda batch, ctx: _cached_dataset(s, xt, yt, True, batch, ctx), examples=len(xt),
-        val=lambda: _cached_dataset(s, xv, yv, False), epochs=epochs, callbacks=cbs,
+        s.rep, top, train=lambda batch, ctx: _cached_dataset(s, cache.train, True, batch, repeat=True),
+        examples=examples, val=lambda: _cached_dataset(s, cache.val, False), epochs=epochs, callbacks=cbs,
         global_batch=s.recipe.training.batch_size, log=s.log)
 
 
@@ -431,21 +487,24 @@ def _phase1_head(s: _Session) -> None:
     t = time.perf_counter()
     point = M.cache_point(s.model, hp.top_blocks)
     n_train = M.set_trainable(s.model, M.layers_above(s.model, point))
-    xt, yt, xv, yv = _cached_features(s, point)
+    cache = _cached_features(s, point)
     s.timings["phase1_features_s"] = time.perf_counter() - t
-    s.log(f"phase 1: cached {point} outputs {tuple(xt.shape[1:])} of {len(xt)} train images/views and "
-          f"{len(xv)} val images ({(xt.nbytes + xv.nbytes) / 1e6:.0f} MB) in {s.timings['phase1_features_s']:.1f} s")
+    how = "found (kept by an earlier run)" if cache.reused else f"in {s.timings['phase1_features_s']:.1f} s"
+    s.log(f"phase 1: cached {point} outputs {cache.train.manifest.row_shape} of {len(cache.train)} train "
+          f"images/views and {len(cache.val)} val images ({cache.bytes / 1e6:.0f} MB on disk, {cache.shards} "
+          f"shards, in {s.work.folder.name}) {how}")
     if hp.top_blocks:
         s.log(f"phase 1: training the head and the backbone's last {hp.top_blocks} blocks ({n_train} layers "
               f"with weights, BatchNorm frozen) on them, lr {hp.learning_rate:g} ({hp.schedule})")
     epochs = s.cap(hp.epochs)
+    examples = sum(s.rep.all_counts(len(cache.train))) if s.rep.workers > 1 else len(cache.train)
     with s.rep.scope():
         top = M.top_model(s.model, point)
-        top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, epochs, len(xt),
-                                                                  tr.batch_size)),
+        top.compile(optimizer=keras.optimizers.Adam(learning_rate(hp.learning_rate, hp.schedule, epochs,
+                                                                  examples, tr.batch_size)),
                     loss=s.loss, metrics=["accuracy"])
     t1 = time.perf_counter()
-    h, _ = _fit(s, _phase1_fit(s, top, point, epochs, xt, yt, xv, yv), None, "head", hp.schedule)
+    h, _ = _fit(s, _phase1_fit(s, top, epochs, cache, examples), None, "head", hp.schedule)
     s.history["head"] = _history(h)
     s.timings["phase1_head_s"] = time.perf_counter() - t1
     s.timings["phase1_s"] = time.perf_counter() - t
@@ -596,7 +655,8 @@ def _metrics(s: _Session, evals: dict, main_split: str, main_metrics: dict, grad
         "weights": {"source": wch.source, "path": str(wch.path) if wch.path else None},
         "interrupted": s.interrupted,
         "data": {"root": str(s.ds.root), "layout": s.ds.layout, "val_source": s.ds.val_source, **s.ds.counts(),
-                 "same_as_train": s.ds.overlap},
+                 "same_as_train": s.ds.overlap, "checked_anew": s.ds.checked.checked_anew,
+                 "check_remembered": s.ds.checked.remembered},
         "test_accuracy": evals["test"][2]["accuracy"] if "test" in evals else None,
         "val_accuracy": evals["val"][2]["accuracy"] if "val" in evals else None,
         "evaluated_on": main_split,

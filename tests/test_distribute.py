@@ -15,6 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from edgecnn.activations import MARK_FILE
 from edgecnn.agent.errors import InputError
 from edgecnn.cli import main
 from edgecnn.distribute import Cluster
@@ -159,7 +160,10 @@ def test_a_killed_worker_ends_the_run_with_nothing_written(two_phase_task, tmp_p
     out = chief_log.read_text()
     assert rc == 1 and "Error: worker 0: training stopped, another worker stopped or cannot be reached" in out, out[-2000:]
     assert time.monotonic() - t < 120
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w0.log", "w1.log"]   # no run, no staging folder
+    # no run, no staging folder, no chief's activation cache; the SIGKILLed worker could not remove its
+    # own work folder (it carries edgecnn's mark: its next run there takes it over)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run1.worker1.activations", "w0.log", "w1.log"]
+    assert (tmp_path / ".run1.worker1.activations" / MARK_FILE).is_file()
 
 
 def test_ctrl_c_on_one_worker_stops_all_and_the_chief_keeps_the_best(two_phase_task, tmp_path):
@@ -174,15 +178,3 @@ def test_ctrl_c_on_one_worker_stops_all_and_the_chief_keeps_the_best(two_phase_t
     assert all("interrupted: keeping the best head so far" in lg and "phase 2:" not in lg for lg in logs), logs
     m = json.loads((tmp_path / "run0" / "metrics.json").read_text())
     assert m["interrupted"] and len(json.loads((tmp_path / "run0" / "history.json").read_text())["head"]["loss"]) < 4
-
-
-def test_gathered_chunks_come_back_in_worker_order():
-    """What the all-gather of uneven shares in chunks returns, put back: worker 0's rows, then worker 1's..."""
-    import numpy as np
-
-    from edgecnn.distribute import in_worker_order
-
-    shares = [np.arange(7), np.arange(100, 103), np.arange(200, 200)]     # 7, 3 and 0 rows
-    rows = 2
-    chunks = [np.concatenate([s[k:k + rows] for s in shares]) for k in range(0, 7, rows)]
-    assert in_worker_order(chunks, [7, 3, 0], rows).tolist() == np.concatenate(shares).tolist()

@@ -175,16 +175,6 @@ def test_the_run_records_how_it_was_distributed():
     assert type(rep.describe(64, 7)["per_replica_batch"]) is int
 
 
-def test_gathered_chunks_are_put_back_worker_by_worker():
-    """Chunk k holds rows k*rows.. of every worker (fewer, or none, once a worker's rows run out)."""
-    shares = [np.arange(5), np.arange(10, 11), np.arange(20, 27), np.arange(30, 32)]     # 5, 1, 7 and 2 rows
-    rows = 3
-    chunks = [np.concatenate([s[k:k + rows] for s in shares]) for k in range(0, 7, rows)]
-    assert [len(c) for c in chunks] == [3 + 1 + 3 + 2, 2 + 0 + 3 + 0, 0 + 0 + 1 + 0]
-    assert D.in_worker_order(chunks, [5, 1, 7, 2], rows).tolist() == np.concatenate(shares).tolist()
-    assert D.in_worker_order([np.arange(4)], [4], 4).tolist() == [0, 1, 2, 3]
-
-
 def test_a_chief_only_cluster_and_a_long_reason_cut_at_200_characters():
     assert D.Cluster.from_tf_config(_tf_config({"chief": ["c:1"]}, "chief", 0)) == D.Cluster(("c:1",), 0, True)
     assert D.peer_reason("rpc failed: connection refused by peer") == "connection refused by peer"
