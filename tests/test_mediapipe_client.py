@@ -96,7 +96,10 @@ def test_mediapipe_loads_the_mixed_int8_model_of_the_float_fallback(exported_run
     with runner_for(mixed) as r:
         c = base.with_quantization(r.input.dtype, r.input.quantization, r.output.quantization)
     mixed.write_bytes(tflite_with_contract(flat, c, model_card(c, "int8-mixed")))
-    assert c.input_dtype == "uint8"
+    # uint8 like the pure INT8, unless the op kept in float is the one that reads the photo: the converter
+    # then leaves the input float32, and the metadata's normalization tells MediaPipe how to feed it
+    # (which op ranks first depends on the trained weights). MediaPipe must load and agree either way.
+    assert c.input_dtype in ("uint8", "float32")
     f = agreement(mixed, photos / "test")
     out = Path(os.environ.get("EDGECNN_TEST_ARTIFACTS", "test-artifacts"))
     out.mkdir(parents=True, exist_ok=True)
