@@ -61,8 +61,9 @@ def recipe_runs(a: argparse.Namespace) -> Iterator[Run]:
         yield Run(name, DATASETS[name], data, a.out / name)
 
 
-def train(r: Run) -> float:
-    return cli("train", "--recipe", r.recipe, "--data", str(r.data), "--out", str(r.dir), "--quiet", "--overwrite")
+def train(r: Run, seed: int = 0) -> float:
+    return cli("train", "--recipe", r.recipe, "--data", str(r.data), "--out", str(r.dir), "--quiet", "--overwrite",
+               "--seed", str(seed))
 
 
 def ensure_trained(r: Run) -> None:
