@@ -13,19 +13,28 @@ equivalent counts and every surviving mutant with its diff to benchmarks/results
     python3 benchmarks/mutation_score.py --keep DIR               # keep the copy: cd DIR && mutmut browse
     python3 benchmarks/mutation_score.py --keep DIR --rescore     # score a kept copy again (a run cut short
                                                                   # by --timeout scores what it checked)
+    python3 benchmarks/mutation_score.py --sample 400 --seed 1    # a uniform random sample of the scope's
+                                                                  # mutants: an estimate with its interval
 
 mutmut pins a newer click than edgecnn does, so it lives in its own virtual environment
 (.venv-mutation/, made on first use, sharing the installed packages); pass --mutmut to use another.
 Score = (killed + timed out) / (mutants - equivalent); a mutant no selected test reaches counts as
 surviving. Equivalent mutants (no test can tell them apart: the same behaviour) are listed with the
 reason in benchmarks/mutation_equivalent.json, matched by module and diff, and left out of the score.
+
+With --sample N the mutants are generated for the whole scope, then N of them, drawn uniformly at random
+(--seed), are run: each score is then an estimate of the whole scope's, printed and saved with its exact
+(Clopper-Pearson) 95% interval; the mutants not drawn count as unchecked. Each module's interval is as
+wide as its share of the draw makes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -107,9 +116,7 @@ def run_mutmut(exe: Path, work: Path, globs: list[str], children: int, timeout: 
     t0 = time.perf_counter()
     log = work / "mutmut-run.log"
     with open(log, "w") as out:
-        # the copy is not beside ../shared: tests that read the shared datasets are pointed at them
-        env = dict(os.environ, EDGECNN_SHARED_DATA=os.environ.get("EDGECNN_SHARED_DATA",
-                                                                  str(ROOT.parent / "shared" / "data")))
+        env = shared_env()
         # its own process group: mutmut's forked workers end with it when the run is cut short
         r = subprocess.Popen([str(exe), "run", "--max-children", str(children), *globs], cwd=work, stdout=out,
                              stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -123,6 +130,38 @@ def run_mutmut(exe: Path, work: Path, globs: list[str], children: int, timeout: 
     if code != 0:
         sys.exit(f"Error: mutmut run failed (exit {code}); its output: {log}")
     return time.perf_counter() - t0
+
+
+def generate(exe: Path, work: Path, children: int, timeout: float) -> None:
+    """mutmut's mutants and per-test stats, without running any mutant: its run with a filter that matches
+    no mutant stops (non-zero) right after both."""
+    with open(work / "mutmut-generate.log", "w") as out:
+        subprocess.run([str(exe), "run", "--max-children", str(children), "edgecnn.none.x_none__mutmut_0"],
+                       cwd=work, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env=shared_env())
+
+
+def draw(exe: Path, work: Path, globs: list[str], n: int, seed: int) -> tuple[list[str], int]:
+    """n mutant names drawn uniformly from those the globs select, and how many there were."""
+    names = sorted(k for k in statuses(exe, work) if any(fnmatch.fnmatchcase(k, g) for g in globs))
+    if not names:
+        sys.exit("Error: mutmut generated no mutants of the scope (see mutmut-generate.log in --keep DIR)")
+    return sorted(random.Random(seed).sample(names, min(n, len(names)))), len(names)
+
+
+def interval(detected: int, n: int) -> list[float] | None:
+    """Exact (Clopper-Pearson) 95% interval of a score estimated from n drawn mutants, in percent."""
+    if n <= 0:
+        return None
+    from scipy.stats import beta
+    lo = 0.0 if detected == 0 else beta.ppf(0.025, detected, n - detected + 1)
+    hi = 1.0 if detected == n else beta.ppf(0.975, detected + 1, n - detected)
+    return [round(100 * float(lo), 1), round(100 * float(hi), 1)]
+
+
+def shared_env() -> dict:
+    # the copy is not beside ../shared: tests that read the shared datasets are pointed at them
+    return dict(os.environ, EDGECNN_SHARED_DATA=os.environ.get("EDGECNN_SHARED_DATA",
+                                                              str(ROOT.parent / "shared" / "data")))
 
 
 def statuses(exe: Path, work: Path) -> dict[str, str]:
@@ -178,7 +217,8 @@ def score(exe: Path, work: Path, modules: list[str]) -> dict:
         detected = sum(st[s] for s in DETECTED)
         m.update(mutants=mutants, killed=st["killed"], timed_out=st["timeout"], survived=len(m["survivors"]),
                  equivalent=equivalent, detected=detected, unchecked=unchecked, statuses=dict(st),
-                 score_pct=round(100 * detected / (mutants - equivalent), 1) if mutants > equivalent else None)
+                 score_pct=round(100 * detected / (mutants - equivalent), 1) if mutants > equivalent else None,
+                 score_ci95=interval(detected, mutants - equivalent))
     return per
 
 
@@ -189,6 +229,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=12 * 3600, help="seconds for the whole mutmut run")
     ap.add_argument("--only", nargs="+", metavar="MODULE", help="score only these modules of the scope")
     ap.add_argument("--keep", type=Path, help="keep the copy (and its mutants/) in this folder")
+    ap.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn uniformly from the scope's")
+    ap.add_argument("--seed", type=int, default=0, help="the draw's seed (--sample)")
     ap.add_argument("--rescore", action="store_true",
                     help="only score the copy kept in --keep (e.g. after a run cut short by --timeout)")
     a = ap.parse_args()
@@ -205,10 +247,15 @@ def main() -> None:
     if a.rescore and a.keep is None:
         sys.exit("Error: --rescore needs --keep DIR (the copy a run left)")
     try:
-        seconds = 0.0
+        seconds, drawn = 0.0, None
         if not a.rescore:
             copy_tree(work)
-            seconds = run_mutmut(exe, work, mutant_globs(modules), a.children, a.timeout)
+            globs = mutant_globs(modules)
+            if a.sample:
+                generate(exe, work, a.children, a.timeout)
+                globs, population = draw(exe, work, globs, a.sample, a.seed)
+                drawn = {"n": len(globs), "seed": a.seed, "population": population}
+            seconds = run_mutmut(exe, work, globs, a.children, a.timeout)
         per = score(exe, work, modules)
     finally:
         if a.keep is None:
@@ -219,12 +266,15 @@ def main() -> None:
     detected = sum(m["detected"] for m in per.values())
     total_pct = round(100 * detected / (mutants - equivalent), 1) if mutants > equivalent else None
     doc = {"tool": f"mutmut {MUTMUT_VERSION}", "command": "python3 benchmarks/mutation_score.py"
-           + (f" --only {' '.join(modules)}" if a.only else ""),
+           + (f" --only {' '.join(modules)}" if a.only else "")
+           + (f" --sample {a.sample} --seed {a.seed}" if a.sample else ""),
+           "sample": drawn,
            "tests": cfg["pytest_add_cli_args_test_selection"], "pytest_args": cfg.get("pytest_add_cli_args", []),
            "scope": cfg["only_mutate"], "scored": modules,
            "wall_s": round(seconds, 1), "cpus": os.cpu_count(), "goal_pct": GOAL_PCT,
            "module_goal_pct": MODULE_GOAL_PCT,
            "mutants": mutants, "detected": detected, "equivalent": equivalent, "score_pct": total_pct,
+           "score_ci95": interval(detected, mutants - equivalent),
            "unchecked": unchecked,
            "modules": per}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
@@ -235,15 +285,19 @@ def main() -> None:
     for path, m in per.items():
         pct = "-" if m["score_pct"] is None else f"{m['score_pct']:.1f}%"
         low = "" if m["score_pct"] is None or m["score_pct"] >= MODULE_GOAL_PCT else "  < goal"
+        ci = m["score_ci95"]
         print(f"{path:32s} {m['mutants']:7d} {m['killed']:6d} {m['timed_out']:7d} {m['survived']:8d} "
-              f"{m['equivalent']:5d} {pct:>7s}{low}")
+              f"{m['equivalent']:5d} {pct:>7s}{low}" + (f"  [{ci[0]}, {ci[1]}]" if a.sample and ci else ""))
     print(f"{'scope' if not a.only else 'scored modules':32s} {mutants:7d} {'':6s} {'':7s} {'':8s} {equivalent:5d} "
           f"{'-' if total_pct is None else f'{total_pct:.1f}%':>7s}  (goal {GOAL_PCT}%, each module "
           f"{MODULE_GOAL_PCT}%; mutmut {seconds / 60:.1f} min)")
     for path, m in per.items():
         for sv in m["survivors"]:
             print(f"survivor {sv['mutant']} ({sv['status']}): " + " | ".join(sv["diff"])[:300])
-    if unchecked:
+    if drawn:
+        print(f"a draw of {drawn['n']} of the scope's {drawn['population']} mutants (seed {drawn['seed']}): the "
+              f"scope's score is {total_pct}%, 95% interval {doc['score_ci95']}")
+    elif unchecked:
         print(f"{unchecked} mutants were not checked (the run was cut short): not in the scores above")
     print(f"details: {RESULT.relative_to(ROOT)}")
 
