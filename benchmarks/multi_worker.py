@@ -3,7 +3,8 @@
 Trains the crop_disease recipe (with a 2-epoch phase 2 added, so both phases are measured) on a
 subset of ../shared/data/crop_disease_34 once in one process and once as two worker processes on
 127.0.0.1 (MultiWorkerMirroredStrategy, same seed, same global batch), and reports per phase the
-images per second, the wall time and the test accuracy. Then it times the all-reduce of one step's
+images per second, the wall time, the test accuracy and, per process, its peak resident set and
+the size of the activation cache it wrote (each worker caches its own share). Then it times the all-reduce of one step's
 gradients alone (every trainable variable of phase 1 and of phase 2) between two workers.
 
 Two workers on one 2-core machine share the same cores: this measures the overhead of the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -67,24 +69,42 @@ def recipe(dest: Path, image_size: int) -> Path:
     return dest
 
 
+def finish(procs: list[subprocess.Popen]) -> list[dict]:
+    """Wait for every process: its peak resident set (wait4) and its phase-1 cache line."""
+    done = []
+    for p in procs:
+        output = p.stdout.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            sys.exit(f"a training worker failed:\n{output[-3000:]}")
+        line = next((x for x in output.splitlines() if x.startswith("phase 1: cached")), "")
+        mb = re.search(r"\((\d+) MB", line)
+        done.append({"peak_rss_mb": round(usage.ru_maxrss / 1024), "cache_mb": int(mb.group(1)) if mb else None,
+                     "cached_line": line})
+    return done
+
+
 def train(workers: int, data: Path, rec: Path, out: Path) -> dict:
-    """One training with `workers` processes; the chief's metrics plus the wall time."""
+    """One training with `workers` processes; the chief's metrics plus the wall time and, per process,
+    its peak RSS and the size of the activation cache it wrote."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
     args = [*EDGECNN, "train", "--recipe", str(rec), "--data", str(data), "--quiet", "--overwrite"]
     t = time.perf_counter()
     if workers == 1:
-        procs = [subprocess.Popen([*args, "--out", str(out)], env=env, stdout=subprocess.DEVNULL)]
+        procs = [subprocess.Popen([*args, "--out", str(out)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)]
     else:
         addresses = ",".join(f"127.0.0.1:{p}" for p in free_ports(workers))
         procs = [subprocess.Popen([*args, "--out", str(out) if i == 0 else str(out) + f".w{i}", "--workers",
-                                   addresses, "--worker-index", str(i)], env=env, stdout=subprocess.DEVNULL)
+                                   addresses, "--worker-index", str(i)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
                  for i in range(workers)]
-    if any(p.wait() != 0 for p in procs):
-        sys.exit(f"training with {workers} worker(s) failed")
+    per_process = finish(procs)
     wall = time.perf_counter() - t
     m = json.loads((out / "metrics.json").read_text())
-    m["wall_s"] = wall
+    m["wall_s"], m["processes"] = wall, per_process
     return m
 
 
@@ -100,7 +120,7 @@ def throughput(m: dict, r: dict) -> dict:
                                                     / t["phase1_head_s"], 1),
             "phase2_images_per_s": round(train_n * ft_epochs / t["phase2_s"], 1) if ft_epochs else None,
             "epochs": {"phase1": head_epochs, "phase2": ft_epochs},
-            "timings_s": t, "distribution": m.get("distribution")}
+            "timings_s": t, "distribution": m.get("distribution"), "processes": m["processes"]}
 
 
 ALLREDUCE = r'''
@@ -171,9 +191,15 @@ def main() -> None:
                "runs": rows, "allreduce_per_step": ar,
                "ratios_2_over_1": {k: round(two[k] / one[k], 3) for k in
                                    ("phase1_caching_images_per_s", "phase1_training_examples_per_s",
-                                    "phase2_images_per_s", "wall_s") if one.get(k) and two.get(k)}}
+                                    "phase2_images_per_s", "wall_s") if one.get(k) and two.get(k)},
+               "memory_per_worker": {
+                   "peak_rss_mb": {k: [p["peak_rss_mb"] for p in v["processes"]] for k, v in rows.items()},
+                   "cache_mb": {k: [p["cache_mb"] for p in v["processes"]] for k, v in rows.items()},
+                   "cache_share_2_over_1": round(max(p["cache_mb"] or 0 for p in two["processes"])
+                                                 / max(one["processes"][0]["cache_mb"] or 1, 1), 3)}}
     save(summary, "multi_worker.json")
-    print(json.dumps({k: summary[k] for k in ("ratios_2_over_1", "allreduce_per_step")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("ratios_2_over_1", "allreduce_per_step", "memory_per_worker")},
+                     indent=2))
     for k, v in rows.items():
         print(f"{k}: test accuracy {v['test_accuracy']:.2%}, wall {v['wall_s']} s")
 
