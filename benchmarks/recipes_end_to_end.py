@@ -3,7 +3,7 @@
     python benchmarks/recipes_end_to_end.py [--recipes products traffic_signs crop_disease crop_disease_34]
                                             [--seeds N] [--out DIR] [--phone-emulated RUN:N ...]
 
-This is the run behind the README's "Measured" and time-to-accuracy tables (about 35 minutes on 2
+This is the run behind the time-to-accuracy tables of docs/benchmarks.md (about 35 minutes on 2
 CPU cores for all four). Each step is the CLI itself, in its own process. crop_disease_34 is the
 crop_disease recipe on the 34-class PlantVillage set. With --phone-emulated crop_disease_34:170, that
 run's INT8 model is also benched on the emulated low-cost phone (Cortex-A53 profile) on 170 of its

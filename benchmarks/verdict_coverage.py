@@ -1,7 +1,7 @@
 """How often the accuracy verdict PASSes a model that truly loses more than its budget, before and after
-the interval change, and how many images a budget needs: the figures behind the README's "Reading an INT8
-verdict". Exact where it can be (probabilities summed over every outcome), simulated where the issue
-measured by simulation.
+the interval change, and how many images a budget needs: the figures behind "Verdict coverage" in
+docs/benchmarks.md (docs/verdicts.md explains the verdict). Exact where it can be (probabilities summed
+over every outcome), simulated where the issue measured by simulation.
 
     python benchmarks/verdict_coverage.py      # ~1 min; writes benchmarks/results/verdict_coverage.json
 
