@@ -11,7 +11,9 @@ Test split: 3 photos a class.
 Each training runs the crop_disease recipe (top 4 blocks on cached block-12 activations) in its own
 process with `--epochs 1` and `--views` augmented views; its peak RSS is the process's own maximum
 resident set (wait4), its check cache a fresh one (every photo decoded, as on a first run); the
-machine's 1-minute load before and after each run is recorded (these machines are shared). Runs
+machine's 1-minute load before and after each run is recorded (these machines are shared), and so is
+the process's CPU time (user + system, wait4), which other work on the machine changes far less than
+the wall time: the time-per-photo ratio is given both ways. Runs
 alternate between the two implementations (--impls chooses; runs of a size and implementation not
 chosen keep their saved record). The slope of a least-squares line through the out-of-core runs
 (wall time and peak RSS against photos) extrapolates 200,000 photos: an extrapolation, said so in
@@ -112,7 +114,8 @@ def train(tree: Path, rec: Path, data: Path, out: Path, epochs: int, cache_home:
         sys.exit(f"training failed ({tree}):\n{output[-3000:]}")
     m = json.loads((out / "metrics.json").read_text())
     cached = next((line for line in output.splitlines() if line.startswith("phase 1: cached")), "")
-    return {"wall_s": round(wall, 1), "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "peak_rss_mb": round(usage.ru_maxrss / 1024), "timings_s": m["timings_s"],
             "test_accuracy": m["test_accuracy"], "cached_line": cached}
 
@@ -138,6 +141,8 @@ def summarise(result: dict) -> None:
         result[impl] = {"from_photos": lo["photos"], "to_photos": hi["photos"],
                         "rss_growth_mb": hi["peak_rss_mb"] - lo["peak_rss_mb"],
                         "time_per_photo_ratio": round(hi["s_per_photo"] / lo["s_per_photo"], 2)}
+        if lo.get("cpu_s_per_photo") and hi.get("cpu_s_per_photo"):
+            result[impl]["cpu_time_per_photo_ratio"] = round(hi["cpu_s_per_photo"] / lo["cpu_s_per_photo"], 2)
         xs = [r["photos"] for r in runs]
         (ws, wi), (rs, ri) = fit(xs, [r["wall_s"] for r in runs]), fit(xs, [r["peak_rss_mb"] for r in runs])
         result[impl]["extrapolated_200k"] = {
@@ -175,10 +180,11 @@ def main() -> None:
             data = build_dataset(tmp / f"data{n}", n)
             for impl, tree in trees.items():
                 r = train(tree, rec, data, tmp / f"run-{impl}-{n}", a.epochs, Path(tempfile.mkdtemp(dir=tmp)))
-                r.update(impl=impl, photos=n, s_per_photo=round(r["wall_s"] / n, 4), when=time.strftime("%Y-%m-%d"))
+                r.update(impl=impl, photos=n, s_per_photo=round(r["wall_s"] / n, 4),
+                         cpu_s_per_photo=round(r["cpu_s"] / n, 4), when=time.strftime("%Y-%m-%d"))
                 result["runs"].append(r)
                 print(f"{impl:<12} {n:>6} photos: {r['wall_s']:>7.1f} s ({r['s_per_photo'] * 1000:.1f} ms a photo), "
-                      f"peak RSS {r['peak_rss_mb']} MB, caching {r['timings_s']['phase1_features_s']} s", flush=True)
+                      f"CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_rss_mb']} MB, caching {r['timings_s']['phase1_features_s']} s", flush=True)
             shutil.rmtree(data)
     result["runs"].sort(key=lambda r: (r["photos"], r["impl"]))
     summarise(result)
