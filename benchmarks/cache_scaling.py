@@ -115,8 +115,8 @@ def train(tree: Path, rec: Path, data: Path, out: Path, epochs: int, cache_home:
     m = json.loads((out / "metrics.json").read_text())
     cached = next((line for line in output.splitlines() if line.startswith("phase 1: cached")), "")
     cpu = usage.ru_utime + usage.ru_stime
-    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "timings_s": m["timings_s"],
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "peak_rss_mb": round(usage.ru_maxrss / 1024), "timings_s": m["timings_s"],
             "test_accuracy": m["test_accuracy"], "cached_line": cached}
 
 
@@ -184,7 +184,8 @@ def main() -> None:
                          cpu_s_per_photo=round(r["cpu_s"] / n, 4), when=time.strftime("%Y-%m-%d"))
                 result["runs"].append(r)
                 print(f"{impl:<12} {n:>6} photos: {r['wall_s']:>7.1f} s ({r['s_per_photo'] * 1000:.1f} ms a photo), "
-                      f"CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_rss_mb']} MB, caching {r['timings_s']['phase1_features_s']} s", flush=True)
+                      f"CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_rss_mb']} MB, "
+                      f"caching {r['timings_s']['phase1_features_s']} s", flush=True)
             shutil.rmtree(data)
     result["runs"].sort(key=lambda r: (r["photos"], r["impl"]))
     summarise(result)
