@@ -183,6 +183,7 @@ def main() -> None:
                 r.update(impl=impl, photos=n, s_per_photo=round(r["wall_s"] / n, 4),
                          cpu_s_per_photo=round(r["cpu_s"] / n, 4), when=time.strftime("%Y-%m-%d"))
                 result["runs"].append(r)
+                save(result, "cache_scaling.json")     # each run kept as it ends
                 print(f"{impl:<12} {n:>6} photos: {r['wall_s']:>7.1f} s ({r['s_per_photo'] * 1000:.1f} ms a photo), "
                       f"CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_rss_mb']} MB, "
                       f"caching {r['timings_s']['phase1_features_s']} s", flush=True)
