@@ -297,12 +297,13 @@ def test_an_older_agent_is_a_clear_error(monkeypatch, tmp_path_factory, old_requ
     assert "different edgecnn versions" in str(e.value)
 
 
-def test_the_agent_zip_is_the_whole_subpackage():
+def test_the_agent_zip_is_the_agent_and_the_core_whole():
     names = set(zipfile.ZipFile(io.BytesIO(agent_zip())).namelist())
-    pkg = Path(__file__).resolve().parents[1] / "edgecnn" / "agent"
-    assert {f"edgecnn/agent/{p.relative_to(pkg).as_posix()}" for p in pkg.rglob("*.py")} <= names
-    assert not any(n.startswith("edgecnn/") and not n.startswith("edgecnn/agent/") and n != "edgecnn/__init__.py"
-                   for n in names)
+    root = Path(__file__).resolve().parents[1] / "edgecnn"
+    for sub in ("agent", "core"):
+        assert {f"edgecnn/{p.relative_to(root).as_posix()}" for p in (root / sub).rglob("*.py")} <= names
+    assert not any(n.startswith("edgecnn/") and not n.startswith(("edgecnn/agent/", "edgecnn/core/"))
+                   and n != "edgecnn/__init__.py" for n in names)
 
 
 def test_the_host_agent_ignores_the_callers_folder(tmp_path_factory, tmp_path, monkeypatch):
