@@ -22,6 +22,17 @@ python3 -m venv --system-site-packages "$work/venv"
 cd "$work"
 pkg="$("$work/venv/bin/python" -c 'import edgecnn, os; print(os.path.dirname(edgecnn.__file__))')"
 case "$pkg" in "$work/venv/"*) ;; *) echo "wheel smoke: edgecnn imported from $pkg, not the wheel" >&2; exit 1;; esac
+# the built-in recipes and calibration lists (top-level folders of the repository) are read from inside
+# the installed package through importlib.resources
+"$work/venv/bin/python" - "$pkg" <<'PY'
+import sys
+from importlib import resources
+from edgecnn.paths import builtin
+for folder, ext in (("recipes", ".yaml"), ("calibration", ".txt")):
+    found = builtin(folder)
+    assert str(found) == str(resources.files(f"edgecnn.{folder}")), found
+    assert str(found).startswith(sys.argv[1] + "/") and len(list(found.glob("*" + ext))) == 3, found
+PY
 recipes="$("$work/venv/bin/edgecnn" recipes)"
 echo "$recipes"
 for r in crop_disease products traffic_signs; do

@@ -1,4 +1,4 @@
-"""The four artifact kinds on the stand-in Arm64 board (edgecnn.standin) next to the host.
+"""The four artifact kinds on the stand-in Arm64 board (edgecnn.emulation.standin) next to the host.
 
 For INT8 and float TFLite (LiteRT) and the float and Q/DQ ONNX (ONNX Runtime) of one exported run,
 the same labelled images go through the host's agent and the board's (aarch64 Python under QEMU,
@@ -9,7 +9,7 @@ start times. Starts the board when none runs, and stops it again.
 
     python benchmarks/arm64_board.py [--run runs/benchmarks/products] [--data DIR] [--max-images 100]
 
-Results: results/arm64_board.json. Needs root (see edgecnn.standin).
+Results: results/arm64_board.json. Needs root (see edgecnn.emulation.standin).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.recipe_runs import save  # noqa: E402
-from edgecnn import standin  # noqa: E402
-from edgecnn.agent.protocol import AgentRequest  # noqa: E402
+from edgecnn.emulation import standin  # noqa: E402
+from edgecnn.core.protocol import AgentRequest  # noqa: E402
 from edgecnn.devices import get_device  # noqa: E402
 from edgecnn.devices.emulated import agreement  # noqa: E402
 from edgecnn.devices.host import HostDevice  # noqa: E402

@@ -61,7 +61,7 @@ def keras_layers(aug, seed: int):
 
 
 def photos(n: int) -> list:
-    from edgecnn.agent.images import Sample, images_under
+    from edgecnn.core.images import Sample, images_under
 
     train = shared_data() / "crop_disease_34" / "train"
     out = []
@@ -112,7 +112,7 @@ def caching(samples, size: int, turns: int) -> dict:
     from edgecnn import data as D
     from edgecnn import model as M
     from edgecnn import recipe as R
-    from edgecnn.agent import contract as C
+    from edgecnn.core import contract as C
     from edgecnn.train import predict_at
 
     rec = R.load("crop_disease")

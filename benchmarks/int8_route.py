@@ -20,7 +20,7 @@ import sys
 from recipe_runs import ROOT, Run, arguments, cli, ensure_trained, load, recipe_runs, save
 
 sys.path.insert(0, str(ROOT))
-from edgecnn.agent.protocol import AgentRequest        # noqa: E402
+from edgecnn.core.protocol import AgentRequest        # noqa: E402
 from edgecnn.devices import get_device                 # noqa: E402
 
 INT8 = "model_int8.tflite"

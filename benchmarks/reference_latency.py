@@ -31,9 +31,9 @@ from edgecnn.paths import shared_data  # noqa: E402
 
 def build_ours(out: Path) -> dict[str, Path]:
     """model_fp32.tflite and model_int8.tflite at 224, with an embedded contract."""
-    from edgecnn.agent import contract as C
+    from edgecnn.core import contract as C
     from edgecnn import model as M
-    from edgecnn.agent.artifact import tflite_with_contract
+    from edgecnn.core.artifact import tflite_with_contract
     from edgecnn.export.tflite import convert
     from edgecnn.agent.runtimes import runner_for
 
@@ -57,7 +57,7 @@ def build_ours(out: Path) -> dict[str, Path]:
 
 def agent_p50(model: Path, runs: int, threads: int, min_seconds: float, baseline: Path | None = None) -> dict:
     """One fresh agent process on the host device (the typed request bench sends), as JSON."""
-    from edgecnn.agent.protocol import AgentRequest
+    from edgecnn.core.protocol import AgentRequest
     from edgecnn.devices import get_device
     req = AgentRequest(model=str(model), runs=runs, warmup=20, threads=threads, min_seconds=min_seconds,
                        baseline=str(baseline) if baseline else None)

@@ -36,8 +36,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .agent.errors import EdgecnnError, InputError
-from .agent.io import atomic_write_text
+from .core.errors import EdgecnnError, InputError
+from .core.io import atomic_write_text
 
 SCHEMA = "edgecnn.activations/1"
 MARK_FILE = ".edgecnn-cache"

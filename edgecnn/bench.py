@@ -19,12 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from .agent.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract, weights_precision
+from .core.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract, weights_precision
 from . import verdict as V
 from .report import record_bench
-from .agent.errors import BudgetError, InconclusiveError, InputError
-from .agent.io import atomic_write_json, atomic_write_text, sha256_file
-from .agent.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
+from .core.errors import BudgetError, InconclusiveError, InputError
+from .core.io import atomic_write_json, atomic_write_text, sha256_file
+from .core.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
 from .devices import get_device
 from .evaluate import changes_without_labels, compare, refuse_seen_photos, seen_by_the_model
 from .render import fmt, table
@@ -189,7 +189,7 @@ def _check_unlabeled(o: BenchOptions, run: Run | None) -> None:
     """--unlabeled: a folder of photos the model has not seen (never its calibration or training images)."""
     if o.unlabeled is None:
         return
-    from .agent.images import unlabeled_paths
+    from .core.images import unlabeled_paths
     paths = unlabeled_paths(o.unlabeled)
     if run is not None:
         refuse_seen_photos(paths, seen_by_the_model(run))

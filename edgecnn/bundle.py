@@ -33,8 +33,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .agent.errors import BudgetError, InputError
-from .agent.io import sha256_file, staged
+from .core.errors import BudgetError, InputError
+from .core.io import sha256_file, staged
 from .rundir import DEFAULT_SIZE_MB, check_same_model, run_of_artifact
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -201,7 +201,7 @@ def _checked_app(app: Path, budget_mb) -> Path:
 
 def _checked_contract(model: Path, log):
     """The model's contract, from the same model as its run, reconciled with its tensors, honourable by the app."""
-    from .agent.artifact import read_contract
+    from .core.artifact import read_contract
     contract = read_contract(model)          # embedded, or a sidecar beside the model
     run = run_of_artifact(model)
     if run is not None:                      # never bundle a stale export of another model
@@ -234,7 +234,7 @@ def _write_assets(model: Path, contract, manifest: dict, assets: Path, previous:
 
 def _write_model(model: Path, contract, dest: Path, log) -> None:
     """The model byte for byte when it already carries `contract`, else re-stamped with it."""
-    from .agent.artifact import embedded_contract, model_card, tflite_with_contract
+    from .core.artifact import embedded_contract, model_card, tflite_with_contract
     if embedded_contract(model) == contract:
         shutil.copyfile(model, dest)
         return

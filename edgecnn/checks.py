@@ -1,6 +1,6 @@
 """Remembered image checks: a re-run decodes only the photos that are new or changed.
 
-Checking a photo means decoding it whole (:func:`edgecnn.agent.images.check_image`), which for a
+Checking a photo means decoding it whole (:func:`edgecnn.core.images.check_image`), which for a
 catalogue of 200,000 photos takes longer than the training it guards. The verdict of each check is
 kept in a SQLite file in the user's cache, keyed by the file's resolved path and identified by its
 size, modification time and status-change time (a rewritten file changes at least one of them, and
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .agent.images import check_image
+from .core.images import check_image
 
 CHECKS_FILE = "image-checks.sqlite3"   # in the user's cache folder (edgecnn.paths.user_cache)
 CHECK_VERSION = 1                      # raise it whenever check_image's verdicts change

@@ -11,8 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before anything imports T
 
 import click
 
-from .agent.errors import EdgecnnError
-from .agent.io import check_writable
+from .core.errors import EdgecnnError
+from .core.io import check_writable
 from .limits import PORT_RANGE, TIMEOUT_RANGE_S
 from .native import filter_native_stderr
 
@@ -404,7 +404,7 @@ def board():
               help="The emulated Arm core (cortex-a76, cortex-a72, cortex-a57, cortex-a53).")
 def board_start(port, core):
     """Build (once) and start the board; print how to bench on it."""
-    from .standin import start
+    from .emulation.standin import start
 
     click.echo(start(port=port, core=core, log=_log).summary() + "\n  edgecnn board stop   # when done")
 
@@ -412,7 +412,7 @@ def board_start(port, core):
 @board.command("stop")
 def board_stop():
     """Stop the board: its processes ended, its mounts and binfmt_misc entry removed."""
-    from .standin import stop
+    from .emulation.standin import stop
 
     left = stop(log=_log)
     if any(left.values()):
@@ -423,7 +423,7 @@ def board_stop():
 @board.command("status")
 def board_status():
     """Whether the board runs, and how to reach it (exit 1 when it does not run)."""
-    from .standin import status
+    from .emulation.standin import status
 
     s = status()
     if s is None:
@@ -437,7 +437,7 @@ def board_build():
     """Build the board's Arm64 root now (start builds it when needed); print the time it took."""
     import time
 
-    from .standin import build
+    from .emulation.standin import build
 
     t0 = time.perf_counter()
     root = build(log=_log)

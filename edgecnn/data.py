@@ -8,7 +8,7 @@ Without ``val/`` a stratified validation split is held out of train.
 Every image is opened and fully decoded once while scanning: corrupt, truncated, zero-byte or
 unreadable files are skipped and listed (path and reason), never a crash. With a check cache
 (:mod:`edgecnn.checks`) a photo unchanged since an earlier check is not decoded again. Images TensorFlow's
-decoders would read differently from :func:`edgecnn.agent.contract.load_image` (CMYK, 16-bit, EXIF
+decoders would read differently from :func:`edgecnn.core.contract.load_image` (CMYK, 16-bit, EXIF
 rotation, TIFF/WebP, huge photos) are normalised once into a cache through that same function,
 so training sees exactly the pixels every other path sees.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .agent import contract as C
-from .agent.io import sha256_file
+from .core import contract as C
+from .core.io import sha256_file
 from .checks import CheckReport, check_all
-from .agent.images import (IMAGE_EXTENSIONS, DataError, Sample, class_dirs, hidden, images_under,
-                           is_image, subdirs)
+from .core.images import (IMAGE_EXTENSIONS, DataError, Sample, class_dirs, hidden, images_under,
+                          is_image, subdirs)
 
 SPLITS = ("train", "val", "test")
 UNLABELED = "unlabeled"   # beside the splits: photos without labels, evidence for `--unlabeled`, never trained on

@@ -35,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from .agent.errors import EdgecnnError, InputError
+from .core.errors import EdgecnnError, InputError
 
 TF_CONFIG = "TF_CONFIG"
 DEFAULT_TIMEOUT_S = 300.0   # waiting for the cluster, and for any one collective (a peer's slowest step)

@@ -52,8 +52,8 @@ def changes_without_labels(pred, ref_pred, labels: Sequence[str], paths: Sequenc
 def seen_by_the_model(run) -> dict[str, str]:
     """sha256 -> what it is, for every photo a run's model was fitted to or calibrated on that can be
     found: its training split and the calibration list recorded in its export/ (hashes read as listed)."""
-    from .agent.images import images_under
-    from .agent.io import sha256_file
+    from .core.images import images_under
+    from .core.io import sha256_file
     seen: dict[str, str] = {}
     listed = run.export_dir / "calibration.txt"
     if listed.is_file():
@@ -70,8 +70,8 @@ def seen_by_the_model(run) -> dict[str, str]:
 def refuse_seen_photos(unlabeled: Sequence[str | Path], seen: dict[str, str]) -> None:
     """Unlabeled photos are evidence only when the model has not seen them: a photo that is also a
     calibration or training image (same content) is refused with one line."""
-    from .agent.errors import InputError
-    from .agent.io import sha256_file
+    from .core.errors import InputError
+    from .core.io import sha256_file
     hits = [(p, seen[h]) for p in unlabeled if (h := sha256_file(Path(p))) in seen]
     if hits:
         p, what = hits[0]

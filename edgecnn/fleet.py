@@ -35,8 +35,8 @@ from typing import Callable
 
 from . import bench as B
 from . import verdict as V
-from .agent.errors import BudgetError, EdgecnnError, InconclusiveError, InputError
-from .devices import DeviceError, available_devices
+from .core.errors import BudgetError, DeviceError, EdgecnnError, InconclusiveError, InputError
+from .devices import available_devices
 from .devices.base import option_problem
 from .render import fmt, table
 from .report import record_bench

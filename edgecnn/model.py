@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .agent.errors import InputError
+from .core.errors import InputError
 from .paths import REPO_ROOT, shared_data
 
 BACKBONE_END = "out_relu"   # last backbone activation (Grad-CAM target)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .agent import contract as C
-from .agent.io import atomic_path
+from .core import contract as C
+from .core.io import atomic_path
 
 
 def _plt():

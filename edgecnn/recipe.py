@@ -10,8 +10,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .agent.errors import InputError
-from .paths import RECIPES
+from .core.errors import InputError
+from .paths import builtin
 
 
 
@@ -134,7 +134,7 @@ class Recipe(_Strict):
 
 
 def available() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(RECIPES.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(builtin("recipes").glob("*.yaml"))}
 
 
 def resolve_path(name_or_file: str | Path) -> Path:

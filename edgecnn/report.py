@@ -17,8 +17,8 @@ from jinja2 import TemplateError
 
 from . import plots
 from . import verdict as V
-from .agent.errors import InputError
-from .agent.io import atomic_write_json, atomic_write_text
+from .core.errors import InputError
+from .core.io import atomic_write_json, atomic_write_text
 from .rundir import read_json_object
 
 PAGE = "report.html"
@@ -125,7 +125,7 @@ def _data_uri(path: Path) -> str | None:
 def _thumbnail(path: str, root: Path) -> str | None:
     """A small JPEG of an evaluated image, when the file is still where it was evaluated."""
     from PIL import Image, UnidentifiedImageError
-    from .agent.contract import MAX_DECODE_PIXELS
+    from .core.contract import MAX_DECODE_PIXELS
     p = Path(path)
     for candidate in (p, root / p):
         if candidate.is_file():

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import recipe as R
-from .agent import contract as C
-from .agent.errors import InputError
-from .agent.io import atomic_write_text, sha256_file
+from .core import contract as C
+from .core.errors import InputError
+from .core.io import atomic_write_text, sha256_file
 
 RECIPE_FILE = "recipe.json"
 EXPORT_DIR = "export"

@@ -27,15 +27,15 @@ from typing import Callable
 
 import numpy as np
 
-from .agent import contract as C
+from .core import contract as C
 from . import data as D
 from . import model as M
 from . import distribute as dist
 from . import activations as A
-from .agent.io import atomic_path, atomic_write_json, atomic_write_text, check_can_create_folder, sha256_file
+from .core.io import atomic_path, atomic_write_json, atomic_write_text, check_can_create_folder, sha256_file
 from .checks import default_store as default_checks_store
 from .recipe import Recipe
-from .agent.io import staged
+from .core.io import staged
 from .rundir import RECIPE_FILE, check_out_dir, recipe_json, refuse_existing, write_marker
 
 

@@ -18,7 +18,7 @@ HOW = ("contract-resized", "full-size")
 
 def photo(path: str, contract, resized: bool) -> np.ndarray:
     """The decoded RGB photo, at full size or resized exactly as the contract resizes (uint8)."""
-    from edgecnn.agent import contract as C
+    from edgecnn.core import contract as C
     rgb = np.asarray(C.load_image(Path(path)), dtype=np.uint8)
     if resized:
         x = C.preprocess_array(rgb, replace(contract, input_dtype="float32", input_quantization=None))
@@ -38,7 +38,7 @@ def mediapipe_top1(model: Path, paths: list[str], contract, resized: bool) -> li
 
 def edgecnn_top1(model: Path, data: Path):
     """Top-1 through the agent of `edgecnn bench` (the host device, its own process)."""
-    from edgecnn.agent.protocol import AgentRequest
+    from edgecnn.core.protocol import AgentRequest
     from edgecnn.devices import get_device
     with get_device("host") as host:
         res = host.run(AgentRequest(model=str(model), data=str(data), latency=False))

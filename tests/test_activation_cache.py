@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn import activations as A
-from edgecnn.agent.errors import InputError
+from edgecnn.core.errors import InputError
 from edgecnn.cli import main
 from tests.conftest import make_subset
 

@@ -2,9 +2,9 @@
 
 1. The app's pure-Kotlin core (android_demo/app/src/main/java/dev/edgecnn/demo/core) is compiled
    with a real Kotlin 2.x compiler together with a small JVM program (android_demo/jvmcheck) and
-   must turn decoded golden images into exactly the bytes edgecnn.agent.contract.preprocess_array
+   must turn decoded golden images into exactly the bytes edgecnn.core.contract.preprocess_array
    produces (float32 bit for bit, int8 and uint8 value for value), pick the same top-k as
-   edgecnn.agent.contract.topk, and accept and refuse the same contract.json files.
+   edgecnn.core.contract.topk, and accept and refuse the same contract.json files.
 2. A resources-and-assets APK of the app is built with aapt2 against Debian's framework-res,
    zipaligned, signed with a throwaway key and verified (android_demo/tools/resources_apk.py).
 
@@ -29,8 +29,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import android_helpers as H  # noqa: E402
 
-from edgecnn.agent.contract import (Contract, Quantization, dequantize, load_image,  # noqa: E402
-                              preprocess_array, topk)
+from edgecnn.core.contract import (Contract, Quantization, dequantize, load_image,  # noqa: E402
+                                   preprocess_array, topk)
 from edgecnn.paths import shared_data  # noqa: E402
 
 
@@ -115,7 +115,7 @@ def test_preprocessing_matches_python_exactly(core_jar, tmp_path):
         if not same:
             diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
             mismatched.append(f"{img_path.name}/{name}: {int((diff > 0).sum())} differ, max {diff.max()}")
-    assert not mismatched, "Kotlin preprocessing differs from edgecnn.agent.contract:\n" + "\n".join(mismatched)
+    assert not mismatched, "Kotlin preprocessing differs from edgecnn.core.contract:\n" + "\n".join(mismatched)
     print(f"\nKotlin == Python preprocessing on {len(images)} images x {len(CONTRACTS)} contracts "
           f"= {len(cases)} cases, all bit-identical")
 
@@ -189,7 +189,7 @@ def _contract_cases():
               "output_quantization", "model"):
         d.pop(k)
     yield "defaults", d, None
-    yield "bad_schema", {**base.to_dict(), "schema": "edgecnn.agent.contract/9"}, "schema"
+    yield "bad_schema", {**base.to_dict(), "schema": "edgecnn.core.contract/9"}, "schema"
     yield "unknown_field", {**base.to_dict(), "gamma": 2.2}, "unknown field(s) gamma"
     yield "int8_without_q", {**base.to_dict(), "input_dtype": "int8"}, "needs input_quantization"
     yield "bgr", {**base.to_dict(), "color_order": "BGR"}, "color_order must be RGB"
@@ -219,7 +219,7 @@ def test_contract_json_parsed_like_python(core_jar, tmp_path):
         out = tmp_path / f"{name}.out.json"
         jobs.append(["contract", src, out])
         cases.append((name, src, err, out))
-    (tmp_path / "broken.json").write_text('{"schema": "edgecnn.agent.contract/1", "labels": [', encoding="utf-8")
+    (tmp_path / "broken.json").write_text('{"schema": "edgecnn.core.contract/1", "labels": [', encoding="utf-8")
     jobs.append(["contract", tmp_path / "broken.json", tmp_path / "broken.out.json"])
     H.run_jobs(core_jar, jobs, tmp_path)
 
@@ -259,8 +259,8 @@ def test_the_app_reads_the_contract_the_model_carries_like_python(core_jar, tmp_
     ok, why = H.tensorflow_available()
     if not ok:
         pytest.skip(why)
-    from edgecnn.agent.artifact import read_contract
-    from edgecnn.agent.metadata import strip_archive
+    from edgecnn.core.artifact import read_contract
+    from edgecnn.core.metadata import strip_archive
     good, bare, mismatched = tmp_path / "good.tflite", tmp_path / "bare.tflite", tmp_path / "mismatched.tflite"
     good.write_bytes(H.tiny_int8_tflite())
     bare.write_bytes(H.tiny_int8_tflite(False))
@@ -314,14 +314,14 @@ def test_frame_conversion_and_rotation(core_jar, tmp_path):
 def test_kotlin_matches_python_on_a_real_int8_model(core_jar, tmp_path):
     """A real INT8 model and the contract it carries: Kotlin feeds the same int8 tensor as Python,
     the model's raw int8 outputs (through the agent's LiteRT runner) get the same top-3 in Kotlin
-    as in Python (edgecnn.agent.contract.topk over the runner's dequantized probabilities)."""
+    as in Python (edgecnn.core.contract.topk over the runner's dequantized probabilities)."""
     ok, why = H.tensorflow_available()
     if not ok:
         pytest.skip(why)
     images = golden_images()
     if not images:
         pytest.skip(f"shared datasets not found under {shared_data()} (set EDGECNN_SHARED_DATA)")
-    from edgecnn.agent.artifact import read_contract
+    from edgecnn.core.artifact import read_contract
     from edgecnn.agent.runtimes.base import reconcile
     from edgecnn.agent.runtimes.litert import LiteRTRunner
 

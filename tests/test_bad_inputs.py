@@ -26,8 +26,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from devices_helpers import LABELS, image_folder
-from edgecnn.agent.metadata import strip_archive
-from edgecnn.agent.contract import Contract
+from edgecnn.core.metadata import strip_archive
+from edgecnn.core.contract import Contract
 from edgecnn.cli import main
 
 QUICK = ["--runs", "3", "--warmup", "0", "--min-seconds", "0", "--threads", "1"]
@@ -276,7 +276,7 @@ def test_images_in_hidden_folders_are_never_training_data(tmp_path):
 
 
 def test_16_bit_and_32_bit_images_by_their_bit_depth(tmp_path):
-    from edgecnn.agent.contract import ImageError, load_image
+    from edgecnn.core.contract import ImageError, load_image
     dark = tmp_path / "dark16.png"
     Image.fromarray(np.full((4, 4), 200, np.uint16)).save(dark)
     assert load_image(dark).max() == 1          # 200 of 65535, not 200 of 255
@@ -463,7 +463,7 @@ def ssh_board(tmp_path_factory):
 
 def test_a_board_that_hangs_is_given_up_on(ssh_board, tmp_path):
     """A transfer into a FIFO nobody reads never returns on the board: the deadline ends it."""
-    from edgecnn.devices.base import DeviceError
+    from edgecnn.core.errors import DeviceError
     from edgecnn.devices.ssh import SSHTransport
     fifo = tmp_path / "stuck"
     os.mkfifo(fifo)
@@ -483,9 +483,9 @@ def test_a_board_that_hangs_is_given_up_on(ssh_board, tmp_path):
 
 @pytest.mark.slow
 def test_an_agent_over_its_deadline_is_stopped_on_the_board(ssh_board, work):
-    from edgecnn.agent.protocol import AgentRequest
+    from edgecnn.core.protocol import AgentRequest
     from edgecnn.devices import get_device
-    from edgecnn.devices.base import DeviceError
+    from edgecnn.core.errors import DeviceError
     opts = dict(host=ssh_board.user_host, port=ssh_board.port, identity=str(ssh_board.client_key),
                 known_hosts=str(ssh_board.known_hosts), timeout=4)
     with get_device("jetson", **opts) as dev:
@@ -559,8 +559,8 @@ def test_a_class_folder_whose_name_cannot_be_a_label(work, tmp_path):
 def test_file_names_a_calibration_list_cannot_hold(work, tmp_path):
     """Before: a name with a tab or newline went into calibration.txt, which then could not be read back."""
     from edgecnn import data as D
-    from edgecnn.agent.errors import InputError
-    from edgecnn.agent.images import Sample
+    from edgecnn.core.errors import InputError
+    from edgecnn.core.images import Sample
     from edgecnn.export.calibration import write_list
     data = tmp_path / "data"
     shutil.copytree(work / "data", data)
@@ -632,8 +632,8 @@ def _hand_made_run(root: Path, data: Path, model_bytes: bytes) -> Path:
     """A run as train leaves it, around a tiny Keras model: model.keras, recipe.json, contract.json
     with their provenance, metrics.json naming the data root."""
     from edgecnn import recipe as R
-    from edgecnn.agent.contract import Provenance
-    from edgecnn.agent.io import sha256_file
+    from edgecnn.core.contract import Provenance
+    from edgecnn.core.io import sha256_file
     from edgecnn.rundir import recipe_json
     run = root / "run"
     run.mkdir(parents=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgecnn.agent.protocol import AgentRequest
+from edgecnn.core.protocol import AgentRequest
 from edgecnn.agent.run import run as run_agent
 from edgecnn.agent.timing import measure_alternating, measure_latency
 from edgecnn.cli import main
@@ -142,7 +142,7 @@ def test_budget_failure_exits_1_and_says_which(exported_run, tmp_path):
 def test_googles_hosted_model_is_read_through_its_standard_metadata():
     """Google's PTQ MobileNetV2 carries standard metadata (uint8 input, ImageNet's 1,001 labels, two
     of them named twice): the agent builds its preprocessing from it, raw pixels in."""
-    from edgecnn.agent.artifact import FROM_STANDARD_METADATA
+    from edgecnn.core.artifact import FROM_STANDARD_METADATA
     ref = need_shared("weights", "reference", "tf2_mobilenet_v2_1.0_224_ptq.tflite")
     res = run_agent(AgentRequest(model=str(ref), threads=1, warmup=2, runs=5, min_seconds=0.0))
     c = res.contract
@@ -181,8 +181,8 @@ def broken_model(exported_run, tmp_path_factory):
     with the run's provenance (it stands for a bad export of the same model)."""
     import keras
 
-    from edgecnn.agent import contract as C
-    from edgecnn.agent.artifact import tflite_with_contract
+    from edgecnn.core import contract as C
+    from edgecnn.core.artifact import tflite_with_contract
     from edgecnn.export.tflite import convert
     m = keras.saving.load_model(str(exported_run / "model.keras"))
     head = m.get_layer("predictions")

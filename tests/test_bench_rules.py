@@ -11,8 +11,8 @@ import pytest
 
 from edgecnn import bench as B
 from edgecnn import verdict as V
-from edgecnn.agent.errors import BudgetError, InconclusiveError, InputError
-from edgecnn.agent.protocol import AgentResult, Tensor
+from edgecnn.core.errors import BudgetError, InconclusiveError, InputError
+from edgecnn.core.protocol import AgentResult, Tensor
 from edgecnn.rundir import Budgets
 
 

@@ -1,4 +1,4 @@
-"""`--device jetson` end to end on a real Arm64 userland: the stand-in board (edgecnn.standin).
+"""`--device jetson` end to end on a real Arm64 userland: the stand-in board (edgecnn.emulation.standin).
 
 The board is an Arm64 Debian whose programs run under QEMU (cortex-a76) through binfmt_misc, with its
 own sshd on 127.0.0.1: the SSH device, the agent on the board's aarch64 Python, LiteRT and ONNX
@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 
 from devices_helpers import free_port, need_qemu
-from edgecnn import arm64, standin
-from edgecnn.agent.protocol import AgentRequest
+from edgecnn.emulation import arm64, standin
+from edgecnn.core.protocol import AgentRequest
 from edgecnn.cli import main
 from edgecnn.devices import get_device
-from edgecnn.devices.base import DeviceError
+from edgecnn.core.errors import DeviceError
 from edgecnn.devices.emulated import agreement
 from edgecnn.devices.host import HostDevice
 

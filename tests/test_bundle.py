@@ -17,13 +17,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import android_helpers as H  # noqa: E402
 
-from edgecnn.agent import metadata as MD  # noqa: E402
-from edgecnn.agent.artifact import embedded_contract, read_contract, tflite_with_contract  # noqa: E402
-from edgecnn.agent.metadata import strip_archive  # noqa: E402
+from edgecnn.core import metadata as MD  # noqa: E402
+from edgecnn.core.artifact import embedded_contract, read_contract, tflite_with_contract  # noqa: E402
+from edgecnn.core.metadata import strip_archive  # noqa: E402
 from tiny_model import tiny_int8_tflite  # noqa: E402
 from edgecnn.bundle import MANIFEST_NAME, bundle  # noqa: E402
-from edgecnn.agent.contract import Contract  # noqa: E402
-from edgecnn.agent.errors import BudgetError, InputError  # noqa: E402
+from edgecnn.core.contract import Contract  # noqa: E402
+from edgecnn.core.errors import BudgetError, InputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def make_run(root: Path, model_bytes: bytes, name: str = "leaves", precision: st
     import zipfile
 
     from edgecnn import recipe as R
-    from edgecnn.agent.contract import Provenance
-    from edgecnn.agent.io import sha256_file
+    from edgecnn.core.contract import Provenance
+    from edgecnn.core.io import sha256_file
     from edgecnn.rundir import recipe_json
 
     run = root / "runs" / name

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn.agent import contract as C
+from edgecnn.core import contract as C
 from tests.conftest import need_shared
 
 

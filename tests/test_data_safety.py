@@ -16,7 +16,7 @@ import pytest
 
 from devices_helpers import image_folder
 from edgecnn.rundir import MARKER_FILE, MARKER_SCHEMA, RunMarker, check_out_dir, refuse_existing, write_marker
-from edgecnn.agent.errors import InputError
+from edgecnn.core.errors import InputError
 from test_bad_inputs import refused
 
 TRAIN = ["train", "--recipe", "products", "--image-size", "96", "--epochs", "1", "--quiet"]

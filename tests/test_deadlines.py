@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from devices_helpers import shared_tiny_model
-from edgecnn.agent.protocol import AgentRequest
+from edgecnn.core.protocol import AgentRequest
 from edgecnn.cli import main
 from edgecnn.devices import get_device
-from edgecnn.devices.base import DEFAULT_TIMEOUT_S, DeviceError
+from edgecnn.core.errors import DeviceError
+from edgecnn.devices.base import DEFAULT_TIMEOUT_S
 from edgecnn.devices.ssh import DEADLINE_EXITS, bounded
 
 LONG = dict(runs=100000, warmup=0, min_seconds=3600.0)     # far longer than any deadline below

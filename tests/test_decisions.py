@@ -14,10 +14,10 @@ import pytest
 from edgecnn import bench as B
 from edgecnn import evaluate as E
 from edgecnn import verdict as V
-from edgecnn.agent.contract import Contract
-from edgecnn.agent.errors import BudgetError, InconclusiveError, InputError
-from edgecnn.agent.images import Sample
-from edgecnn.agent.protocol import AgentResult, Evaluation, Latency, VsBaseline
+from edgecnn.core.contract import Contract
+from edgecnn.core.errors import BudgetError, InconclusiveError, InputError
+from edgecnn.core.images import Sample
+from edgecnn.core.protocol import AgentResult, Evaluation, Latency, VsBaseline
 from edgecnn.devices import emulated as EM
 from edgecnn.export import calibration as CAL
 from edgecnn.export.budget import check_budget, decision, fallback_steps, search_fallback
@@ -254,7 +254,7 @@ def test_repeated_latency_runs_combine_to_medians_with_their_spread():
 
 
 def test_repeated_baseline_ratios_combine_to_their_median():
-    from edgecnn.agent.protocol import BaselineTiming
+    from edgecnn.core.protocol import BaselineTiming
     lat = Latency(p50=1.0, p90=1.0, p99=1.0, mean=1.0, min=1.0, max=1.0, n=1)
     res = [AgentResult(**{**_result(REF).__dict__, "latency_ms": lat,
                           "baseline": BaselineTiming(artifact="b", format="tflite", size_mb=1.0, runtime="litert", latency_ms=lat),
@@ -611,7 +611,7 @@ def test_repeats_keep_their_values_to_four_decimals():
     c = B.combine_latency(runs)
     assert c.p50_per_repeat == (2.1235, 3.0, 2.5) and c.p50_spread_pct == round(100 * (3.0 - 2.123456) / 2.5, 2)
     lat = Latency(p50=1.0, p90=1.0, p99=1.0, mean=1.0, min=1.0, max=1.0, n=1)
-    from edgecnn.agent.protocol import BaselineTiming
+    from edgecnn.core.protocol import BaselineTiming
     res = [AgentResult(**{**_result(REF).__dict__, "latency_ms": dataclasses.replace(lat, p50=p),
                           "baseline": BaselineTiming(artifact="b", format="tflite", size_mb=1.0, runtime="litert",
                                                      latency_ms=lat),

@@ -7,7 +7,7 @@ import csv
 import hashlib
 
 from edgecnn import verdict as V
-from edgecnn.agent.images import images_under
+from edgecnn.core.images import images_under
 from edgecnn.data import UNLABELED, scan
 from edgecnn.paths import DEMO_DATA
 

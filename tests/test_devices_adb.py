@@ -8,11 +8,10 @@ import subprocess
 import pytest
 
 from devices_helpers import free_port, shared_tiny_model
-from edgecnn.agent.protocol import AgentRequest
+from edgecnn.core.protocol import AgentRequest
 from edgecnn.devices import get_device
 from edgecnn.devices.adb import (benchmark_argv, choose_device, parse_benchmark_output, parse_devices)
-from edgecnn.devices.base import DeviceError
-from edgecnn.agent.errors import InputError
+from edgecnn.core.errors import DeviceError, InputError
 
 # The log of LiteRT's benchmark_model (android_aarch64) on a phone, as it prints it.
 SAMPLE = """\

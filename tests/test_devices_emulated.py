@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from devices_helpers import image_folder, need_qemu, shared_tiny_model
-from edgecnn import arm64
-from edgecnn.agent.protocol import AgentRequest, Latency
-from edgecnn.devices import get_device
+from edgecnn.core.errors import DeviceError
+from edgecnn.core.protocol import AgentRequest, Latency
 from edgecnn.devices import emulated as E
-from edgecnn.devices.base import DeviceError
+from edgecnn.devices import get_device
+from edgecnn.emulation import arm64, phone
 from edgecnn.paths import shared_data
 
 
@@ -55,7 +55,7 @@ def test_sysroot_is_complete_and_cached(sysroot):
     assert (sysroot / "root" / arm64.PYTHON).is_file() and (sysroot / "site" / "ai_edge_litert").is_dir()
     assert arm64.ensure(arm64.SYSROOT, log=print) == sysroot  # second call: cached, no rebuild
     assert not list(sysroot.parent.glob("arm64-sysroot.partial-*"))
-    view = E.core_view(sysroot, "cortex-a76")
+    view = phone.core_view(sysroot, "cortex-a76")
     info = (view / "proc" / "cpuinfo").read_text()
     assert "CPU part\t: 0xd0b" in info and "asimddp" in info
     assert (view / "sys/devices/system/cpu/possible").read_text() == "0-3\n"
@@ -110,7 +110,7 @@ def test_int8_mobilenet_v2_agrees_with_host(sysroot, tmp_path):
     src = REF / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
     if not src.is_file():
         pytest.skip(f"needs the reference model {src.name} in the shared data folder weights/reference")
-    from edgecnn.agent.contract import Contract
+    from edgecnn.core.contract import Contract
     m = tmp_path / src.name
     shutil.copyfile(src, m)
     labels = _labels()

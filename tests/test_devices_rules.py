@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.agent.errors import InputError
-from edgecnn.agent.protocol import AgentFailure, AgentRequest, AgentResult
+from edgecnn.core.errors import DeviceError, InputError
+from edgecnn.core.protocol import AgentFailure, AgentRequest, AgentResult
 from edgecnn.devices import available_devices, get_device
-from edgecnn.devices.base import Completed, DeviceError, LocalTransport, devices_with, read_agent_result
+from edgecnn.devices.base import Completed, LocalTransport, devices_with, read_agent_result
 
 CAPABILITIES = {   # kind: (formats, accuracy, unlabeled, baseline, cpu_pinning, latency_estimated, options)
     "host": (("tflite", "onnx", "tensorrt"), True, True, True, True, False, ()),

@@ -16,9 +16,9 @@ import pytest
 
 from devices_helpers import Sshd, free_port, image_folder, need_ssh, shared_tiny_model
 from edgecnn.devices import get_device
-from edgecnn.devices.base import DeviceError
+from edgecnn.core.errors import DeviceError
 from edgecnn.devices.host import HostDevice
-from edgecnn.agent.protocol import AgentRequest
+from edgecnn.core.protocol import AgentRequest
 from edgecnn.agent.tensorrt_build import engine_reusable
 from edgecnn.devices.ssh import SSHTransport, bounded, local_path, remote_path, ssh_error
 

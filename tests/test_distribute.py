@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from edgecnn.activations import MARK_FILE
-from edgecnn.agent.errors import InputError
+from edgecnn.core.errors import InputError
 from edgecnn.cli import main
 from edgecnn.distribute import Cluster
 from tests.conftest import make_subset

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgecnn import distribute as D
-from edgecnn.agent.errors import InputError
+from edgecnn.core.errors import InputError
 
 
 # ------------------------------------------------------------------------------------ the cluster

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from edgecnn.agent import contract as C
-from edgecnn.agent.artifact import read_contract
+from edgecnn.core import contract as C
+from edgecnn.core.artifact import read_contract
 from edgecnn.cli import main
 from edgecnn.agent.runtimes import runner_for
 
@@ -152,8 +152,8 @@ def test_broken_model_shows_a_large_drop(exported_run):
 
     from edgecnn.export import EvalSet, evaluate_artifact
     from edgecnn.export.tflite import convert
-    from edgecnn.agent.artifact import tflite_with_contract
-    from edgecnn.agent.images import scan_eval_folder
+    from edgecnn.core.artifact import tflite_with_contract
+    from edgecnn.core.images import scan_eval_folder
     m = keras.saving.load_model(str(exported_run / "model.keras"))
     c = C.load(exported_run / "contract.json")
     samples, _ = scan_eval_folder(json.loads((exported_run / "metrics.json").read_text())["data"]["root"] + "/test",

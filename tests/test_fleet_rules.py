@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from edgecnn import fleet as F
-from edgecnn.agent.errors import BudgetError, InconclusiveError, InputError
+from edgecnn.core.errors import BudgetError, InconclusiveError, InputError
 
 ORDER = ["PASS", "INCONCLUSIVE", "ERROR", "UNREACHABLE", "FAIL"]     # the module docstring's order
 EXIT = {"PASS": 0, "INCONCLUSIVE": 3, "ERROR": 2, "UNREACHABLE": 2, "FAIL": 1}

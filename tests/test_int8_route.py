@@ -125,7 +125,7 @@ def test_the_corrected_model_moves_the_float_margins_less_and_mediapipe_runs_it(
     from conftest import make_subset
     from mediapipe_client import agreement
 
-    from edgecnn.agent import contract as C
+    from edgecnn.core import contract as C
     from edgecnn.agent.runtimes import runner_for
     from edgecnn.export.route import litert_scores
 

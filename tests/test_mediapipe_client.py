@@ -80,8 +80,8 @@ def test_mediapipe_refuses_an_int8_input_model_and_we_say_why(exported_run, tmp_
 def test_mediapipe_loads_the_mixed_int8_model_of_the_float_fallback(exported_run, photos, tmp_path):
     """The fourth kind: INT8 with the most sensitive op kept in float (what the fallback writes),
     stamped by the export's own writer; uint8 I/O like the pure INT8."""
-    from edgecnn.agent import contract as C
-    from edgecnn.agent.artifact import model_card, tflite_with_contract
+    from edgecnn.core import contract as C
+    from edgecnn.core.artifact import model_card, tflite_with_contract
     from edgecnn.agent.runtimes import runner_for
     from edgecnn.export import tflite as TFL
 

@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-from edgecnn.agent.contract import Contract, Provenance, Quantization
-from edgecnn.agent.errors import EdgecnnError, InputError
-from edgecnn.agent.protocol import (AgentFailure, AgentRequest, AgentResult, BaselineTiming, BoardEmulation,
-                                    EngineBuildRequest, EngineBuildResult, Evaluation, Latency, Predictions,
-                                    ProtocolError, Skipped, Tensor, VsBaseline, read_reply)
+from edgecnn.core.contract import Contract, Provenance, Quantization
+from edgecnn.core.errors import EdgecnnError, InputError
+from edgecnn.core.protocol import (AgentFailure, AgentRequest, AgentResult, BaselineTiming, BoardEmulation,
+                                   EngineBuildRequest, EngineBuildResult, Evaluation, Latency, Predictions,
+                                   ProtocolError, Skipped, Tensor, VsBaseline, read_reply)
 
 
 def _latency(p50=2.0, **kw) -> Latency:

@@ -13,9 +13,9 @@ import pytest
 
 from edgecnn import recipe as R
 from edgecnn import rundir as RD
-from edgecnn.agent.contract import Contract, Provenance, save
-from edgecnn.agent.errors import InputError
-from edgecnn.agent.io import sha256_file
+from edgecnn.core.contract import Contract, Provenance, save
+from edgecnn.core.errors import InputError
+from edgecnn.core.io import sha256_file
 
 LABELS = ("a", "b")
 

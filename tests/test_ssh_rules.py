@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.agent.errors import InputError
-from edgecnn.agent.protocol import AgentRequest
+from edgecnn.core.errors import InputError
+from edgecnn.core.protocol import AgentRequest
 from edgecnn.devices.base import DEFAULT_TIMEOUT_S
 from edgecnn.devices.ssh import SSHTransport, bounded, local_path, q, remote_path, ssh_error
 

@@ -1,6 +1,6 @@
 """Standard TFLite Model Metadata: what every export writes, and a model that carries only that.
 
-Read back with the schema's generated reader (edgecnn.agent.metadata) and checked field by field
+Read back with the schema's generated reader (edgecnn.core.metadata) and checked field by field
 against the contract; MediaPipe's own loading of the same files is tests/test_mediapipe_client.py.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgecnn.agent import metadata as MD
-from edgecnn.agent.artifact import FROM_STANDARD_METADATA, read_contract
+from edgecnn.core import metadata as MD
+from edgecnn.core.artifact import FROM_STANDARD_METADATA, read_contract
 from edgecnn.cli import main
 
 
@@ -98,7 +98,7 @@ def test_float_input_without_normalization_is_one_clear_error(exported_run, tmp_
     """A float model whose metadata has no NormalizationOptions cannot be fed: one line, no guess."""
     import flatbuffers
 
-    from edgecnn.agent import metadata_schema_py_generated as S
+    from edgecnn.core import metadata_schema_py_generated as S
     src = exported_run / "export" / "model_fp32.tflite"
     data = src.read_bytes()
     md = S.ModelMetadataT.InitFromObj(S.ModelMetadata.GetRootAs(MD.metadata_buffer(data, str(src)), 0))

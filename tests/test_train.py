@@ -133,8 +133,8 @@ def test_grad_cam_and_the_feature_model_raise_no_keras_warnings(trained_run, pro
 
     from edgecnn import model as M
     from edgecnn import plots
-    from edgecnn.agent import contract as C
-    from edgecnn.agent.images import Sample
+    from edgecnn.core import contract as C
+    from edgecnn.core.images import Sample
 
     model = keras.models.load_model(trained_run / "model.keras")
     contract = C.load(trained_run / "contract.json")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgecnn import bench as B
-from edgecnn.agent.contract import Contract, Quantization, dequantize, preprocess_array, quantize
-from edgecnn.agent.protocol import AgentResult, BoardEmulation, Tensor
+from edgecnn.core.contract import Contract, Quantization, dequantize, preprocess_array, quantize
+from edgecnn.core.protocol import AgentResult, BoardEmulation, Tensor
 from edgecnn.devices import emulated as EM
 
 LABELS = ("healthy", "rust", "blight")

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from devices_helpers import TOOLS, Sshd, image_folder, missing_tools, need_ssh, shared_tiny_model
 from edgecnn import recipe as R
-from edgecnn.agent.errors import InputError
-from edgecnn.agent.protocol import AgentRequest, AgentResult, ProtocolError, read_reply
+from edgecnn.core.errors import InputError
+from edgecnn.core.protocol import AgentRequest, AgentResult, ProtocolError, read_reply
 from edgecnn.bench import BenchOptions, bench
 from edgecnn.cli import main
 from edgecnn.devices import available_devices, get_device
@@ -144,8 +144,8 @@ def test_a_model_keras_swapped_under_its_contract_is_refused(exported_run, other
 
 
 def test_artifacts_record_their_provenance(exported_run):
-    from edgecnn.agent.artifact import read_contract
-    from edgecnn.agent.io import sha256_file
+    from edgecnn.core.artifact import read_contract
+    from edgecnn.core.io import sha256_file
     run_prov = json.loads((exported_run / "contract.json").read_text())["provenance"]
     assert run_prov["model_sha256"] == sha256_file(exported_run / "model.keras")
     assert run_prov["recipe_sha256"] and (exported_run / "recipe.json").is_file()
@@ -275,7 +275,7 @@ def _old_agent(replace_request: bool, replace_result: bool) -> bytes:
     with zipfile.ZipFile(buf, "w") as z:
         for name in src.namelist():
             data = src.read(name)
-            if name == "edgecnn/agent/protocol.py":
+            if name == "edgecnn/core/protocol.py":
                 if replace_request:
                     data = data.replace(b'"edgecnn.agent.request/3"', b'"edgecnn.agent.request/2"')
                 if replace_result:
@@ -297,12 +297,13 @@ def test_an_older_agent_is_a_clear_error(monkeypatch, tmp_path_factory, old_requ
     assert "different edgecnn versions" in str(e.value)
 
 
-def test_the_agent_zip_is_the_whole_subpackage():
+def test_the_agent_zip_is_the_agent_and_the_core_whole():
     names = set(zipfile.ZipFile(io.BytesIO(agent_zip())).namelist())
-    pkg = Path(__file__).resolve().parents[1] / "edgecnn" / "agent"
-    assert {f"edgecnn/agent/{p.relative_to(pkg).as_posix()}" for p in pkg.rglob("*.py")} <= names
-    assert not any(n.startswith("edgecnn/") and not n.startswith("edgecnn/agent/") and n != "edgecnn/__init__.py"
-                   for n in names)
+    root = Path(__file__).resolve().parents[1] / "edgecnn"
+    for sub in ("agent", "core"):
+        assert {f"edgecnn/{p.relative_to(root).as_posix()}" for p in (root / sub).rglob("*.py")} <= names
+    assert not any(n.startswith("edgecnn/") and not n.startswith(("edgecnn/agent/", "edgecnn/core/"))
+                   and n != "edgecnn/__init__.py" for n in names)
 
 
 def test_the_host_agent_ignores_the_callers_folder(tmp_path_factory, tmp_path, monkeypatch):

@@ -102,8 +102,8 @@ def test_pass_fail_and_inconclusive_exit_statuses(exported_run, tmp_path):
     classes rolled fails a 1 pp budget; the same model against a budget at its own drop is undecidable."""
     import keras
 
-    from edgecnn.agent import contract as C
-    from edgecnn.agent.artifact import tflite_with_contract
+    from edgecnn.core import contract as C
+    from edgecnn.core.artifact import tflite_with_contract
     from edgecnn.export.tflite import convert
     data = json.loads((exported_run / "metrics.json").read_text())["data"]["root"] + "/test"
     ref = exported_run / "export" / "model_fp32.tflite"

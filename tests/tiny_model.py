@@ -31,8 +31,8 @@ def _network(labels: tuple[str, ...]):
 @functools.lru_cache(maxsize=None)
 def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABELS) -> bytes:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from edgecnn.agent.artifact import tflite_with_contract
-    from edgecnn.agent.contract import Contract, Quantization
+    from edgecnn.core.artifact import tflite_with_contract
+    from edgecnn.core.contract import Contract, Quantization
     from edgecnn.export.tflite import convert
 
     model = _network(labels)
@@ -52,8 +52,8 @@ def tiny_int8_tflite(with_contract: bool = True, labels: tuple[str, ...] = LABEL
 def tiny_float_tflite(labels: tuple[str, ...] = LABELS) -> bytes:
     """The same network as float32 TFLite, with its contract (float kernels differ between x86 and Arm)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from edgecnn.agent.artifact import tflite_with_contract
-    from edgecnn.agent.contract import Contract
+    from edgecnn.core.artifact import tflite_with_contract
+    from edgecnn.core.contract import Contract
     from edgecnn.export.tflite import convert
 
     return tflite_with_contract(convert(_network(labels), "fp32"), Contract(input_size=(32, 32), labels=tuple(labels)))

@@ -13,7 +13,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from edgecnn import data as D                      # noqa: E402
-from edgecnn.agent import contract as C            # noqa: E402
+from edgecnn.core import contract as C             # noqa: E402
 from edgecnn.export.calibration import read_list   # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 

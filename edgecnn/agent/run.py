@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import contract as C
-from .artifact import format_of, read_contract
-from .errors import EdgecnnError, InputError
-from .images import scan_eval_folder, scan_unlabeled
-from .io import atomic_write_text
-from .protocol import (AgentFailure, AgentRequest, AgentResult, BaselineTiming, EngineBuildRequest, Evaluation,
-                       Message, Predictions, Skipped, Tensor, VsBaseline)
+from ..core import contract as C
+from ..core.artifact import format_of, read_contract
+from ..core.errors import EdgecnnError, InputError
+from ..core.images import scan_eval_folder, scan_unlabeled
+from ..core.io import atomic_write_text
+from ..core.protocol import (AgentFailure, AgentRequest, AgentResult, BaselineTiming, EngineBuildRequest, Evaluation,
+                             Message, Predictions, Skipped, Tensor, VsBaseline)
 from .runtimes import runner_for
 from .runtimes.base import reconcile
 from .timing import default_threads, measure_alternating, measure_latency, peak_rss_mb

@@ -17,9 +17,9 @@ import platform
 import subprocess
 from pathlib import Path
 
-from .errors import ConversionError
-from .io import atomic_path, atomic_write_bytes, atomic_write_json
-from .protocol import EngineBuildRequest, EngineBuildResult
+from ..core.errors import ConversionError
+from ..core.io import atomic_path, atomic_write_bytes, atomic_write_json
+from ..core.protocol import EngineBuildRequest, EngineBuildResult
 from .runtimes.tensorrt import import_tensorrt
 
 STAMP_KEYS = ("tensorrt", "cuda_runtime", "gpu", "compute_capability", "l4t", "jetpack", "machine")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocol import Latency
+from ..core.protocol import Latency
 
 
 def latency_stats(samples_ns: list[int]) -> Latency:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from ..agent.discovery import discover
-from ..agent.errors import InputError
-from .base import Device, DeviceError, Transport
+from ..core.discovery import discover
+from ..core.errors import InputError
+from .base import Device, Transport
 
-__all__ = ["Device", "DeviceError", "Transport", "available_devices", "get_device"]
+__all__ = ["Device", "Transport", "available_devices", "get_device"]
 
 
 def available_devices() -> dict[str, type[Device]]:

@@ -25,9 +25,9 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ..agent.errors import InputError
-from ..agent.protocol import AgentRequest, AgentResult, Latency
-from .base import Capabilities, Completed, Device, DeviceError, Transport
+from ..core.errors import DeviceError, InputError
+from ..core.protocol import AgentRequest, AgentResult, Latency
+from .base import Capabilities, Completed, Device, Transport
 
 REMOTE_DIR = "/data/local/tmp/edgecnn"
 BINARY_HELP = ("pass --benchmark-binary PATH: LiteRT's android_aarch64_benchmark_model (prebuilt nightly "

@@ -17,11 +17,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..agent.errors import EdgecnnError
+from ..core.errors import DeviceError
 from ..limits import PORT_RANGE, TIMEOUT_RANGE_S
-from ..agent.protocol import AgentRequest, AgentResult, read_reply
+from ..core.protocol import AgentRequest, AgentResult, read_reply
 
-AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+SHIPPED = ("core", "agent")     # the subpackages the agent zip carries (agent imports only core)
 DEFAULT_TIMEOUT_S = 1800.0
 FLAG_OPTIONS = ("accept_new_host_key",)
 
@@ -40,12 +41,6 @@ def option_problem(name: str, value) -> str | None:
     if name in FLAG_OPTIONS:
         return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
     return None if isinstance(value, str) and value.strip() else f"must be a text value, got {value!r}"
-
-
-class DeviceError(EdgecnnError):
-    """A device that cannot be reached or used: exit 2, one line saying why."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -107,12 +102,13 @@ class LocalTransport(Transport):
 
 
 def agent_zip() -> bytes:
-    """The agent subpackage, whole, as a runnable zip (python3 agent.pyz --request FILE)."""
+    """The agent and the core it imports, whole, as a runnable zip (python3 agent.pyz --request FILE)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.write(AGENT_DIR.parent / "__init__.py", "edgecnn/__init__.py")
-        for f in sorted(AGENT_DIR.rglob("*.py")):
-            z.write(f, f"edgecnn/{f.relative_to(AGENT_DIR.parent).as_posix()}")
+        z.write(PACKAGE_DIR / "__init__.py", "edgecnn/__init__.py")
+        for sub in SHIPPED:
+            for f in sorted((PACKAGE_DIR / sub).rglob("*.py")):
+                z.write(f, f"edgecnn/{f.relative_to(PACKAGE_DIR).as_posix()}")
         z.writestr("__main__.py", "import sys\nfrom edgecnn.agent.run import main\nsys.exit(main())\n")
     return buf.getvalue()
 
@@ -177,7 +173,7 @@ class Device:
 
     def check_request(self, request: AgentRequest, model_format: str) -> None:
         """Refuse, with one line, what this device declared it cannot do."""
-        from ..agent.errors import InputError
+        from ..core.errors import InputError
         caps = self.capabilities
         if model_format not in caps.formats:
             raise InputError(f"the {self.name} device runs {', '.join(caps.formats)} models, not {model_format}")

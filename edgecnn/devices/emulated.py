@@ -15,10 +15,10 @@ candidate are benched side by side on the host in the same run and scaled:
 
 With two anchors (INT8 and float) the disagreement of their scale factors is the uncertainty.
 
-The sysroot is edgecnn.arm64's SYSROOT (built once, ~1 minute; root or fakeroot): Debian's arm64
-packages unpacked, and the aarch64 wheels of ai-edge-litert, numpy and Pillow at the host's versions
-in site/. Per core, a view of the root (symbolic links) carries an Arm64 /proc/cpuinfo and
-/sys/devices/system/cpu files matching the core (see edgecnn.arm64 on why a core is always named).
+The emulation itself is edgecnn.emulation.phone's: the sysroot is edgecnn.emulation.arm64's SYSROOT
+(built once, ~1 minute; root or fakeroot): Debian's arm64 packages unpacked, and the aarch64 wheels of
+ai-edge-litert, numpy and Pillow at the host's versions in site/, seen per core through a view that
+carries that core's /proc/cpuinfo. This module is the device: profiles, agreement and the estimate.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,10 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..arm64 import CORES, PYTHON, SYSROOT, cpuinfo_text, ensure, lock, need_tools, qemu_version
-from ..agent.artifact import read_contract
-from ..agent.errors import InputError
-from ..agent.protocol import AgentRequest, AgentResult, Latency
+from ..core.artifact import read_contract
+from ..core.errors import InputError
+from ..core.protocol import AgentRequest, AgentResult, Latency
+from ..emulation.arm64 import CORES, qemu_version
+from ..emulation.phone import agent_command
 from ..paths import shared_data, user_cache
 from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, LocalTransport, run_agent_locally
 from .host import HostDevice
@@ -109,37 +109,6 @@ def float_anchor(log=print) -> Path | None:
         return None
     os.replace(tmp, out)
     return out
-
-
-# ----------------------------------------------------------------------------------- sysroot
-def core_view(sysroot: Path, core: str, cpus: int = 4) -> Path:
-    """A view of root/ (symbolic links) with /proc/cpuinfo and /sys/devices/system/cpu for `core`."""
-    if core not in CORES:
-        raise InputError(f"unknown Arm core {core!r}; known: {', '.join(CORES)}")
-    view = sysroot / "views" / f"{core}-{cpus}"
-    if (view / ".ready").is_file():
-        return view
-    with lock(sysroot / "views.lock"):
-        if (view / ".ready").is_file():
-            return view
-        view.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{view.name}.", dir=view.parent))
-        root = sysroot / "root"
-        for entry in sorted(os.listdir(root)):
-            if entry not in ("proc", "sys"):
-                os.symlink(os.path.join("..", "..", "root", entry), tmp / entry)
-        (tmp / "proc").mkdir()
-        (tmp / "proc" / "cpuinfo").write_text(cpuinfo_text(core, cpus))
-        cpu = tmp / "sys" / "devices" / "system" / "cpu"
-        cpu.mkdir(parents=True)
-        rng = f"0-{cpus - 1}\n" if cpus > 1 else "0\n"
-        for name, text in (("possible", rng), ("present", rng), ("online", rng), ("kernel_max", f"{max(cpus - 1, 0)}\n")):
-            (cpu / name).write_text(text)
-        (tmp / ".ready").write_text(core + "\n")
-        if view.exists():
-            shutil.rmtree(view)
-        os.rename(tmp, view)
-    return view
 
 
 # ----------------------------------------------------------------------------------- agreement
@@ -226,15 +195,11 @@ class EmulatedPhoneDevice(Device):
     # -- emulated run
     def run_emulated(self, request: AgentRequest) -> AgentResult:
         """The agent under QEMU on the profile's Arm core, in a fresh work folder of its own."""
-        need_tools("phone-emulated")
-        sysroot = ensure(SYSROOT, self.log)
         core = self.profile["qemu_cpu"]
-        view = core_view(sysroot, core, int(self.profile.get("cpus", self.profile["threads"])))
-        env = {"QEMU_CPU": core, "PYTHONPATH": str(sysroot / "site"), "PYTHONNOUSERSITE": "1",
-               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
-        return run_agent_locally(self.transport, ["qemu-aarch64-static", "-L", str(view), str(view / PYTHON),
-                                                  str(self.host.agent())], request, parent=Path(self._tmp.name),
-                                 env=env, timeout=self.timeout, where=f"the emulated {core}")
+        command, env = agent_command(self.host.agent(), core, int(self.profile.get("cpus", self.profile["threads"])),
+                                     self.log)
+        return run_agent_locally(self.transport, command, request, parent=Path(self._tmp.name), env=env,
+                                 timeout=self.timeout, where=f"the emulated {core}")
 
     # -- the device
     def run(self, request: AgentRequest) -> AgentResult:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..agent.protocol import AgentRequest, AgentResult
+from ..core.protocol import AgentRequest, AgentResult
 from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, LocalTransport, agent_zip, run_agent_locally
 
 

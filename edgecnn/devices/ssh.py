@@ -13,7 +13,7 @@ Pillow and one runtime), runs it, parses its JSON, and always removes the work f
 ``--data`` travels as a tar stream up to ``max_data_mb`` (default 256 MB); a larger folder is not
 sent and accuracy is skipped on the board with a note (run accuracy on the host instead).
 
-What runs there is a typed request (edgecnn.agent.protocol, a JSON file in the work folder) and
+What runs there is a typed request (edgecnn.core.protocol, a JSON file in the work folder) and
 what comes back a typed result; the agent run is bounded on the board too (coreutils ``timeout``),
 so nothing keeps running there after the deadline.
 
@@ -40,11 +40,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ..agent.artifact import format_of, read_contract
-from ..agent.errors import InputError
-from ..agent.protocol import (BOARD_EMULATION_FILE, AgentRequest, AgentResult, BoardEmulation, EngineBuildRequest,
-                              EngineBuildResult, read_reply)
-from .base import (DEFAULT_TIMEOUT_S, Capabilities, Completed, Device, DeviceError, Transport, agent_zip,
+from ..core.artifact import format_of, read_contract
+from ..core.errors import DeviceError, InputError
+from ..core.protocol import (BOARD_EMULATION_FILE, AgentRequest, AgentResult, BoardEmulation, EngineBuildRequest,
+                             EngineBuildResult, read_reply)
+from .base import (DEFAULT_TIMEOUT_S, Capabilities, Completed, Device, Transport, agent_zip,
                    read_agent_result)
 
 

@@ -13,16 +13,16 @@ from typing import Callable
 import numpy as np
 
 from .. import data as D
-from ..agent import contract as C
-from ..agent.artifact import model_card, read_contract, tflite_with_contract
+from ..core import contract as C
+from ..core.artifact import model_card, read_contract, tflite_with_contract
 from .. import verdict as V
-from ..agent.errors import InputError
-from ..agent.images import scan_eval_folder, scan_unlabeled
-from ..agent.io import atomic_write_bytes, atomic_write_json, sha256_file
+from ..core.errors import InputError
+from ..core.images import scan_eval_folder, scan_unlabeled
+from ..core.io import atomic_write_bytes, atomic_write_json, sha256_file
 from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
 from ..evaluate import changes_without_labels, compare
-from ..paths import CALIBRATION_LISTS
+from ..paths import builtin
 from ..report import refresh as refresh_report
 from .budget import decision, fallback_steps, search_fallback
 from .graph import integer_only
@@ -51,7 +51,7 @@ class ExportOptions:
     author: str | None = None         # model card fields of the standard metadata
     license: str | None = None
     calibration_dir: Path = field(default_factory=lambda: Path(
-        os.environ.get("EDGECNN_CALIBRATION_DIR") or CALIBRATION_LISTS))   # recorded lists, read only
+        os.environ.get("EDGECNN_CALIBRATION_DIR") or builtin("calibration")))   # recorded lists, read only
     seed: int = 0
 
 
@@ -151,7 +151,7 @@ def _unlabeled_set(opts: ExportOptions, run: Run, calib_info: dict) -> Unlabeled
     """--unlabeled: photos the model has never seen (not its calibration or training images), preprocessed."""
     if opts.unlabeled is None:
         return None
-    from ..agent.io import sha256_file
+    from ..core.io import sha256_file
     from ..evaluate import refuse_seen_photos, seen_by_the_model
     paths, skipped = scan_unlabeled(opts.unlabeled)
     seen = seen_by_the_model(run)
@@ -350,7 +350,7 @@ def _int8_budget(x: _Export) -> dict | None:
 
 
 def _tensorrt(x: _Export) -> dict:
-    from ..agent.protocol import EngineBuildRequest
+    from ..core.protocol import EngineBuildRequest
     from ..agent.runtimes.base import RuntimeMissing
     from ..agent.tensorrt_build import build_engine
     req = EngineBuildRequest(onnx=str(x.out_dir / "model_int8_qdq.onnx"), engine=str(x.out_dir / "model_int8.engine"),
@@ -382,7 +382,7 @@ def _report(x: _Export, budget: dict | None, trt: dict | None, seconds: float) -
 def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> dict:
     """Size and p50 latency of the mixed model vs full INT8, measured side by side by the agent in
     fresh processes (never with TensorFlow imported), best of two interleaved rounds."""
-    from ..agent.protocol import AgentRequest
+    from ..core.protocol import AgentRequest
     from ..devices import get_device
 
     p50 = {"int8": [], "mixed": []}

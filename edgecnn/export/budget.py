@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import verdict as V
-from ..agent.errors import BudgetError, InconclusiveError
+from ..core.errors import BudgetError, InconclusiveError
 
 
 def decision(judged: dict, max_drop: float, n: int, unlabeled: dict | None = None) -> str:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..agent import contract as C
-from ..agent.images import Sample, images_under
-from ..agent.errors import InputError
-from ..agent.io import atomic_write_text, sha256_file
+from ..core import contract as C
+from ..core.images import Sample, images_under
+from ..core.errors import InputError
+from ..core.io import atomic_write_text, sha256_file
 
 HEADER = "# edgecnn calibration set"
 

@@ -12,11 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..agent.artifact import ONNX_CONTRACT_KEY, ONNX_LABELS_KEY
-from ..agent.metadata import ModelCard
-from ..agent.contract import Contract
-from ..agent.io import atomic_path
-from ..agent.errors import ConversionError
+from ..core.artifact import ONNX_CONTRACT_KEY, ONNX_LABELS_KEY
+from ..core.metadata import ModelCard
+from ..core.contract import Contract
+from ..core.io import atomic_path
+from ..core.errors import ConversionError
 from .tflite import converting
 
 OPSET = 17

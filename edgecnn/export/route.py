@@ -116,7 +116,7 @@ def litert_scores(model: bytes, x: np.ndarray) -> np.ndarray:
     runs it on the CPU (XNNPACK)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from ..agent import contract as C
+    from ..core import contract as C
 
     it = Interpreter(model_content=model, num_threads=2)
     it.allocate_tensors()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..agent.errors import ConversionError
+from ..core.errors import ConversionError
 from ..native import captured_output
 
 

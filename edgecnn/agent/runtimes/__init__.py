@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..artifact import format_of
-from ..discovery import discover
-from ..errors import InputError
+from ...core.artifact import format_of
+from ...core.discovery import discover
+from ...core.errors import InputError
 from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec
 
 __all__ = ["Runner", "RuntimeMissing", "ModelLoadError", "TensorSpec", "runner_for", "available_runners"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import Quantization, dequantize
-from ..errors import EdgecnnError, InputError
+from ...core.contract import Quantization, dequantize
+from ...core.errors import EdgecnnError, InputError
 
 
 
@@ -106,7 +106,7 @@ def reconcile(runner: Runner, contract, source):
     are the model's own (the file is the truth), so a float contract lying beside a foreign INT8
     model still feeds it correctly.
     """
-    from ..contract import ContractError
+    from ...core.contract import ContractError
 
     shape = runner.input.shape
     if len(shape) != 4 or shape[3] not in (3, None):

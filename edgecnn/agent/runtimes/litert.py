@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..contract import Quantization
+from ...core.contract import Quantization
 from .base import ModelLoadError, Runner, RuntimeMissing, TensorSpec, first_line, native_path
 
 

@@ -14,7 +14,7 @@ import kotlin.system.exitProcess
 
 /**
  * Runs the app's pure-Kotlin core on the JVM, so the Python tests can compare it with
- * edgecnn/agent/contract.py byte for byte (tests/test_android.py). One JVM start serves many jobs:
+ * edgecnn/core/contract.py byte for byte (tests/test_android.py). One JVM start serves many jobs:
  *
  *     java -jar core-check.jar JOBS.tsv
  *
@@ -27,7 +27,7 @@ import kotlin.system.exitProcess
  *     rotate      RGB.raw W H DEGREES OUT         the image turned clockwise, as raw RGB
  *     rgba        RGBA.raw W H ROWSTRIDE PIXELSTRIDE OUT   RGB from a padded RGBA buffer
  *
- * RGB.raw is the decoded HxWx3 uint8 image (what edgecnn.agent.contract.load_image returns).
+ * RGB.raw is the decoded HxWx3 uint8 image (what edgecnn.core.contract.load_image returns).
  */
 fun main(args: Array<String>) {
     if (args.size != 1) {

@@ -24,7 +24,7 @@ class FrameResult(
 
 /**
  * CameraX analyzer: RGBA_8888 frame -> upright RGB -> the contract's input tensor (the pure-Kotlin
- * core, identical to edgecnn.agent.contract) -> LiteRT -> top-3. Runs on one background thread; the
+ * core, identical to edgecnn.core.contract) -> LiteRT -> top-3. Runs on one background thread; the
  * [runner] is only swapped on that same thread, so a frame never meets a closed interpreter.
  */
 class FrameAnalyzer(

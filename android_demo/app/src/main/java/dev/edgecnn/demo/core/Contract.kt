@@ -2,7 +2,7 @@ package dev.edgecnn.demo.core
 
 /**
  * The preprocessing contract (schema `edgecnn.contract/1`), read from the contract.json that
- * `edgecnn bundle` puts in the app's assets. It mirrors `edgecnn/agent/contract.py` field for field:
+ * `edgecnn bundle` puts in the app's assets. It mirrors `edgecnn/core/contract.py` field for field:
  * the same names, defaults and validation rules, so a contract the Python side refuses is
  * refused here too, with a one-line reason.
  */
@@ -53,7 +53,7 @@ class Contract(
     val meanF: FloatArray get() = FloatArray(3) { mean[it].toFloat() }
     val stdF: FloatArray get() = FloatArray(3) { std[it].toFloat() }
 
-    /** Validates like Contract.validate in edgecnn/agent/contract.py; throws [ContractException]. */
+    /** Validates like Contract.validate in edgecnn/core/contract.py; throws [ContractException]. */
     fun validate(source: String = "contract") {
         fun bad(msg: String): Nothing = throw ContractException("$source: $msg")
         if (minOf(inputHeight, inputWidth) < 8 || maxOf(inputHeight, inputWidth) > MAX_INPUT_SIDE) {

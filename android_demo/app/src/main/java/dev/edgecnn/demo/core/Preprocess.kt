@@ -3,7 +3,7 @@ package dev.edgecnn.demo.core
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
-/** An 8-bit RGB image, row-major HxWx3 (R, G, B per pixel), as edgecnn.agent.contract.load_image returns. */
+/** An 8-bit RGB image, row-major HxWx3 (R, G, B per pixel), as edgecnn.core.contract.load_image returns. */
 class RgbImage(val width: Int, val height: Int, val pixels: ByteArray) {
     init {
         require(width > 0 && height > 0) { "image must be at least 1x1, got ${width}x$height" }
@@ -73,7 +73,7 @@ class RgbImage(val width: Int, val height: Int, val pixels: ByteArray) {
 }
 
 /**
- * Turns an RGB frame into one model input exactly as edgecnn/agent/contract.py's preprocess_array
+ * Turns an RGB frame into one model input exactly as edgecnn/core/contract.py's preprocess_array
  * does, in float32 and in the same order of operations, so the results are bit-identical:
  *
  * 1. bilinear resize with half-pixel centres, no antialiasing (`_axis` + `resize_bilinear`):
@@ -164,7 +164,7 @@ class Preprocessor(val contract: Contract) {
     }
 
     companion object {
-        /** Mirrors `_axis` in edgecnn/agent/contract.py operation by operation, in float32. */
+        /** Mirrors `_axis` in edgecnn/core/contract.py operation by operation, in float32. */
         fun axis(nIn: Int, nOut: Int): Axis {
             val scale = nIn.toFloat() / nOut.toFloat()
             val lo = IntArray(nOut)

@@ -6,7 +6,7 @@ data class Prediction(val index: Int, val label: String, val score: Float)
 object TopK {
     /**
      * Scores of one raw output tensor as float32: float outputs as they are, int8/uint8 outputs
-     * as `(q - zero_point) * scale` in float32 (edgecnn.agent.contract.dequantize).
+     * as `(q - zero_point) * scale` in float32 (edgecnn.core.contract.dequantize).
      */
     fun dequantize(raw: ByteArray, dtype: TensorDtype, q: Quantization?): FloatArray {
         require(dtype.isQuantized) { "dequantize(ByteArray) is for int8/uint8 outputs, got ${dtype.id}" }
@@ -22,7 +22,7 @@ object TopK {
 
     /**
      * The [k] best (index, score) pairs, highest first; equal scores go to the lower index and
-     * NaN ranks last: the rule of edgecnn.agent.contract.topk (a stable argsort of -scores).
+     * NaN ranks last: the rule of edgecnn.core.contract.topk (a stable argsort of -scores).
      */
     fun indices(scores: FloatArray, k: Int): List<Pair<Int, Float>> {
         val n = minOf(maxOf(k, 0), scores.size)

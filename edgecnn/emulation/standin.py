@@ -1,6 +1,6 @@
 """A stand-in Arm64 board on loopback: try ``--device jetson`` end to end without a Jetson.
 
-An Arm64 Debian userland (edgecnn.arm64's BOARD root: python3, numpy, Pillow, LiteRT and ONNX Runtime
+An Arm64 Debian userland (edgecnn.emulation.arm64's BOARD root: python3, numpy, Pillow, LiteRT and ONNX Runtime
 for aarch64) runs its own OpenSSH server on 127.0.0.1; every binary in it runs under QEMU user-mode
 emulation pinned to a named Arm core. To the SSH device it is a board like any other: it connects,
 probes, pushes the agent, runs it on the board's aarch64 Python and pulls the result. The board says
@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -42,11 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from ..core.errors import DeviceError
+from ..core.io import atomic_write_text
+from ..core.protocol import BOARD_EMULATION_FILE, BoardEmulation, Message, ProtocolError
 from . import arm64
-from .agent.protocol import BOARD_EMULATION_FILE, BoardEmulation, Message, ProtocolError
-from .devices.base import DeviceError
-from .devices.ssh import SSHTransport, q
-from .agent.io import atomic_write_text
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 ENTRY = "edgecnn-aarch64"
@@ -110,7 +110,7 @@ class BoardState(Message):
         """Where the board runs and the bench command that reaches it."""
         return (f"board running: {self.host} port {self.port} ({self.core}, emulated)\n"
                 f"  edgecnn bench MODEL --device jetson --host {self.host} --port {self.port} "
-                f"--identity {q(self.identity)} --known-hosts {q(self.known_hosts)} --data FOLDER")
+                f"--identity {shlex.quote(self.identity)} --known-hosts {shlex.quote(self.known_hosts)} --data FOLDER")
 
 
 def _state_file() -> Path:
@@ -351,16 +351,21 @@ def _start_sshd(root: Path, port: int, timeout: float = 90) -> int:
 
 
 def _check_cpu(state: BoardState) -> None:
-    """The board's processes really run on the named core (another binfmt entry could have won)."""
-    t = SSHTransport(state.host, port=state.port, identity=state.identity, known_hosts=state.known_hosts,
-                     command_timeout=120)
+    """The board's processes really run on the named core (another binfmt entry could have won): asked
+    over SSH with the board's own key and host key, as the jetson device will reach it."""
+    probe = ("import struct, platform\n"
+             "a = open('/proc/self/auxv', 'rb').read()\n"
+             "v = dict(struct.iter_unpack('<QQ', a))\n"
+             "print(platform.machine(), v.get(16, 0))")
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={state.known_hosts}", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+            "-i", state.identity, "-p", str(state.port), "--", state.host, "python3 -c " + shlex.quote(probe)]
     try:
-        c = t.shell("python3 -c " + q("import struct, platform\n"
-                                      "a = open('/proc/self/auxv', 'rb').read()\n"
-                                      "v = dict(struct.iter_unpack('<QQ', a))\n"
-                                      "print(platform.machine(), v.get(16, 0))"))
-    finally:
-        t.close()
+        c = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DeviceError("board: python3 did not answer over SSH within 120 s") from None
+    except FileNotFoundError:
+        raise DeviceError("board: no ssh client (apt-get install openssh-client)") from None
     parts = c.stdout.split()
     if c.returncode != 0 or len(parts) != 2:
         raise DeviceError(f"board: python3 does not run over SSH: {(c.stderr.strip().splitlines() or ['?'])[-1]}")

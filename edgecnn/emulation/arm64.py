@@ -5,7 +5,7 @@ One builder serves both emulated Arm64 targets of the project:
 * the emulated phone's **sysroot** (:data:`SYSROOT`): Debian's packages *unpacked* (``dpkg -x``),
   no binary of the root ever runs while it is built, so it needs neither root privileges (fakeroot
   does) nor binfmt_misc; QEMU runs Python from it with ``-L``;
-* the stand-in **board** (:data:`BOARD`, edgecnn.standin): a root *installed* by debootstrap's
+* the stand-in **board** (:data:`BOARD`, edgecnn.emulation.standin): a root *installed* by debootstrap's
   second stage run under emulation (dpkg configures every package, so sshd and its users exist),
   which needs aarch64 binaries to run transparently (binfmt_misc, registered by the board first).
 
@@ -36,8 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .devices.base import DeviceError
-from .paths import user_cache
+from ..core.errors import DeviceError
+from ..paths import user_cache
 
 SUITE = "bookworm"
 PYTHON = "usr/bin/python3.11"

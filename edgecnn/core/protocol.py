@@ -419,7 +419,7 @@ BOARD_EMULATION_FILE = "/etc/edgecnn/emulated.json"
 
 @dataclass(frozen=True)
 class BoardEmulation(Message):
-    """Written on a board whose CPU is emulated (edgecnn.standin); its results are marked with it."""
+    """Written on a board whose CPU is emulated (edgecnn.emulation.standin); its results are marked with it."""
 
     SCHEMA: ClassVar[str] = "edgecnn.board-emulation/1"
     emulator: str          # e.g. "qemu-aarch64 version 7.2.22 (user mode)"

@@ -28,6 +28,13 @@ class InconclusiveError(EdgecnnError):
     label = "INCONCLUSIVE"
 
 
+class DeviceError(EdgecnnError):
+    """A device that cannot be reached or used (or an emulated one that cannot be built or started):
+    exit 2, one line saying why."""
+
+    exit_code = 2
+
+
 class ConversionError(EdgecnnError):
     """A model that a converter or engine builder could not turn into an artifact: exit 1."""
 
