@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,8 @@ from .report import record_bench
 from .agent.errors import BudgetError, InconclusiveError, InputError
 from .agent.io import atomic_write_json, atomic_write_text, sha256_file
 from .agent.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
-from .devices import get_device
+from .devices import device_class, get_device
+from .devices.base import DEFAULT_TIMEOUT_S, DeviceOptions, open_device
 from .evaluate import changes_without_labels, compare, refuse_seen_photos, seen_by_the_model
 from .render import fmt, table
 from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, run_of_artifact
@@ -39,7 +40,7 @@ NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a b
 class BenchOptions:
     target: Path
     device: str = "host"
-    device_options: dict = field(default_factory=dict)
+    device_options: DeviceOptions | None = None    # None: the kind's defaults, with `timeout`
     data: Path | None = None
     unlabeled: Path | None = None          # photos without labels: changed predictions bound the drop
     reference: Path | None = None
@@ -58,6 +59,7 @@ class BenchOptions:
     max_slowdown_pct: float | None = None  # budget on the p50 ratio against the baseline
     min_agreement_pct: float | None = None  # budget on top-1 agreement with the reference
     point_estimate: bool = False           # judge accuracy budgets on point estimates (no intervals)
+    timeout: float = DEFAULT_TIMEOUT_S     # a device's deadline unless its own options set one
 
 
 @dataclass
@@ -245,7 +247,8 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, log: Callable[[s
     """The plan's artifacts on o.device, judged against the reference: the bench document."""
     t0 = time.perf_counter()
     p = dataclasses.replace(p, notes=list(p.notes))    # this device's notes are its own
-    with get_device(o.device, log=log, **o.device_options) as dev:
+    options = o.device_options or device_class(o.device).Options(timeout=o.timeout)
+    with open_device(o.device, options, log) as dev:
         for art in p.artifacts:
             dev.check_request(request_for(o, art), format_of(art))
         if o.data is not None and not dev.capabilities.accuracy:

@@ -37,7 +37,7 @@ from . import bench as B
 from . import verdict as V
 from .agent.errors import BudgetError, EdgecnnError, InconclusiveError, InputError
 from .devices import DeviceError, available_devices
-from .devices.base import option_problem
+from .devices.base import DeviceOptions
 from .render import fmt, table
 from .report import record_bench
 
@@ -45,8 +45,6 @@ SCHEMA = "edgecnn.fleet/1"
 DEFAULT_PARALLEL = 4
 UNREACHABLE, ERROR = "UNREACHABLE", "ERROR"      # could not be reached; refused the request
 SEVERITY = (V.PASS, V.INCONCLUSIVE, ERROR, UNREACHABLE, V.FAIL)
-PATH_OPTIONS = ("identity", "known_hosts", "benchmark_binary")
-COMMON_OPTIONS = ("timeout",)
 
 
 class FleetUnreachable(DeviceError):
@@ -57,10 +55,13 @@ class FleetUnreachable(DeviceError):
 class FleetDevice:
     name: str
     kind: str
-    options: tuple[tuple[str, object], ...] = ()
+    options: DeviceOptions          # the kind's typed options; given() is what the entry set
 
-    def device_options(self, timeout: float) -> dict:
-        return {"timeout": timeout, **dict(self.options)}
+    def device_options(self, timeout: float) -> DeviceOptions:
+        """The entry's options, its timeout the command's unless the entry sets its own."""
+        if "timeout" in self.options.model_fields_set:
+            return self.options
+        return self.options.model_copy(update={"timeout": float(timeout)})
 
 
 @dataclass(frozen=True)
@@ -84,19 +85,57 @@ def device(kind: str, options: dict, name: str | None = None, where: str = "the 
     kinds = available_devices()
     if kind not in kinds:
         raise InputError(f"{where}: unknown device {kind!r}; available: {', '.join(sorted(kinds))}")
-    allowed = set(kinds[kind].capabilities.options) | set(COMMON_OPTIONS)
-    stray = sorted(k for k in options if k not in allowed)
-    if stray:
-        raise InputError(f"{where}: {stray[0]!r} does not apply to device {kind} "
-                         f"(it takes: {', '.join(sorted(allowed))})")
-    for k, v in sorted(options.items()):
-        why = option_problem(k, v)
-        if why:
-            raise InputError(f"{where}: {k} {why}")
+    typed = kinds[kind].Options.parse(options, kind, where)
     if name is not None and not (isinstance(name, str) and name.strip()):
         raise InputError(f"{where}: name must be a text value, got {name!r}")
-    label = name or kind + "".join(f" {options[k]}" for k in ("host", "serial", "profile") if options.get(k))
-    return FleetDevice(str(label), kind, tuple(sorted(options.items())))
+    given = typed.given()
+    label = name or kind + "".join(f" {given[s.name]}" for s in typed.specs() if s.identifies and given.get(s.name))
+    return FleetDevice(str(label), kind, typed)
+
+
+def from_command_line(specs: tuple[str, ...], flags: dict) -> tuple[FleetDevice, ...]:
+    """The devices of repeated ``--device KIND[:key=value,...]`` and the device flags: a flag fills what a
+    device's own spec leaves unset, on every kind that takes it (a repeated flag: one device per value)."""
+    parsed = [_parse_spec(s) for s in specs]
+    kinds = [kind for kind, _ in parsed]
+    for k in flags:
+        if not any(k in available_devices()[kind].Options.model_fields for kind in kinds):
+            flag = "--" + k.replace("_", "-")
+            raise InputError(f"{flag} does not apply to --device {kinds[0]}" if len(set(kinds)) == 1 else
+                             f"{flag} applies to none of --device {', '.join(kinds)}")
+    entries = []
+    for (kind, own), spec in zip(parsed, specs):
+        fields = available_devices()[kind].Options.model_fields
+        base = {k: v for k, v in flags.items() if k in fields and k not in own}
+        each = next((k for k, v in base.items() if isinstance(v, tuple)), None)
+        for value in base[each] if each else (None,):
+            options = {**base, **({each: value} if each else {}), **own}
+            entries.append(device(kind, options, where=f"--device {spec}"))
+    return tuple(entries)
+
+
+def _parse_spec(text: str) -> tuple[str, dict]:
+    """``KIND[:key=value,...]``: the kind and its options, each value read as its field's type (text stays
+    text; a number, true/false as in a fleet file)."""
+    import yaml
+
+    from .devices import device_class
+    kind, colon, rest = text.partition(":")
+    specs = {s.name: s for s in device_class(kind.strip()).Options.specs()}
+    options = {}
+    for pair in filter(None, rest.split(",")) if colon else ():
+        key, eq, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise InputError(f"--device {text}: expected KIND:key=value,... (got {pair!r})")
+        if key not in specs or specs[key].type is str:
+            options[key] = value
+            continue
+        try:
+            options[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key] = value
+    return kind.strip(), options
 
 
 def load(path: Path) -> Fleet:
@@ -121,9 +160,10 @@ def load(path: Path) -> Fleet:
         if not isinstance(e, dict) or not isinstance(e.get("device"), str):
             raise InputError(f"{where}: expected a mapping with 'device: KIND'")
         options = {k: v for k, v in e.items() if k not in ("device", "name")}
-        for k in PATH_OPTIONS:
-            if isinstance(options.get(k), str):
-                options[k] = str((path.parent / Path(options[k]).expanduser()).resolve())
+        kind = available_devices().get(e["device"])
+        for spec in kind.Options.specs() if kind else ():
+            if spec.path and isinstance(options.get(spec.name), str):
+                options[spec.name] = str((path.parent / Path(options[spec.name]).expanduser()).resolve())
         entries.append(device(e["device"], options, e.get("name"), where))
     parallel = doc.get("parallel", DEFAULT_PARALLEL)
     if not isinstance(parallel, int) or isinstance(parallel, bool):
@@ -156,12 +196,12 @@ def bench_fleet(o: B.BenchOptions, fleet: Fleet, log: Callable[[str], None] = pr
 
 
 def _bench_device(o: B.BenchOptions, p: B.Plan, ref, d: FleetDevice, log) -> dict:
-    entry = {"name": d.name, "device": d.kind, "options": dict(d.options), "status": "ok", "error": None,
+    entry = {"name": d.name, "device": d.kind, "options": d.options.given(), "status": "ok", "error": None,
              "bench": None}
     t = time.perf_counter()
     try:
-        doc = B.bench_on(dataclasses.replace(o, device=d.kind, device_options=d.device_options(
-            o.device_options.get("timeout", 1800.0))), p, ref, log)
+        doc = B.bench_on(dataclasses.replace(o, device=d.kind, device_options=d.device_options(o.timeout)),
+                         p, ref, log)
         entry.update(bench=doc, verdict=doc["verdict"])
     except EdgecnnError as e:
         reached = not isinstance(e, DeviceError)

@@ -322,6 +322,8 @@ def test_unknown_recipe_name(tmp_path):
     (["--device", "jetson"], "needs a host"),
     (["--device", "jetson", "--host", "-oProxyCommand=touch /tmp/x"], "not a host name"),
     (["--device", "phone-emulated", "--host", "a@b"], "does not apply to --device phone-emulated"),
+    (["--device", "jetson:host=a@b,port=99999"], "port must be a whole number from 1 to 65535, got 99999"),
+    (["--device", "jetson:host=-oProxyCommand=x"], "not a host name"),
     (["--cpus", "a,b"], "comma-separated CPU ids"),
     (["--max-slowdown", "5"], "needs --baseline"),
 ])

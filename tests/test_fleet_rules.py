@@ -86,9 +86,9 @@ def test_the_fleet_table_counts_each_verdict_and_lists_why_a_device_was_not_benc
 
 def test_a_device_entry_takes_its_own_timeout_else_the_commands():
     own = F.device("host", {"timeout": 7})
-    assert own.device_options(300.0) == {"timeout": 7}
-    assert F.device("host", {}).device_options(300.0) == {"timeout": 300.0}
-    assert F.device("phone-emulated", {"profile": "pixel3"}).device_options(42.0) == {"timeout": 42.0,
+    assert own.device_options(300.0).given() == {"timeout": 7}
+    assert F.device("host", {}).device_options(300.0).given() == {"timeout": 300.0}
+    assert F.device("phone-emulated", {"profile": "pixel3"}).device_options(42.0).given() == {"timeout": 42.0,
                                                                                      "profile": "pixel3"}
 
 
@@ -98,7 +98,8 @@ def test_entries_are_named_by_kind_and_their_identifying_options():
     assert F.device("jetson", {"host": "u@b1", "port": 22}).name == "jetson u@b1"
     assert F.device("phone", {"serial": "R58"}, name="lab phone").name == "lab phone"
     d = F.device("jetson", {"port": 2222, "host": "u@b"})
-    assert d.options == (("host", "u@b"), ("port", 2222))                     # sorted, so equal entries compare equal
+    assert d.options.given() == {"host": "u@b", "port": 2222}                # typed: only what the entry set
+    assert d == F.device("jetson", {"host": "u@b", "port": 2222})             # equal entries compare equal
 
 
 @pytest.mark.parametrize("kind,options,name,says", [
@@ -119,6 +120,37 @@ def test_entries_are_named_by_kind_and_their_identifying_options():
 def test_a_bad_entry_is_one_line_naming_the_field(kind, options, name, says):
     with pytest.raises(InputError) as e:
         F.device(kind, options, name)
+    assert says in str(e.value)
+
+
+def test_a_device_spec_on_the_command_line_is_typed_like_a_fleet_entry():
+    (d,) = F.from_command_line(("jetson:host=u@b,port=2222,accept-new-host-key=true,identity=k",), {})
+    assert (d.name, d.kind) == ("jetson u@b", "jetson")
+    assert d.options.given() == {"host": "u@b", "port": 2222, "accept_new_host_key": True, "identity": "k"}
+    # a flag fills what a spec leaves unset, on the kinds that take it; a repeated one makes a device per value
+    got = F.from_command_line(("jetson:port=2", "phone-emulated:profile=lowcost-a53"), {"host": ("u@a", "u@b"),
+                                                                                      "port": 22})
+    assert [(e.name, e.options.given()) for e in got] == [
+        ("jetson u@a", {"host": "u@a", "port": 2}), ("jetson u@b", {"host": "u@b", "port": 2}),
+        ("phone-emulated lowcost-a53", {"profile": "lowcost-a53"})]
+    assert F.from_command_line(("host:timeout=60",), {})[0].options.timeout == 60.0
+
+
+@pytest.mark.parametrize("specs,flags,says", [
+    (("jetson:host=u@b,port=abc",), {}, "--device jetson:host=u@b,port=abc: port must be a whole number from 1 to "
+                                        "65535, got 'abc'"),
+    (("jetson:host=u@b,port=22.5",), {}, "port must be a whole number from 1 to 65535, got 22.5"),
+    (("jetson:host=u@b,accept_new_host_key=maybe",), {}, "accept_new_host_key must be true or false, got 'maybe'"),
+    (("host:timeout=0",), {}, "timeout must be a number of seconds from 1 to 86400, got 0"),
+    (("host:serial=X",), {}, "'serial' does not apply to device host (it takes: timeout)"),
+    (("jetson:port",), {}, "--device jetson:port: expected KIND:key=value,... (got 'port')"),
+    (("toaster:x=1",), {}, "unknown device 'toaster'"),
+    (("phone-emulated",), {"host": ("a@b",)}, "--host does not apply to --device phone-emulated"),
+    (("host", "phone-emulated"), {"serial": "X"}, "--serial applies to none of --device host, phone-emulated"),
+])
+def test_a_bad_device_spec_is_one_line(specs, flags, says):
+    with pytest.raises(InputError) as e:
+        F.from_command_line(specs, flags)
     assert says in str(e.value)
 
 
@@ -150,9 +182,9 @@ def test_a_fleet_file_is_read_with_paths_relative_to_it(tmp_path):
     fleet = F.load(f)
     assert fleet.parallel == 3
     assert [(d.name, d.kind) for d in fleet.devices] == [("jetson u@b", "jetson"), ("emu", "phone-emulated")]
-    assert dict(fleet.devices[0].options) == {"host": "u@b", "identity": str((tmp_path / "keys" / "lab").resolve()),
+    assert fleet.devices[0].options.given() == {"host": "u@b", "identity": str((tmp_path / "keys" / "lab").resolve()),
                                               "known_hosts": "/etc/kh"}
-    assert dict(fleet.devices[1].options) == {"profile": "pixel3"}
+    assert fleet.devices[1].options.given() == {"profile": "pixel3"}
     f.write_text("devices:\n  - device: host\n")
     assert F.load(f).parallel == F.DEFAULT_PARALLEL
 
@@ -188,7 +220,7 @@ def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory
     said: list[str] = []
     # every run times for at least 3 s (1000 runs cannot end it sooner: the agent stops at 100 x runs), so the
     # entry with a 1 s deadline cannot answer in time, whatever the machine
-    o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, device_options={"timeout": 600.0})
+    o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, timeout=600.0)
     doc = F.bench_fleet(o, fleet, log=said.append)
     quick, slow = doc["devices"]
     assert (doc["schema"], doc["target"], doc["run"], doc["data"], doc["parallel"]) == (

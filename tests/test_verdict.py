@@ -29,6 +29,7 @@ from edgecnn.cli import main
 from edgecnn.devices import available_devices, get_device
 from edgecnn.devices import host as host_module
 from edgecnn.devices.base import agent_zip
+from edgecnn.devices.ssh import JetsonOptions
 
 QUICK = ["--runs", "10", "--warmup", "1", "--min-seconds", "0", "--threads", "1"]
 
@@ -220,7 +221,7 @@ def test_baseline_on_jetson_is_timed_on_the_board(ssh_board, tmp_path_factory, t
     model = shared_tiny_model(tmp_path_factory)
     twin = tmp_path / "twin.tflite"
     shutil.copyfile(model, twin)
-    doc = bench(BenchOptions(model, device="jetson", device_options=ssh_board, runs=10, warmup=1, min_seconds=0.0,
+    doc = bench(BenchOptions(model, device="jetson", device_options=JetsonOptions(**ssh_board), runs=10, warmup=1, min_seconds=0.0,
                              threads=1, baseline=twin, max_slowdown_pct=50.0), log=lambda m: None)
     rec = doc["records"][0]
     assert rec["device"] == "jetson" and rec["vs_baseline"]["p50_ratio"] > 0
