@@ -178,7 +178,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     doc = run_bench(BenchOptions(out_dir, data=test_dir, unlabeled=unlabeled), log=_log)
     write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
     click.echo(render(doc))
-    choice = choose_deployable(doc)
+    choice = choose_deployable(doc["devices"][0])
     click.echo("\n".join(choice.summary(out_dir)))
     click.echo(f"report:  {out_dir / PAGE}")
     ctx.exit(choice.exit_code)
@@ -312,31 +312,23 @@ def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference,
     """
     import json as _json
 
-    from . import fleet as F
     from .bench import BenchOptions, bench as run_bench, check, render, write_outputs
 
     if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
         raise click.BadParameter("expected comma-separated CPU ids, e.g. 0,1", param_hint="--cpus")
     fleet, timeout = _fleet(devices, device_flags, fleet_path, parallel)
-    single = fleet.devices[0] if fleet_path is None and len(fleet.devices) == 1 else None
-    if single is not None and parallel:
-        raise click.UsageError("--parallel applies to several devices (--fleet, repeated --device or --host)")
-    o = BenchOptions(target, single.kind if single else "host", single.device_options(timeout) if single else None,
-                     data_dir, unlabeled, reference, engine, threads,
+    o = BenchOptions(target, data_dir, unlabeled, reference, engine, threads,
                      tuple(int(c) for c in cpus.split(",")) if cpus else None, runs, warmup, min_seconds,
                      max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown, min_agreement,
                      point_estimate, timeout=timeout)
     for path in (json_path, md_path):
         if path is not None and str(path) != "-":
             check_writable(path)
-    if single is not None:
-        fleet = None
-    doc = run_bench(o, log=_log) if fleet is None else F.bench_fleet(o, fleet, log=_log)
-    show = render if fleet is None else F.render
+    doc = run_bench(o, fleet, log=_log)
     to_stdout = json_path is not None and str(json_path) == "-"
-    write_outputs(doc, None if to_stdout else json_path, md_path, show)
-    click.echo(_json.dumps(doc, indent=2) if to_stdout else show(doc))
-    (check if fleet is None else F.check)(doc)
+    write_outputs(doc, None if to_stdout else json_path, md_path)
+    click.echo(_json.dumps(doc, indent=2) if to_stdout else render(doc))
+    check(doc)
 
 
 def _fleet(specs: tuple[str, ...], flags: dict, fleet_path: Path | None, parallel: int | None):

@@ -40,8 +40,10 @@ def bench_file(run_dir: Path, device: str) -> Path:
 
 
 def record_bench(doc: dict, run_dir: Path, log=print) -> Path | None:
-    """Keep a bench result in its run (the latest per device) and rebuild the page."""
-    atomic_write_json(bench_file(run_dir, doc["device"]), doc)
+    """Keep a bench result in its run (the latest per device kind benched) and rebuild the page."""
+    for e in doc["devices"]:
+        if e["records"]:
+            atomic_write_json(bench_file(run_dir, e["device"]), {**doc, "devices": [e], "verdict": e["verdict"]})
     return refresh(run_dir, log)
 
 
@@ -88,7 +90,8 @@ def _context(run_dir: Path, name: str | None, metrics: dict, benches: list[dict]
 
 
 def _bench_docs(run_dir: Path) -> list[dict]:
-    """The latest bench result per device, each checked to be a bench document of this version."""
+    """The latest bench result per device, each checked to be a bench document of this version: one view
+    per device (the document's fields, the device's name, records, notes and verdict)."""
     from .bench import SCHEMA
     docs = []
     for path in sorted((run_dir / BENCH_DIR).glob("*.json")):
@@ -96,7 +99,11 @@ def _bench_docs(run_dir: Path) -> list[dict]:
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise InputError(f"{path}: not a bench result of this version (schema {SCHEMA}); "
                              f"bench again or delete it")
-        docs.append(doc)
+        try:
+            docs += [{**doc, **e, "device": e["name"], "notes": doc["notes"] + e["notes"]} for e in doc["devices"]]
+        except (LookupError, TypeError) as e:
+            raise InputError(f"{path}: its result files are not as edgecnn writes them ({type(e).__name__}: "
+                             f"{str(e)[:120]})") from None
     return docs
 
 

@@ -40,6 +40,8 @@ CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
+UNREACHABLE, ERROR = "UNREACHABLE", "ERROR"      # a device that could not be reached; one that refused the request
+SEVERITY = (PASS, INCONCLUSIVE, ERROR, UNREACHABLE, FAIL)   # a bench's verdict: the worst of its devices'
 MAX_SCALE = 1000          # images needed are searched up to 1000x the current count
 
 
@@ -234,3 +236,8 @@ def agreement_budget(stats: dict, min_pct: float, point_estimate: bool = False) 
 def overall(verdicts: Sequence[str]) -> str:
     """FAIL if any fails, else INCONCLUSIVE if any is, else PASS."""
     return FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
+
+
+def worst(verdicts: Sequence[str]) -> str:
+    """The devices' verdicts combined: the worst in the order of SEVERITY (PASS when there are none)."""
+    return max(verdicts, key=SEVERITY.index) if verdicts else PASS

@@ -608,7 +608,7 @@ def test_precision_is_read_from_the_tensors(work, tmp_path, name, model, precisi
     out = tmp_path / "b.json"
     r = CliRunner().invoke(main, ["bench", str(m), *QUICK, "--json", str(out)])
     assert r.exit_code == 0, r.output
-    assert [rec["precision"] for rec in json.loads(out.read_text())["records"]] == [precision]
+    assert [rec["precision"] for rec in json.loads(out.read_text())["devices"][0]["records"]] == [precision]
 
 
 @pytest.mark.parametrize("cpus", ["99", "0,99"])
