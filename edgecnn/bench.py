@@ -31,7 +31,6 @@ import numpy as np
 
 from .agent.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract, weights_precision
 from . import verdict as V
-from .report import record_bench
 from .agent.errors import BudgetError, EdgecnnError, InconclusiveError, InputError
 from .agent.io import atomic_write_json, atomic_write_text, sha256_file
 from .agent.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
@@ -260,8 +259,6 @@ def bench(o: BenchOptions, fleet: Fleet | None = None, log: Callable[[str], None
            "notes": p.notes, "judged_on": "point estimates" if p.point_estimate else
            f"{int(V.CONFIDENCE * 100)}% intervals", "parallel": fleet.parallel, "devices": entries,
            "verdict": V.worst([e["verdict"] for e in entries]), "wall_s": round(time.perf_counter() - t0, 2)}
-    if p.run is not None:
-        record_bench(doc, p.run.dir, log)  # the run keeps its latest bench per device, and its page
     return doc
 
 
@@ -437,46 +434,6 @@ def judge_budgets(rec: dict, p: Plan) -> dict:
         slower = 100.0 * (rec["vs_baseline"]["p50_ratio"] - 1.0)
         out["slowdown_pct"] = _budget(max_slowdown, round(slower, 2), slower <= max_slowdown)
     return out
-
-
-@dataclass
-class Deployable:
-    """The INT8 artifact a flow would ship, and the one verdict about it."""
-
-    record: dict | None
-    verdict: str
-    rejected: list[str]
-
-    @property
-    def exit_code(self) -> int:
-        return {V.PASS: 0, V.FAIL: BudgetError.exit_code, V.INCONCLUSIVE: InconclusiveError.exit_code}[self.verdict]
-
-    def line(self, run_dir: Path) -> str:
-        r = self.record
-        if r is None:
-            return "verdict: FAIL: no INT8 model meets the budgets (see the tables above and bench.json)"
-        what = (f"{r['artifact']} ({r['size_mb']:.2f} MB, accuracy {r['accuracy']:.2%}, drop "
-                f"{r['accuracy_drop_pp']:+.2f} pp vs float, p50 {r['latency_ms']['p50']:.2f} ms on this host)")
-        if self.verdict == V.PASS:
-            return (f"verdict: PASS: deploy {what}; every budget holds\n"
-                    f"next:    edgecnn bundle {run_dir / 'export' / r['artifact']} --android android_demo")
-        return f"verdict: INCONCLUSIVE: {what}; the images (labelled and unlabeled) cannot decide its accuracy budget (exit 3)"
-
-    def summary(self, run_dir: Path) -> list[str]:
-        """What a flow that ships a model prints last: each rejected candidate, then the one verdict."""
-        return [f"rejected: {r}" for r in self.rejected] + self.line(run_dir).splitlines()
-
-
-def choose_deployable(doc: dict) -> Deployable:
-    """The smallest INT8 artifact that passes every budget; else the best undecided one; else none."""
-    int8 = [r for r in doc["records"] if r["precision"].startswith("int8")]
-    by = {v: sorted((r for r in int8 if r["verdict"] == v), key=lambda r: r["size_mb"]) for v in V.VERDICTS}
-    chosen = (by[V.PASS] or by[V.INCONCLUSIVE] or [None])[0]
-    verdict = chosen["verdict"] if chosen else V.FAIL
-    rejected = [f"{r['artifact']}: " + ", ".join(f"{k} {b['verdict']}" for k, b in r["budgets"].items()
-                                                  if b["verdict"] != V.PASS)
-                for r in int8 if r is not chosen and r["verdict"] != V.PASS]
-    return Deployable(chosen, verdict, rejected)
 
 
 class DeviceUnreachable(DeviceError):

@@ -167,7 +167,8 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     _log(f"demo: recipe {recipe_name} on {data_dir}")
     _train_and_show(R.load(recipe_name), TrainOptions(data_dir, out_dir, weights, epochs=epochs, gradcam=4,
                                                       command="demo"))
-    from .bench import BenchOptions, bench as run_bench, choose_deployable, render, write_outputs
+    from .bench import BenchOptions, bench as run_bench, render, write_outputs
+    from .verdict import choose_deployable
     from .report import PAGE
     from .export import ExportOptions, export as run_export
     from .render import export_table
@@ -176,6 +177,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     unlabeled = data_dir / UNLABELED if (data_dir / UNLABELED).is_dir() else None
     click.echo(export_table(run_export(ExportOptions(out_dir, ("fp32", "int8"), unlabeled=unlabeled), log=_log)))
     doc = run_bench(BenchOptions(out_dir, data=test_dir, unlabeled=unlabeled), log=_log)
+    _keep_in_run(doc)
     write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
     click.echo(render(doc))
     choice = choose_deployable(doc["devices"][0])
@@ -325,10 +327,21 @@ def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference,
         if path is not None and str(path) != "-":
             check_writable(path)
     doc = run_bench(o, fleet, log=_log)
+    _keep_in_run(doc)
     to_stdout = json_path is not None and str(json_path) == "-"
     write_outputs(doc, None if to_stdout else json_path, md_path)
     click.echo(_json.dumps(doc, indent=2) if to_stdout else render(doc))
     check(doc)
+
+
+def _keep_in_run(doc: dict) -> None:
+    """A bench of a run's models: the run keeps its latest bench per device, and its page is rebuilt."""
+    from .report import refresh
+    from .rundir import record_bench
+
+    if doc["run"] is not None:
+        record_bench(doc, Path(doc["run"]))
+        refresh(Path(doc["run"]), _log)
 
 
 def _fleet(specs: tuple[str, ...], flags: dict, fleet_path: Path | None, parallel: int | None):

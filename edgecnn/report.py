@@ -1,7 +1,7 @@
 """A run's report page: runs/<name>/report.html, one static file with every image embedded.
 
 It is rebuilt from what the run holds (metrics.json, history plots, export/export_report.json and
-bench/<device>.json) by train, export and bench, and by ``edgecnn report RUN_DIR``; a step not taken
+bench/<device>.json) by train and export, by the CLI after a bench, and by ``edgecnn report RUN_DIR``; a step not taken
 yet is shown as such. HTML comes from a Jinja2 template (autoescaped), plots from matplotlib.
 """
 
@@ -18,11 +18,10 @@ from jinja2 import TemplateError
 from . import plots
 from . import verdict as V
 from .agent.errors import InputError
-from .agent.io import atomic_write_json, atomic_write_text
-from .rundir import read_json_object
+from .agent.io import atomic_write_text
+from .rundir import BENCH_DIR, read_json_object
 
 PAGE = "report.html"
-BENCH_DIR = "bench"
 FLIP_THUMBS = 12           # flipped images shown per artifact
 THUMB_PX = 72
 
@@ -33,18 +32,6 @@ class Section:
 
     doc: dict | list | None
     missing: str | None = None
-
-
-def bench_file(run_dir: Path, device: str) -> Path:
-    return Path(run_dir) / BENCH_DIR / f"{device}.json"
-
-
-def record_bench(doc: dict, run_dir: Path, log=print) -> Path | None:
-    """Keep a bench result in its run (the latest per device kind benched) and rebuild the page."""
-    for e in doc["devices"]:
-        if e["records"]:
-            atomic_write_json(bench_file(run_dir, e["device"]), {**doc, "devices": [e], "verdict": e["verdict"]})
-    return refresh(run_dir, log)
 
 
 def refresh(run_dir: Path, log=print) -> Path | None:
@@ -183,10 +170,9 @@ def _verdict(benches: list[dict]) -> dict | None:
     """The page's one verdict: every device's bench verdict combined, and the model each would ship."""
     if not benches:
         return None
-    from .bench import choose_deployable
     per_device = []
     for d in benches:
-        choice = choose_deployable(d)
+        choice = V.choose_deployable(d)
         per_device.append({"device": d["device"], "verdict": d["verdict"],
                            "deploy": choice.record["artifact"] if choice.record else None,
                            "deploy_verdict": choice.verdict, "rejected": choice.rejected})

@@ -19,7 +19,7 @@ from edgecnn.rundir import Budgets
 # ------------------------------------------------------------------------------------ exit status
 @pytest.mark.parametrize("verdict,code", [("PASS", 0), ("FAIL", 1), ("INCONCLUSIVE", 3)])
 def test_the_deployable_verdict_is_the_exit_status(verdict, code):
-    assert B.Deployable(None, verdict, []).exit_code == code
+    assert V.Deployable(None, verdict, []).exit_code == code
     assert {V.FAIL: BudgetError.exit_code, V.INCONCLUSIVE: InconclusiveError.exit_code} == {"FAIL": 1,
                                                                                           "INCONCLUSIVE": 3}
 
