@@ -61,7 +61,7 @@ def test_a_fleet_of_boards_phones_and_an_unreachable_one(boards, tmp_path_factor
     table = r.output[r.output.index("device "):]
     for name in by:
         assert name in table
-    assert "board-down: unreachable:" in table and "fleet verdict: UNREACHABLE (5 PASS, 1 UNREACHABLE" in table
+    assert "board-down: unreachable:" in table and "\nUNREACHABLE (5 PASS, 1 UNREACHABLE; 6 devices, at most 3 at once" in table
 
 
 def test_the_same_device_twice_is_refused(tmp_path_factory):
