@@ -42,7 +42,7 @@ def one_recipe(r: Run) -> dict:
     bench = run / "int8_io_bench.json"
     cli("bench", str(models["uint8"]), "--baseline", str(models["int8"]), "--data", str(data / "test"),
         "--threads", "2", "--repeat", "3", "--json", str(bench))
-    b = json.loads(bench.read_text())["records"][0]
+    b = json.loads(bench.read_text())["devices"][0]["records"][0]
     out["latency"] = {"uint8_p50_ms": b["latency_ms"]["p50"], "int8_p50_ms": b["baseline"]["latency_ms"]["p50"],
                       "p50_ratio_uint8_over_int8": b["vs_baseline"]["p50_ratio"],
                       "method": b["vs_baseline"]["method"]}

@@ -47,8 +47,8 @@ def one_run(r: Run, phone_images: int | None, seed: int = 0) -> dict:
                                                     "top1_agreement")} for name, x in arts.items()},
         "int8_budget": e["budget"], "int8_route": arts[INT8].get("route", {}).get("chosen"),
         "bench_verdict": b.get("verdict"),
-        "paired": {x["artifact"]: x.get("paired") for x in b["records"]},
-        "latency_p50_ms": {x["artifact"]: x["latency_ms"]["p50"] for x in b["records"]},
+        "paired": {x["artifact"]: x.get("paired") for x in b["devices"][0]["records"]},
+        "latency_p50_ms": {x["artifact"]: x["latency_ms"]["p50"] for x in b["devices"][0]["records"]},
     }
     if phone_images:
         out["phone_emulated"] = phone_emulated(r, phone_images)
@@ -60,7 +60,7 @@ def phone_emulated(r: Run, images: int) -> dict:
     path = r.dir / "bench_phone.json"
     wall = cli("bench", str(r.dir / "export" / INT8), "--device", "phone-emulated", "--profile", "lowcost-a53",
                "--data", str(r.data / "test"), "--max-images", str(images), "--json", str(path))
-    rec = json.loads(path.read_text())["records"][0]
+    rec = json.loads(path.read_text())["devices"][0]["records"][0]
     return {"wall_s": round(wall, 1), "images": images, "record": rec}
 
 

@@ -120,7 +120,7 @@ def main() -> int:
                 subprocess.run([sys.executable, "-m", "edgecnn.cli", "bench", str(models["ours_int8"]),
                                 "--threads", str(a.threads), "--json", jf.name],
                                capture_output=True, text=True, cwd=ROOT, check=True)
-                repeat.append(json.loads(Path(jf.name).read_text())["records"][0]["latency_ms"]["p50"])
+                repeat.append(json.loads(Path(jf.name).read_text())["devices"][0]["records"][0]["latency_ms"]["p50"])
         # the same five runs' question asked as a CI gate would: our INT8 against a baseline, in turns
         repeat_ratio = []
         for _ in range(5):
@@ -129,7 +129,7 @@ def main() -> int:
                                 "--baseline", str(models["google_tf2_ptq_int8"]),
                                 "--threads", str(a.threads), "--json", jf.name],
                                capture_output=True, text=True, cwd=ROOT, check=True)
-                repeat_ratio.append(json.loads(Path(jf.name).read_text())["records"][0]["vs_baseline"]["p50_ratio"])
+                repeat_ratio.append(json.loads(Path(jf.name).read_text())["devices"][0]["records"][0]["vs_baseline"]["p50_ratio"])
 
     med = {k: statistics.median(v) for k, v in p50s.items()}
     ours = repeat

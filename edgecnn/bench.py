@@ -1,19 +1,29 @@
 """`edgecnn bench`: latency, accuracy vs the float reference, size and budgets, per artifact x device.
 
-Each artifact runs through the agent on the chosen device as a typed request (on the host: a fresh,
-isolated Python process that never imports TensorFlow). Accuracy is compared with the float
-reference (the run's float TFLite, else its model.keras) on the same images, and only when both were
-made from the same model (provenance). Budgets come from the run's own recipe, overridden by the
-command line. Images that could not be read are listed in the verdict. The exit status is 0 only
-when every budget holds.
+A bench always runs on a fleet (one device is a fleet of one; fleet.py): the plan and the float
+reference are prepared once, on the host, then each device runs the artifacts, at most fleet.parallel
+at once (threads only wait: a device's work happens in its own processes: agents, ssh, adb, QEMU).
+Each artifact runs through the agent on the device as a typed request (on the host: a fresh, isolated
+Python process that never imports TensorFlow). Accuracy is compared with the float reference (the
+run's float TFLite, else its model.keras) on the same images, and only when both were made from the
+same model (provenance). Budgets come from the run's own recipe, overridden by the command line.
+Images that could not be read are listed in the verdict.
+
+One document, one table, one verdict: the worst of the devices', in the order PASS < INCONCLUSIVE <
+ERROR (the device refused the request, e.g. a format it does not run) < UNREACHABLE < FAIL, and so is
+the exit status (0, 3, 2, 2, 1). A device that cannot be reached is reported with its one-line reason
+and the others' results stand. Latencies measured at the same time on the same host (the host
+device, emulated phones' host-side timing) share its cores: compare such rows with care.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
+import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,16 +31,18 @@ import numpy as np
 
 from .core.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract, weights_precision
 from . import verdict as V
-from .report import record_bench
-from .core.errors import BudgetError, InconclusiveError, InputError
+from .core.errors import BudgetError, DeviceError, EdgecnnError, InconclusiveError, InputError
 from .core.io import atomic_write_json, atomic_write_text, sha256_file
 from .core.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
+from . import fleet as F
 from .devices import get_device
+from .devices.base import DEFAULT_TIMEOUT_S, open_device
+from .fleet import Fleet, FleetDevice
 from .evaluate import changes_without_labels, compare, refuse_seen_photos, seen_by_the_model
 from .render import fmt, table
 from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, run_of_artifact
 
-SCHEMA = "edgecnn.bench/2"
+SCHEMA = "edgecnn.bench/3"
 BENCHABLE = (".tflite", ".onnx", ".engine", ".plan")
 NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a busy machine
 
@@ -38,8 +50,6 @@ NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a b
 @dataclass
 class BenchOptions:
     target: Path
-    device: str = "host"
-    device_options: dict = field(default_factory=dict)
     data: Path | None = None
     unlabeled: Path | None = None          # photos without labels: changed predictions bound the drop
     reference: Path | None = None
@@ -58,6 +68,7 @@ class BenchOptions:
     max_slowdown_pct: float | None = None  # budget on the p50 ratio against the baseline
     min_agreement_pct: float | None = None  # budget on top-1 agreement with the reference
     point_estimate: bool = False           # judge accuracy budgets on point estimates (no intervals)
+    timeout: float = DEFAULT_TIMEOUT_S     # a device's deadline unless its own options set one
 
 
 @dataclass
@@ -227,12 +238,36 @@ def request_for(o: BenchOptions, model: Path, *, latency: bool = True, data: boo
                         baseline=str(o.baseline) if baseline and o.baseline is not None else None)
 
 
-def bench(o: BenchOptions, log: Callable[[str], None] = print) -> dict:
+def bench(o: BenchOptions, fleet: Fleet | None = None, log: Callable[[str], None] = print) -> dict:
+    """The plan's artifacts on every device of the fleet (default: the host alone), at most fleet.parallel
+    at once; the plan and the float reference are prepared once, on the host. One document."""
+    t0 = time.perf_counter()
+    fleet = fleet or Fleet((F.device("host", {}),))
     p, ref = prepare(o, log)
-    doc = bench_on(o, p, ref, log)
-    if p.run is not None:
-        record_bench(doc, p.run.dir, log)  # the run keeps its latest bench per device, and its page
+    lock = threading.Lock()
+
+    def one(d: FleetDevice) -> dict:
+        def said(msg: str) -> None:
+            with lock:
+                log(f"[{d.name}] {msg}" if len(fleet.devices) > 1 else msg)
+        return _bench_device(o, p, ref, d, said)
+
+    entries = _each(one, fleet.devices, fleet.parallel)
+    doc = {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
+           "reference": _reference_doc(p.reference, ref), "data": str(o.data) if o.data else None,
+           "unlabeled": str(o.unlabeled) if o.unlabeled else None, "budgets_source": p.budgets.source,
+           "notes": p.notes, "judged_on": "point estimates" if p.point_estimate else
+           f"{int(V.CONFIDENCE * 100)}% intervals", "parallel": fleet.parallel, "devices": entries,
+           "verdict": V.worst([e["verdict"] for e in entries]), "wall_s": round(time.perf_counter() - t0, 2)}
     return doc
+
+
+def _each(fn, items, parallel: int) -> list:
+    """fn over items, at most `parallel` at once (threads: a device's work runs in its own processes)."""
+    if len(items) == 1 or parallel == 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="bench") as pool:
+        return list(pool.map(fn, items))
 
 
 def prepare(o: BenchOptions, log: Callable[[str], None] = print) -> tuple[Plan, AgentResult | None]:
@@ -241,30 +276,40 @@ def prepare(o: BenchOptions, log: Callable[[str], None] = print) -> tuple[Plan, 
     return p, _reference(o, p, log)
 
 
-def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, log: Callable[[str], None] = print) -> dict:
-    """The plan's artifacts on o.device, judged against the reference: the bench document."""
-    t0 = time.perf_counter()
-    p = dataclasses.replace(p, notes=list(p.notes))    # this device's notes are its own
-    with get_device(o.device, log=log, **o.device_options) as dev:
+def _bench_device(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice, log) -> dict:
+    """One device's entry of the document: its records and notes, or why it could not be benched (a device
+    that cannot be reached, or refuses the request, is reported as such; the others' results stand)."""
+    entry = {"name": d.name, "device": d.kind, "options": d.options.given(), "status": "ok", "error": None,
+             "records": [], "notes": []}
+    t = time.perf_counter()
+    try:
+        entry.update(bench_on(o, p, ref, d, log))
+    except EdgecnnError as e:
+        reached = not isinstance(e, DeviceError)
+        entry.update(status="refused" if reached else "unreachable", error=str(e),
+                     verdict=V.ERROR if reached else V.UNREACHABLE)
+        log(f"{entry['status']}: {e}")
+    entry["wall_s"] = round(time.perf_counter() - t, 2)
+    return entry
+
+
+def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice,
+             log: Callable[[str], None] = print) -> dict:
+    """The plan's artifacts on one device, judged against the reference: {records, notes, verdict}."""
+    notes: list[str] = []
+    with open_device(d.kind, d.device_options(o.timeout), log) as dev:
         for art in p.artifacts:
             dev.check_request(request_for(o, art), format_of(art))
         if o.data is not None and not dev.capabilities.accuracy:
             if o.max_drop is not None or o.min_agreement_pct is not None:
                 raise InputError(f"--max-drop/--min-agreement cannot be judged on the {dev.name} device: it does not "
                                  f"measure accuracy (judge them with --device host or phone-emulated)")
-            p.notes.append(f"the {dev.name} device does not measure accuracy: --data was not sent to it "
-                           f"(correctness on an Arm CPU: --device phone-emulated)")
+            notes.append(f"the {dev.name} device does not measure accuracy: --data was not sent to it "
+                         f"(correctness on an Arm CPU: --device phone-emulated)")
         results = _run_all(o, p, dev, log)
         records = [_record(art, results[art], dev, ref, p) for art in p.artifacts]
-    p.notes.extend(emulation_notes(records))
-    return {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
-            "device": o.device, "reference": _reference_doc(p.reference, ref),
-            "data": str(o.data) if o.data else None, "unlabeled": str(o.unlabeled) if o.unlabeled else None,
-            "budgets_source": p.budgets.source, "notes": p.notes,
-            "records": records,
-            "judged_on": "point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
-            "verdict": V.overall([r["verdict"] for r in records]),
-            "passed": all(r["passed"] for r in records), "wall_s": round(time.perf_counter() - t0, 2)}
+    return {"records": records, "notes": notes + emulation_notes(records),
+            "verdict": V.overall([r["verdict"] for r in records])}
 
 
 def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:
@@ -288,7 +333,7 @@ def _run_all(o: BenchOptions, p: Plan, dev, log) -> dict[Path, AgentResult]:
     interleaved (the order alternates) so a slow spell of a busy machine does not land on one only."""
     results = {}
     for art in p.artifacts:
-        log(f"bench {art.name} on {o.device}" + (f" in turns with {o.baseline.name}" if o.baseline else "") + "...")
+        log(f"bench {art.name} on {dev.name}" + (f" in turns with {o.baseline.name}" if o.baseline else "") + "...")
         results[art] = dev.run(request_for(o, art, data=dev.capabilities.accuracy))
     timed = [a for a in p.artifacts if results[a].latency_ms is not None and not results[a].latency_estimated]
     runs = {a: [results[a]] for a in timed}
@@ -391,55 +436,26 @@ def judge_budgets(rec: dict, p: Plan) -> dict:
     return out
 
 
-@dataclass
-class Deployable:
-    """The INT8 artifact a flow would ship, and the one verdict about it."""
-
-    record: dict | None
-    verdict: str
-    rejected: list[str]
-
-    @property
-    def exit_code(self) -> int:
-        return {V.PASS: 0, V.FAIL: BudgetError.exit_code, V.INCONCLUSIVE: InconclusiveError.exit_code}[self.verdict]
-
-    def line(self, run_dir: Path) -> str:
-        r = self.record
-        if r is None:
-            return "verdict: FAIL: no INT8 model meets the budgets (see the tables above and bench.json)"
-        what = (f"{r['artifact']} ({r['size_mb']:.2f} MB, accuracy {r['accuracy']:.2%}, drop "
-                f"{r['accuracy_drop_pp']:+.2f} pp vs float, p50 {r['latency_ms']['p50']:.2f} ms on this host)")
-        if self.verdict == V.PASS:
-            return (f"verdict: PASS: deploy {what}; every budget holds\n"
-                    f"next:    edgecnn bundle {run_dir / 'export' / r['artifact']} --android android_demo")
-        return f"verdict: INCONCLUSIVE: {what}; the images (labelled and unlabeled) cannot decide its accuracy budget (exit 3)"
-
-    def summary(self, run_dir: Path) -> list[str]:
-        """What a flow that ships a model prints last: each rejected candidate, then the one verdict."""
-        return [f"rejected: {r}" for r in self.rejected] + self.line(run_dir).splitlines()
-
-
-def choose_deployable(doc: dict) -> Deployable:
-    """The smallest INT8 artifact that passes every budget; else the best undecided one; else none."""
-    int8 = [r for r in doc["records"] if r["precision"].startswith("int8")]
-    by = {v: sorted((r for r in int8 if r["verdict"] == v), key=lambda r: r["size_mb"]) for v in V.VERDICTS}
-    chosen = (by[V.PASS] or by[V.INCONCLUSIVE] or [None])[0]
-    verdict = chosen["verdict"] if chosen else V.FAIL
-    rejected = [f"{r['artifact']}: " + ", ".join(f"{k} {b['verdict']}" for k, b in r["budgets"].items()
-                                                  if b["verdict"] != V.PASS)
-                for r in int8 if r is not chosen and r["verdict"] != V.PASS]
-    return Deployable(chosen, verdict, rejected)
+class DeviceUnreachable(DeviceError):
+    """A device could not be reached or refused the request (the others' results stand): exit 2."""
 
 
 def check(doc: dict) -> None:
-    """Exit 1 when a budget fails, 3 when one cannot be decided on these images, else return."""
-    failed = [f"{r['artifact']}: {name} {_value(b)} {'<' if name == 'agreement_pct' else '>'} {b['limit']}"
-              for r in doc["records"] for name, b in r["budgets"].items() if b["verdict"] == V.FAIL]
-    if failed:
-        raise BudgetError("budget failed: " + "; ".join(failed))
-    open_ = [f"{r['artifact']}: {name} {_value(b)} vs {b['limit']}" + _needed(b)
-             for r in doc["records"] for name, b in r["budgets"].items() if b["verdict"] == V.INCONCLUSIVE]
-    if open_:
+    """Exit with the worst device's status: FAIL 1, UNREACHABLE or ERROR 2, INCONCLUSIVE 3, PASS returns."""
+    v, entries = doc["verdict"], doc["devices"]
+    who = (lambda e: f"{e['name']}: ") if len(entries) > 1 else (lambda e: "")
+    if v == V.FAIL:
+        raise BudgetError("budget failed: " + "; ".join(
+            f"{who(e)}{r['artifact']}: {name} {_value(b)} {'<' if name == 'agreement_pct' else '>'} {b['limit']}"
+            for e in entries for r in e["records"] for name, b in r["budgets"].items() if b["verdict"] == V.FAIL))
+    if v in (V.UNREACHABLE, V.ERROR):
+        down = [e for e in entries if e["verdict"] in (V.UNREACHABLE, V.ERROR)]
+        raise DeviceUnreachable("; ".join(f"{e['name']} could not be benched: {e['error']}" for e in down)
+                                + (" (the others' results are above)" if len(down) < len(entries) else ""))
+    if v == V.INCONCLUSIVE:
+        open_ = [f"{who(e)}{r['artifact']}: {name} {_value(b)} vs {b['limit']}" + _needed(b)
+                 for e in entries for r in e["records"] for name, b in r["budgets"].items()
+                 if b["verdict"] == V.INCONCLUSIVE]
         raise InconclusiveError("the images cannot decide " + "; ".join(open_)
                                 + " (add images, or judge point estimates with --point-estimate)")
 
@@ -456,24 +472,37 @@ def _needed(b: dict) -> str:
     return f", {' or '.join(said)} would decide it at the observed rates" if said else ""
 
 
+COLUMNS = ["device", "artifact", "format", "precision", "MB", "images", "accuracy", "drop pp [95%]", "agree",
+           "p50 ms", "p90 ms", "p99 ms", "img/s", "RSS MB", "budgets", "verdict"]
+WORDS = {V.PASS: "PASSED", V.FAIL: "FAILED", V.INCONCLUSIVE: "INCONCLUSIVE", V.ERROR: "ERROR",
+         V.UNREACHABLE: "UNREACHABLE"}
+
+
 def render(doc: dict, markdown: bool = False) -> str:
+    """The document as one table (a row per artifact and device; a device not benched: one row of dashes)
+    and its notes, as console text or Markdown."""
     rows = []
-    for r in doc["records"]:
-        lat = r["latency_ms"] or {}
-        est = "~" if r.get("latency_estimated") else ""
-        images = "-" if r["images"] is None else f"{r['images']}" + (f" (+{len(r['skipped'])} unread)" if r["skipped"] else "")
-        ci = (r.get("paired") or {}).get("drop_ci_pp")
-        drop = fmt(r["accuracy_drop_pp"], "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-        rows.append([r["artifact"], r["format"] or "-", r["precision"], device_label(r), fmt(r["size_mb"], ".2f"),
-                     images, fmt(r["accuracy"], ".2%"), drop, fmt(r.get("top1_agreement"), ".1%"),
-                     est + fmt(lat.get("p50"), ".2f"), est + fmt(lat.get("p90"), ".2f"),
-                     est + fmt(lat.get("p99"), ".2f"), fmt(r["throughput_ips"], ".0f"), fmt(r["peak_rss_mb"], ".0f"),
-                     " ".join(f"{k}:{'ok' if b['pass'] else b['verdict']}" for k, b in r["budgets"].items())])
-    out = table(["artifact", "format", "precision", "device", "MB", "images", "accuracy", "drop pp [95%]", "agree",
-                 "p50 ms",
-                 "p90 ms", "p99 ms", "img/s", "RSS MB", "budgets"], rows, markdown=markdown)
+    for e in doc["devices"]:
+        if not e["records"]:
+            rows.append([e["name"], *["-"] * (len(COLUMNS) - 2), e["verdict"]])
+        rows += [_row(e, r) for r in e["records"]]
+    out = table(COLUMNS, rows, markdown=markdown)
     sep = "\n\n" if markdown else "\n"
     return out + sep + sep.join(_notes(doc)) + "\n"
+
+
+def _row(e: dict, r: dict) -> list[str]:
+    lat = r["latency_ms"] or {}
+    est = "~" if r.get("latency_estimated") else ""
+    images = "-" if r["images"] is None else f"{r['images']}" + (f" (+{len(r['skipped'])} unread)" if r["skipped"] else "")
+    ci = (r.get("paired") or {}).get("drop_ci_pp")
+    drop = fmt(r["accuracy_drop_pp"], "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+    emulated = " (emulated)" if (r.get("device_info") or {}).get("emulated") else ""
+    return [e["name"] + emulated, r["artifact"], r["format"] or "-", r["precision"], fmt(r["size_mb"], ".2f"), images,
+            fmt(r["accuracy"], ".2%"), drop, fmt(r.get("top1_agreement"), ".1%"), est + fmt(lat.get("p50"), ".2f"),
+            est + fmt(lat.get("p90"), ".2f"), est + fmt(lat.get("p99"), ".2f"), fmt(r["throughput_ips"], ".0f"),
+            fmt(r["peak_rss_mb"], ".0f"),
+            " ".join(f"{k}:{'ok' if b['pass'] else b['verdict']}" for k, b in r["budgets"].items()), r["verdict"]]
 
 
 def _notes(doc: dict) -> list[str]:
@@ -482,15 +511,23 @@ def _notes(doc: dict) -> list[str]:
         notes.append(f"accuracy drop vs {doc['reference']['artifact']} on {doc['data']}")
     notes.append(f"budgets: {doc['budgets_source']}")
     notes += doc.get("notes") or []
-    skipped = {s["path"]: s["reason"] for r in doc["records"] for s in r["skipped"]}
+    entries = doc["devices"]
+    skipped = {s["path"]: s["reason"] for e in entries for r in e["records"] for s in r["skipped"]}
     if skipped:
         shown = "; ".join(f"{Path(p).name} ({why})" for p, why in list(skipped.items())[:5])
         notes.append(f"{len(skipped)} image(s) of --data could not be read and are not counted: {shown}"
                      + (" ..." if len(skipped) > 5 else "") + " (all listed in the JSON)")
-    for r in doc["records"]:
-        notes += _record_notes(r)
-    word = {V.PASS: "PASSED", V.FAIL: "FAILED", V.INCONCLUSIVE: "INCONCLUSIVE"}[doc["verdict"]]
-    notes.append(f"{word} ({doc['wall_s']:.1f} s; accuracy budgets judged on {doc['judged_on']})")
+    who = (lambda e: f"{e['name']}: ") if len(entries) > 1 else (lambda e: "")
+    for e in entries:
+        own = [f"{e['status']}: {e['error']}"] if e["error"] else []
+        own += e["notes"] + [n for r in e["records"] for n in _record_notes(r)]
+        notes += [who(e) + n for n in own]
+    counts = ", ".join(f"{sum(e['verdict'] == v for e in entries)} {v}" for v in V.SEVERITY
+                       if any(e["verdict"] == v for e in entries))
+    n = len(entries)
+    at_once = f", at most {doc['parallel']} at once" if n > 1 else ""
+    notes.append(f"{WORDS[doc['verdict']]} ({counts}; {n} device{'s' if n > 1 else ''}{at_once}, {doc['wall_s']:.1f} s; "
+                 f"accuracy budgets judged on {doc['judged_on']}; ~ = estimated latency)")
     return notes
 
 
@@ -543,9 +580,9 @@ def unlabeled_note(r: dict) -> str:
             f"{100 * (1 - V.ALPHA / 2):.1f}%: {u['labelled_ci_pp'][0]:+.2f} to {u['labelled_ci_pp'][1]:+.2f} pp)")
 
 
-def write_outputs(doc: dict, json_path: Path | None, markdown_path: Path | None, show=render) -> None:
-    """The document as JSON and its table (`show`: this module's render, or a fleet's) as Markdown."""
+def write_outputs(doc: dict, json_path: Path | None, markdown_path: Path | None) -> None:
+    """The document as JSON and its table as Markdown."""
     if json_path:
         atomic_write_json(json_path, doc)
     if markdown_path:
-        atomic_write_text(markdown_path, show(doc, markdown=True))
+        atomic_write_text(markdown_path, render(doc, markdown=True))

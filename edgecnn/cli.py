@@ -13,7 +13,7 @@ import click
 
 from .core.errors import EdgecnnError
 from .core.io import check_writable
-from .limits import PORT_RANGE, TIMEOUT_RANGE_S
+from .limits import PORT_RANGE
 from .native import filter_native_stderr
 
 
@@ -167,7 +167,8 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     _log(f"demo: recipe {recipe_name} on {data_dir}")
     _train_and_show(R.load(recipe_name), TrainOptions(data_dir, out_dir, weights, epochs=epochs, gradcam=4,
                                                       command="demo"))
-    from .bench import BenchOptions, bench as run_bench, choose_deployable, render, write_outputs
+    from .bench import BenchOptions, bench as run_bench, render, write_outputs
+    from .verdict import choose_deployable
     from .report import PAGE
     from .export import ExportOptions, export as run_export
     from .render import export_table
@@ -176,9 +177,10 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     unlabeled = data_dir / UNLABELED if (data_dir / UNLABELED).is_dir() else None
     click.echo(export_table(run_export(ExportOptions(out_dir, ("fp32", "int8"), unlabeled=unlabeled), log=_log)))
     doc = run_bench(BenchOptions(out_dir, data=test_dir, unlabeled=unlabeled), log=_log)
+    _keep_in_run(doc)
     write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
     click.echo(render(doc))
-    choice = choose_deployable(doc)
+    choice = choose_deployable(doc["devices"][0])
     click.echo("\n".join(choice.summary(out_dir)))
     click.echo(f"report:  {out_dir / PAGE}")
     ctx.exit(choice.exit_code)
@@ -239,11 +241,27 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
 
 
 # ------------------------------------------------------------------------------------ bench
+def _device_flags(command):
+    """A bench flag for every device option, read off the devices' typed option classes (their one source)."""
+    from .devices import option_table
+
+    for spec, kinds in reversed(option_table()):
+        lo, hi = spec.range or (None, None)
+        kind = {bool: None, int: click.IntRange(lo, hi), float: click.FloatRange(lo, hi)}.get(
+            spec.type, click.Path(path_type=Path, dir_okay=False) if spec.path else None)
+        text = (f"{', '.join(kinds)}: " if kinds else "") + spec.help + (
+            f" [default: {spec.default:g}]" if isinstance(spec.default, float) else "")
+        command = click.option(spec.flag, spec.name, is_flag=spec.type is bool, type=kind, default=None,
+                               multiple=spec.repeat, metavar=spec.metavar, help=text)(command)
+    return command
+
+
 @main.command()
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--device", "devices", multiple=True, default=("host",), show_default=True,
-              help="host, jetson (SSH), phone (adb) or phone-emulated (QEMU + latency estimate). Repeat it to "
-                   "bench on several devices at once (one table, one verdict).")
+@click.option("--device", "devices", multiple=True, metavar="KIND[:KEY=VALUE,...]",
+              help="host (default), jetson (SSH), phone (adb) or phone-emulated (QEMU + latency estimate), with "
+                   "its options, e.g. jetson:host=ubuntu@10.0.0.21,port=2222. Repeat it to bench on several devices "
+                   "at once (one table, one verdict).")
 @click.option("--fleet", "fleet_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="A YAML file listing devices (SSH boards, phones, emulated profiles, the host): bench on "
                    "every one at once; one row per device, the worst verdict wins.")
@@ -279,28 +297,14 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
                    "holds on a busy machine where absolute times drift.")
 @click.option("--max-slowdown", "max_slowdown", type=click.FloatRange(min=-100), default=None, metavar="PCT",
               help="Fail when p50 is more than PCT% above the baseline's (needs --baseline).")
-@click.option("--host", "hosts", multiple=True, metavar="USER@HOST",
-              help="jetson: the board to reach over SSH (repeat it for several boards).")
-@click.option("--port", type=click.IntRange(*PORT_RANGE), default=None, help="jetson: SSH port.")
-@click.option("--identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="jetson: SSH private key.")
-@click.option("--accept-new-host-key", is_flag=True, help="jetson: trust the board's key on first contact.")
-@click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="jetson: a known_hosts file to check the board's key against (default: ssh's own).")
-@click.option("--serial", default=None, help="phone: adb serial (needed when several devices are attached).")
-@click.option("--benchmark-binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="phone: LiteRT's benchmark_model binary for the phone's ABI.")
-@click.option("--profile", default=None, help="phone-emulated: device profile name or YAML (default pixel3).")
-@click.option("--timeout", type=click.FloatRange(*TIMEOUT_RANGE_S), default=1800.0, show_default=True, metavar="SECONDS",
-              help="Deadline of one agent run on the device (and of each transfer to it).")
+@_device_flags
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the results as JSON (use - for stdout).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a Markdown table (e.g. for a PR comment).")
-def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference, engine, threads, cpus, runs, warmup, min_seconds,
-          repeat, max_images, budget_mb, max_drop, max_p90_ms, min_agreement, point_estimate, baseline, max_slowdown,
-          hosts, port, identity, accept_new_host_key, known_hosts, serial, benchmark_binary, profile, timeout, json_path,
-          md_path):
+def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference, engine, threads, cpus, runs, warmup,
+          min_seconds, repeat, max_images, budget_mb, max_drop, max_p90_ms, min_agreement, point_estimate, baseline,
+          max_slowdown, json_path, md_path, **device_flags):
     """Measure latency, accuracy drop, memory and size of a model (or every model of RUN_DIR/export).
 
     Budgets come from the run's recipe (recipe.json); options override them. Accuracy budgets are
@@ -310,78 +314,52 @@ def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference,
     """
     import json as _json
 
-    from . import fleet as F
     from .bench import BenchOptions, bench as run_bench, check, render, write_outputs
 
     if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
         raise click.BadParameter("expected comma-separated CPU ids, e.g. 0,1", param_hint="--cpus")
-    given = {"port": port, "identity": identity and str(identity),
-             "accept_new_host_key": accept_new_host_key or None, "known_hosts": known_hosts and str(known_hosts),
-             "serial": serial,
-             "benchmark_binary": benchmark_binary and str(benchmark_binary), "profile": profile}
-    fleet = _fleet(devices, hosts, given, fleet_path, parallel)
-    dev_opts = {"timeout": timeout}
-    if fleet is None:
-        dev_opts.update(_device_options(devices[0], {**given, "host": hosts[0] if hosts else None}))
-    o = BenchOptions(target, devices[0], dev_opts, data_dir, unlabeled, reference, engine, threads,
+    fleet, timeout = _fleet(devices, device_flags, fleet_path, parallel)
+    o = BenchOptions(target, data_dir, unlabeled, reference, engine, threads,
                      tuple(int(c) for c in cpus.split(",")) if cpus else None, runs, warmup, min_seconds,
                      max_images, budget_mb, max_drop, max_p90_ms, repeat, baseline, max_slowdown, min_agreement,
-                     point_estimate)
+                     point_estimate, timeout=timeout)
     for path in (json_path, md_path):
         if path is not None and str(path) != "-":
             check_writable(path)
-    doc = run_bench(o, log=_log) if fleet is None else F.bench_fleet(o, fleet, log=_log)
-    show = render if fleet is None else F.render
+    doc = run_bench(o, fleet, log=_log)
+    _keep_in_run(doc)
     to_stdout = json_path is not None and str(json_path) == "-"
-    write_outputs(doc, None if to_stdout else json_path, md_path, show)
-    click.echo(_json.dumps(doc, indent=2) if to_stdout else show(doc))
-    (check if fleet is None else F.check)(doc)
+    write_outputs(doc, None if to_stdout else json_path, md_path)
+    click.echo(_json.dumps(doc, indent=2) if to_stdout else render(doc))
+    check(doc)
 
 
-def _device_options(kind: str, given: dict) -> dict:
-    """The options given on the command line for a device kind; one that does not apply is a usage error."""
-    from .devices import available_devices
+def _keep_in_run(doc: dict) -> None:
+    """A bench of a run's models: the run keeps its latest bench per device, and its page is rebuilt."""
+    from .report import refresh
+    from .rundir import record_bench
 
-    kinds = available_devices()
-    if kind not in kinds:
-        raise click.BadParameter(f"unknown device {kind!r}; available: {', '.join(sorted(kinds))}",
-                                 param_hint="--device")
-    stray = sorted(k for k, v in given.items() if v is not None and k not in kinds[kind].capabilities.options)
-    if stray:
-        raise click.UsageError(f"--{stray[0].replace('_', '-')} does not apply to --device {kind}")
-    return {k: v for k, v in given.items() if v is not None}
+    if doc["run"] is not None:
+        record_bench(doc, Path(doc["run"]))
+        refresh(Path(doc["run"]), _log)
 
 
-def _fleet(devices: tuple[str, ...], hosts: tuple[str, ...], given: dict, fleet_path: Path | None,
-           parallel: int | None):
-    """The fleet the options describe (a fleet file, repeated --device, or repeated --host), or None."""
+def _fleet(specs: tuple[str, ...], flags: dict, fleet_path: Path | None, parallel: int | None):
+    """(the fleet the options describe: a fleet file, or the --device specs with the device flags; the
+    command's timeout, which a device's own options override)."""
     from . import fleet as F
+    from .devices.base import DeviceOptions
 
+    common = DeviceOptions.model_fields
+    timeout = flags.get("timeout") or common["timeout"].default
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()
+             if k not in common and v not in (None, False, ())}
     if fleet_path is not None:
-        if devices != ("host",) or hosts or any(v is not None for v in given.values()):
+        if specs or given:
             raise click.UsageError("--fleet lists the devices and their options: drop --device/--host/... ")
         f = F.load(fleet_path)
-        return dataclasses.replace(f, parallel=parallel) if parallel else f
-    if len(devices) == 1 and len(hosts) <= 1:
-        if parallel:
-            raise click.UsageError("--parallel applies to several devices (--fleet, repeated --device or --host)")
-        return None
-    for k, v in {**given, "host": hosts or None}.items():
-        if v is not None and not any(k in _declared(kind) for kind in devices):
-            raise click.UsageError(f"--{k.replace('_', '-')} applies to none of --device {', '.join(devices)}")
-    entries = []
-    for kind in devices:
-        declared = _declared(kind)
-        for h in (hosts if "host" in declared and hosts else (None,)):    # a board per --host
-            entries.append(F.device(kind, {k: v for k, v in {**given, "host": h}.items()
-                                           if v is not None and k in declared}))
-    return F.Fleet(tuple(entries), parallel or F.DEFAULT_PARALLEL)
-
-
-def _declared(kind: str) -> tuple[str, ...]:
-    from .devices import available_devices
-    cls = available_devices().get(kind)
-    return cls.capabilities.options if cls else ()
+        return (dataclasses.replace(f, parallel=parallel) if parallel else f), timeout
+    return F.Fleet(F.from_command_line(specs or ("host",), given), parallel or F.DEFAULT_PARALLEL), timeout
 
 
 # ------------------------------------------------------------------------------------ board

@@ -1,7 +1,7 @@
 """A run's report page: runs/<name>/report.html, one static file with every image embedded.
 
 It is rebuilt from what the run holds (metrics.json, history plots, export/export_report.json and
-bench/<device>.json) by train, export and bench, and by ``edgecnn report RUN_DIR``; a step not taken
+bench/<device>.json) by train and export, by the CLI after a bench, and by ``edgecnn report RUN_DIR``; a step not taken
 yet is shown as such. HTML comes from a Jinja2 template (autoescaped), plots from matplotlib.
 """
 
@@ -18,11 +18,10 @@ from jinja2 import TemplateError
 from . import plots
 from . import verdict as V
 from .core.errors import InputError
-from .core.io import atomic_write_json, atomic_write_text
-from .rundir import read_json_object
+from .core.io import atomic_write_text
+from .rundir import BENCH_DIR, read_json_object
 
 PAGE = "report.html"
-BENCH_DIR = "bench"
 FLIP_THUMBS = 12           # flipped images shown per artifact
 THUMB_PX = 72
 
@@ -33,16 +32,6 @@ class Section:
 
     doc: dict | list | None
     missing: str | None = None
-
-
-def bench_file(run_dir: Path, device: str) -> Path:
-    return Path(run_dir) / BENCH_DIR / f"{device}.json"
-
-
-def record_bench(doc: dict, run_dir: Path, log=print) -> Path | None:
-    """Keep a bench result in its run (the latest per device) and rebuild the page."""
-    atomic_write_json(bench_file(run_dir, doc["device"]), doc)
-    return refresh(run_dir, log)
 
 
 def refresh(run_dir: Path, log=print) -> Path | None:
@@ -88,7 +77,8 @@ def _context(run_dir: Path, name: str | None, metrics: dict, benches: list[dict]
 
 
 def _bench_docs(run_dir: Path) -> list[dict]:
-    """The latest bench result per device, each checked to be a bench document of this version."""
+    """The latest bench result per device, each checked to be a bench document of this version: one view
+    per device (the document's fields, the device's name, records, notes and verdict)."""
     from .bench import SCHEMA
     docs = []
     for path in sorted((run_dir / BENCH_DIR).glob("*.json")):
@@ -96,7 +86,11 @@ def _bench_docs(run_dir: Path) -> list[dict]:
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise InputError(f"{path}: not a bench result of this version (schema {SCHEMA}); "
                              f"bench again or delete it")
-        docs.append(doc)
+        try:
+            docs += [{**doc, **e, "device": e["name"], "notes": doc["notes"] + e["notes"]} for e in doc["devices"]]
+        except (LookupError, TypeError) as e:
+            raise InputError(f"{path}: its result files are not as edgecnn writes them ({type(e).__name__}: "
+                             f"{str(e)[:120]})") from None
     return docs
 
 
@@ -176,10 +170,9 @@ def _verdict(benches: list[dict]) -> dict | None:
     """The page's one verdict: every device's bench verdict combined, and the model each would ship."""
     if not benches:
         return None
-    from .bench import choose_deployable
     per_device = []
     for d in benches:
-        choice = choose_deployable(d)
+        choice = V.choose_deployable(d)
         per_device.append({"device": d["device"], "verdict": d["verdict"],
                            "deploy": choice.record["artifact"] if choice.record else None,
                            "deploy_verdict": choice.verdict, "rejected": choice.rejected})

@@ -24,10 +24,11 @@ from pathlib import Path
 from . import recipe as R
 from .core import contract as C
 from .core.errors import InputError
-from .core.io import atomic_write_text, sha256_file
+from .core.io import atomic_write_json, atomic_write_text, sha256_file
 
 RECIPE_FILE = "recipe.json"
 EXPORT_DIR = "export"
+BENCH_DIR = "bench"                  # the latest bench document per device kind: bench/<kind>.json
 DEFAULT_SIZE_MB = 20.0
 
 
@@ -164,6 +165,17 @@ class Budgets:
                    max_drop_pp=pick(max_drop_pp, b and b.max_int8_drop_pp, None),
                    max_p90_ms=pick(max_p90_ms, b and b.max_p90_ms, None), source=source,
                    min_agreement_pct=pick(min_agreement_pct, b and b.min_agreement_pct, None))
+
+
+def bench_file(run_dir: Path, device: str) -> Path:
+    return Path(run_dir) / BENCH_DIR / f"{device}.json"
+
+
+def record_bench(doc: dict, run_dir: Path) -> None:
+    """Keep a bench document in its run: the latest per device kind benched (a document of that device)."""
+    for e in doc["devices"]:
+        if e["records"]:
+            atomic_write_json(bench_file(run_dir, e["device"]), {**doc, "devices": [e], "verdict": e["verdict"]})
 
 
 def budgets_for(source: Path, **overrides) -> Budgets:

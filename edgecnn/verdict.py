@@ -32,14 +32,20 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .core.errors import BudgetError, InconclusiveError
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
+UNREACHABLE, ERROR = "UNREACHABLE", "ERROR"      # a device that could not be reached; one that refused the request
+SEVERITY = (PASS, INCONCLUSIVE, ERROR, UNREACHABLE, FAIL)   # a bench's verdict: the worst of its devices'
 MAX_SCALE = 1000          # images needed are searched up to 1000x the current count
 
 
@@ -234,3 +240,50 @@ def agreement_budget(stats: dict, min_pct: float, point_estimate: bool = False) 
 def overall(verdicts: Sequence[str]) -> str:
     """FAIL if any fails, else INCONCLUSIVE if any is, else PASS."""
     return FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
+
+
+def worst(verdicts: Sequence[str]) -> str:
+    """The devices' verdicts combined: the worst in the order of SEVERITY (PASS when there are none)."""
+    return max(verdicts, key=SEVERITY.index) if verdicts else PASS
+
+
+# ------------------------------------------------------------------------------ what a flow ships
+@dataclass
+class Deployable:
+    """The INT8 artifact a flow would ship, and the one verdict about it."""
+
+    record: dict | None
+    verdict: str
+    rejected: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return {PASS: 0, FAIL: BudgetError.exit_code, INCONCLUSIVE: InconclusiveError.exit_code}[self.verdict]
+
+    def line(self, run_dir: Path) -> str:
+        r = self.record
+        if r is None:
+            return "verdict: FAIL: no INT8 model meets the budgets (see the tables above and bench.json)"
+        what = (f"{r['artifact']} ({r['size_mb']:.2f} MB, accuracy {r['accuracy']:.2%}, drop "
+                f"{r['accuracy_drop_pp']:+.2f} pp vs float, p50 {r['latency_ms']['p50']:.2f} ms on this host)")
+        if self.verdict == PASS:
+            return (f"verdict: PASS: deploy {what}; every budget holds\n"
+                    f"next:    edgecnn bundle {run_dir / 'export' / r['artifact']} --android android_demo")
+        return f"verdict: INCONCLUSIVE: {what}; the images (labelled and unlabeled) cannot decide its accuracy budget (exit 3)"
+
+    def summary(self, run_dir: Path) -> list[str]:
+        """What a flow that ships a model prints last: each rejected candidate, then the one verdict."""
+        return [f"rejected: {r}" for r in self.rejected] + self.line(run_dir).splitlines()
+
+
+def choose_deployable(device: dict) -> Deployable:
+    """Of one device's bench records, the smallest INT8 artifact that passes every budget; else the best
+    undecided one; else none."""
+    int8 = [r for r in device["records"] if r["precision"].startswith("int8")]
+    by = {v: sorted((r for r in int8 if r["verdict"] == v), key=lambda r: r["size_mb"]) for v in VERDICTS}
+    chosen = (by[PASS] or by[INCONCLUSIVE] or [None])[0]
+    verdict = chosen["verdict"] if chosen else FAIL
+    rejected = [f"{r['artifact']}: " + ", ".join(f"{k} {b['verdict']}" for k, b in r["budgets"].items()
+                                                  if b["verdict"] != PASS)
+                for r in int8 if r is not chosen and r["verdict"] != PASS]
+    return Deployable(chosen, verdict, rejected)

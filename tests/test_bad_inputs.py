@@ -322,6 +322,8 @@ def test_unknown_recipe_name(tmp_path):
     (["--device", "jetson"], "needs a host"),
     (["--device", "jetson", "--host", "-oProxyCommand=touch /tmp/x"], "not a host name"),
     (["--device", "phone-emulated", "--host", "a@b"], "does not apply to --device phone-emulated"),
+    (["--device", "jetson:host=a@b,port=99999"], "port must be a whole number from 1 to 65535, got 99999"),
+    (["--device", "jetson:host=-oProxyCommand=x"], "not a host name"),
     (["--cpus", "a,b"], "comma-separated CPU ids"),
     (["--max-slowdown", "5"], "needs --baseline"),
 ])
@@ -606,7 +608,7 @@ def test_precision_is_read_from_the_tensors(work, tmp_path, name, model, precisi
     out = tmp_path / "b.json"
     r = CliRunner().invoke(main, ["bench", str(m), *QUICK, "--json", str(out)])
     assert r.exit_code == 0, r.output
-    assert [rec["precision"] for rec in json.loads(out.read_text())["records"]] == [precision]
+    assert [rec["precision"] for rec in json.loads(out.read_text())["devices"][0]["records"]] == [precision]
 
 
 @pytest.mark.parametrize("cpus", ["99", "0,99"])

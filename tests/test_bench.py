@@ -85,7 +85,7 @@ def test_baseline_ratio_and_slowdown_budget(exported_run, tmp_path):
     r = CliRunner().invoke(main, ["bench", str(exp / "model_fp32.tflite"), "--baseline", str(exp / "model_int8.tflite"),
                                   "--max-slowdown", "10", "--json", str(out), *quick])
     assert r.exit_code == 1, r.output
-    rec = json.loads(out.read_text())["records"][0]
+    rec = json.loads(out.read_text())["devices"][0]["records"][0]
     assert rec["baseline"]["artifact"] == "model_int8.tflite" and rec["vs_baseline"]["p50_ratio"] > 1.15
     assert rec["vs_baseline"]["p50_ratio"] == pytest.approx(rec["latency_ms"]["p50"] / rec["baseline"]["latency_ms"]["p50"])
     assert rec["budgets"]["slowdown_pct"]["pass"] is False and "slowdown_pct" in r.output
@@ -93,7 +93,7 @@ def test_baseline_ratio_and_slowdown_budget(exported_run, tmp_path):
     r = CliRunner().invoke(main, ["bench", str(exp / "model_int8.tflite"), "--baseline", str(exp / "model_fp32.tflite"),
                                   "--max-slowdown", "10", "--repeat", "2", "--json", str(out), *quick])
     assert r.exit_code == 0, r.output
-    rec = json.loads(out.read_text())["records"][0]
+    rec = json.loads(out.read_text())["devices"][0]["records"][0]
     assert rec["vs_baseline"]["p50_ratio"] < 0.8 and len(rec["vs_baseline"]["p50_ratio_per_repeat"]) == 2
     assert rec["latency_ms"]["repeats"] == 2 and rec["budgets"]["slowdown_pct"]["pass"] is True
     assert "timed in turns" in r.output and "median of 2 agent runs" in r.output
@@ -116,15 +116,15 @@ def test_bench_run_dir_side_by_side_with_accuracy(exported_run, tmp_path):
                                   "--markdown", str(tmp_path / "b.md")])
     doc = json.loads(out.read_text())
     assert r.exit_code == {"PASS": 0, "INCONCLUSIVE": 3}[doc["verdict"]], r.output
-    assert len(doc["records"]) == 4 and doc["reference"]["artifact"] == "model_fp32.tflite"
-    for rec in doc["records"]:
+    assert len(doc["devices"][0]["records"]) == 4 and doc["reference"]["artifact"] == "model_fp32.tflite"
+    for rec in doc["devices"][0]["records"]:
         for key in ("artifact", "format", "precision", "device", "size_mb", "accuracy", "reference_accuracy",
                     "accuracy_drop_pp", "per_class", "flips", "latency_ms", "throughput_ips", "peak_rss_mb",
                     "budgets", "passed"):
             assert key in rec, key
         assert rec["tensorflow_imported"] is False  # latency measured without TensorFlow in the process
         assert rec["latency_ms"]["p50"] <= rec["latency_ms"]["p90"] <= rec["latency_ms"]["p99"]
-    fp32 = next(r for r in doc["records"] if r["artifact"] == "model_fp32.tflite")
+    fp32 = next(r for r in doc["devices"][0]["records"] if r["artifact"] == "model_fp32.tflite")
     assert fp32["accuracy_drop_pp"] == 0 and fp32["top1_agreement"] == 1.0
     assert "| model_int8.tflite |" in (tmp_path / "b.md").read_text()
 
@@ -134,7 +134,7 @@ def test_budget_failure_exits_1_and_says_which(exported_run, tmp_path):
     r = CliRunner().invoke(main, ["bench", str(exported_run / "export" / "model_int8.tflite"), "--runs", "5",
                                   "--warmup", "1", "--min-seconds", "0", "--budget-mb", "0.5", "--json", str(out)])
     assert r.exit_code == 1 and "size_mb" in r.output
-    rec = json.loads(out.read_text())["records"][0]
+    rec = json.loads(out.read_text())["devices"][0]["records"][0]
     assert rec["budgets"]["size_mb"] == {"limit": 0.5, "value": rec["size_mb"], "pass": False, "verdict": "FAIL"}
     assert rec["passed"] is False
 
@@ -200,7 +200,7 @@ def test_accuracy_drop_budget_and_per_class_values(exported_run, broken_model, t
                                   "--data", data, "--max-drop", "1", "--runs", "5", "--min-seconds", "0",
                                   "--json", str(out)])
     assert r.exit_code == 1 and "accuracy_drop_pp" in r.output, r.output
-    rec = json.loads(out.read_text())["records"][0]
+    rec = json.loads(out.read_text())["devices"][0]["records"][0]
     b = rec["budgets"]["accuracy_drop_pp"]
     assert b["verdict"] == "FAIL" and b["limit"] == 1.0 and b["value"] == pytest.approx(rec["accuracy_drop_pp"])
     assert b["interval"][0] > 1.0 and b["interval"][0] <= rec["accuracy_drop_pp"] <= b["interval"][1]
@@ -224,5 +224,5 @@ def test_p90_budget_fails(exported_run, tmp_path):
     r = CliRunner().invoke(main, ["bench", str(exported_run / "export" / "model_int8.tflite"), "--max-p90-ms", "0.0001",
                                   "--runs", "5", "--min-seconds", "0", "--json", str(out)])
     assert r.exit_code == 1 and "p90_ms" in r.output
-    b = json.loads(out.read_text())["records"][0]["budgets"]["p90_ms"]
+    b = json.loads(out.read_text())["devices"][0]["records"][0]["budgets"]["p90_ms"]
     assert b["limit"] == 0.0001 and b["pass"] is False and b["value"] > 0.0001

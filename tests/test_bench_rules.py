@@ -5,7 +5,6 @@ the precision read from a model's name. The decision functions' exact values: te
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +18,20 @@ from edgecnn.rundir import Budgets
 # ------------------------------------------------------------------------------------ exit status
 @pytest.mark.parametrize("verdict,code", [("PASS", 0), ("FAIL", 1), ("INCONCLUSIVE", 3)])
 def test_the_deployable_verdict_is_the_exit_status(verdict, code):
-    assert B.Deployable(None, verdict, []).exit_code == code
+    assert V.Deployable(None, verdict, []).exit_code == code
     assert {V.FAIL: BudgetError.exit_code, V.INCONCLUSIVE: InconclusiveError.exit_code} == {"FAIL": 1,
                                                                                           "INCONCLUSIVE": 3}
 
 
 def _budget(verdict: str, value=1.5, limit=1.0, **kw) -> dict:
     return {"verdict": verdict, "value": value, "limit": limit, "pass": verdict == "PASS", **kw}
+
+
+def _judged(*records: dict) -> dict:
+    """A one-device document of these records, each judged by its budgets as bench judges them."""
+    records = [{**r, "verdict": V.overall([b["verdict"] for b in r["budgets"].values()])} for r in records]
+    v = V.overall([r["verdict"] for r in records])
+    return {"verdict": V.worst([v]), "devices": [{"name": "host", "records": records, "verdict": v}]}
 
 
 @pytest.mark.parametrize("verdicts,raised", [
@@ -37,8 +43,8 @@ def _budget(verdict: str, value=1.5, limit=1.0, **kw) -> dict:
 ])
 def test_a_bench_exits_on_its_worst_budget_over_every_record(verdicts, raised):
     names = ("size_mb", "accuracy_drop_pp", "p90_ms")
-    doc = {"records": [{"artifact": f"m{i}.tflite", "budgets": {names[j]: _budget(v) for j, v in enumerate(vs)}}
-                       for i, vs in enumerate(verdicts)]}
+    doc = _judged(*({"artifact": f"m{i}.tflite", "budgets": {names[j]: _budget(v) for j, v in enumerate(vs)}}
+                    for i, vs in enumerate(verdicts)))
     if raised is None:
         assert B.check(doc) is None
     else:
@@ -54,13 +60,13 @@ def test_a_bench_exits_on_its_worst_budget_over_every_record(verdicts, raised):
 def test_what_would_decide_an_undecided_budget_is_said_both_ways():
     b = _budget("INCONCLUSIVE", value=0.25, interval=[-1.0, 2.5], images_to_decide=900, unlabeled_to_decide=3000)
     with pytest.raises(InconclusiveError) as e:
-        B.check({"records": [{"artifact": "m.tflite", "budgets": {"accuracy_drop_pp": b}}]})
+        B.check(_judged({"artifact": "m.tflite", "budgets": {"accuracy_drop_pp": b}}))
     assert str(e.value) == ("the images cannot decide m.tflite: accuracy_drop_pp 0.25 [95% -1.00, +2.50] vs 1.0, "
                             "about 900 labelled images or 3000 unlabeled photos would decide it at the observed "
                             "rates (add images, or judge point estimates with --point-estimate)")
     only_u = _budget("INCONCLUSIVE", value=None, unlabeled_to_decide=40)
     with pytest.raises(InconclusiveError, match=r"m.tflite: agreement_pct - vs 1.0, 40 unlabeled photos would "):
-        B.check({"records": [{"artifact": "m.tflite", "budgets": {"agreement_pct": only_u}}]})
+        B.check(_judged({"artifact": "m.tflite", "budgets": {"agreement_pct": only_u}}))
 
 
 # ------------------------------------------------------------------------------------ the request
@@ -119,8 +125,10 @@ def _record(name="m.tflite", skipped=(), **kw) -> dict:
 
 
 def _doc(*records, verdict="PASS") -> dict:
-    return {"records": list(records), "budgets_source": "test", "notes": [], "verdict": verdict, "wall_s": 1.0,
-            "judged_on": "95% intervals", "reference": None, "data": None}
+    device = {"name": "host", "device": "host", "status": "ok", "error": None, "records": list(records), "notes": [],
+              "verdict": verdict}
+    return {"devices": [device], "parallel": 4, "budgets_source": "test", "notes": [], "verdict": verdict,
+            "wall_s": 1.0, "judged_on": "95% intervals", "reference": None, "data": None}
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 6, 9])
@@ -144,7 +152,7 @@ def test_an_image_unreadable_for_several_artifacts_is_counted_once():
 @pytest.mark.parametrize("verdict,word", [("PASS", "PASSED"), ("FAIL", "FAILED"), ("INCONCLUSIVE", "INCONCLUSIVE")])
 def test_the_table_ends_with_the_verdict_in_one_word(verdict, word):
     assert B.render(_doc(_record(), verdict=verdict)).splitlines()[-1] == (
-        f"{word} (1.0 s; accuracy budgets judged on 95% intervals)")
+        f"{word} (1 {verdict}; 1 device, 1.0 s; accuracy budgets judged on 95% intervals; ~ = estimated latency)")
 
 
 @pytest.mark.parametrize("spread,busy", [(4.9, False), (5.0, False), (5.1, True)])
@@ -169,15 +177,15 @@ def test_estimates_baselines_and_undecided_budgets_each_get_their_note():
     assert "m.tflite: ran on 1 thread" in lines
     assert ("m.tflite vs f.tflite: p50 x1.250, p90 x1.500 (2.00 vs 1.60 ms, timed in turns in one process)"
             in lines)
-    row = next(ln for ln in lines if ln.startswith("m.tflite "))
+    row = next(ln for ln in lines if ln.split()[:2] == ["host", "m.tflite"])
     assert "~2.00" in row and "~3.00" in row and "~4.00" in row              # estimated latencies marked
 
 
 def test_a_drop_is_shown_with_its_interval_and_budgets_by_verdict():
-    r = _record(paired={"drop_ci_pp": [-1.25, 3.5]},
+    r = _record(paired={"drop_ci_pp": [-1.25, 3.5]}, verdict="FAIL",
                 budgets={"size_mb": _budget("PASS", 2.0, 20.0), "p90_ms": _budget("FAIL", 3.0, 2.0)})
-    row = next(ln for ln in B.render(_doc(r)).splitlines() if ln.startswith("m.tflite "))
-    assert "+0.50 [-1.2, +3.5]" in row and row.rstrip().endswith("size_mb:ok p90_ms:FAIL")
+    row = next(ln for ln in B.render(_doc(r)).splitlines() if ln.split()[:2] == ["host", "m.tflite"])
+    assert "+0.50 [-1.2, +3.5]" in row and row.split()[-3:] == ["size_mb:ok", "p90_ms:FAIL", "FAIL"]
 
 
 # ------------------------------------------------------------------------------------ precision

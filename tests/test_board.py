@@ -129,7 +129,7 @@ def test_bench_cli_on_the_board_marks_its_latency_as_emulated(board, exported_ru
                                   "--data", "test", "--baseline", str(exported_run / "export" / "model_fp32.tflite"),
                                   "--json", str(out), *QUICK])
     assert r.exit_code in (0, 3), r.output
-    rec = json.loads(out.read_text())["records"][0]
+    rec = json.loads(out.read_text())["devices"][0]["records"][0]
     assert rec["device_info"]["machine"] == "aarch64" and rec["device_info"]["emulated"]["cpu"] == "cortex-a76"
     assert rec["top1_agreement"] == 1.0 and rec["images"] == 30
     assert rec["vs_baseline"]["p50_ratio"] > 0 and rec["baseline"]["artifact"] == "model_fp32.tflite"
@@ -167,7 +167,7 @@ def test_host_board_and_emulated_phone_in_one_fleet(board, exported_run, test_im
     assert r.exit_code in (0, 3), r.output
     doc = json.loads(out.read_text())
     assert [e["device"] for e in doc["devices"]] == ["host", "jetson", "phone-emulated"]
-    recs = {e["device"]: e["bench"]["records"][0] for e in doc["devices"]}
+    recs = {e["device"]: e["records"][0] for e in doc["devices"]}
     assert {rec["accuracy"] for rec in recs.values()} == {recs["host"]["accuracy"]}
     assert recs["jetson"]["device_info"]["machine"] == "aarch64"
     assert recs["phone-emulated"]["agreement_with_host"]["top1_agreement"] == 1.0

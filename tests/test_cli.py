@@ -22,7 +22,7 @@ def test_demo_runs_the_whole_flow_and_names_what_to_deploy(products_subset, tmp_
                                   "--epochs", "2"], env={"EDGECNN_CALIBRATION_DIR": str(tmp_path / "lists")})
     assert "Traceback" not in r.output
     doc = json.loads((out / "bench.json").read_text())
-    int8 = [x for x in doc["records"] if x["precision"].startswith("int8")]
+    int8 = [x for x in doc["devices"][0]["records"] if x["precision"].startswith("int8")]
     passing = sorted((x for x in int8 if x["verdict"] == "PASS"), key=lambda x: x["size_mb"])
     undecided = [x for x in int8 if x["verdict"] == "INCONCLUSIVE"]
     lines = r.output.strip().splitlines()

@@ -37,7 +37,7 @@ def test_bench_timeout_reaches_the_host_agent(tmp_path_factory):
     r = CliRunner().invoke(main, ["bench", str(model), "--runs", str(LONG["runs"]), "--warmup", "0",
                                   "--min-seconds", "3600", "--timeout", "2"])
     assert r.exit_code == 2, r.output
-    assert r.output.strip().splitlines()[-1].startswith("Error: command timed out after 2 s: python")
+    assert r.output.strip().splitlines()[-1].startswith("Error: host could not be benched: command timed out after 2 s: python")
 
 
 def test_the_emulated_phone_and_its_host_side_share_its_timeout():

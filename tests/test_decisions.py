@@ -196,7 +196,13 @@ def _doc(*records) -> dict:
         out.append({"artifact": name, "precision": precision, "size_mb": size, "budgets": budgets,
                     "verdict": V.overall(list(verdicts.values())), "accuracy": 0.9, "accuracy_drop_pp": 0.5,
                     "latency_ms": {"p50": 3.0}})
-    return {"records": out}
+    v = V.overall([r["verdict"] for r in out])
+    return {"verdict": V.worst([v]), "devices": [{"name": "host", "records": out, "verdict": v}]}
+
+
+def _entry(*records) -> dict:
+    """The one device of a bench document of these records: what choose_deployable reads."""
+    return _doc(*records)["devices"][0]
 
 
 def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_with_reasons():
@@ -204,7 +210,7 @@ def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_wit
                ("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "FAIL"}),
                ("model_int8_mixed.tflite", "int8-mixed", 5.2, {"size_mb": "PASS", "accuracy_drop_pp": "PASS"}),
                ("big_int8.tflite", "int8", 6.0, {"size_mb": "PASS"}))
-    d = B.choose_deployable(doc)
+    d = V.choose_deployable(doc["devices"][0])
     assert d.record["artifact"] == "model_int8_mixed.tflite" and d.verdict == "PASS" and d.exit_code == 0
     assert d.rejected == ["model_int8.tflite: accuracy_drop_pp FAIL"]
     line = d.line(Path("runs/x"))
@@ -214,10 +220,10 @@ def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_wit
 def test_an_undecided_model_is_shipped_only_when_none_passes():
     doc = _doc(("a_int8.tflite", "int8", 2.0, {"accuracy_drop_pp": "INCONCLUSIVE"}),
                ("b_int8.tflite", "int8", 1.0, {"accuracy_drop_pp": "FAIL"}))
-    d = B.choose_deployable(doc)
+    d = V.choose_deployable(doc["devices"][0])
     assert d.record["artifact"] == "a_int8.tflite" and d.verdict == "INCONCLUSIVE" and d.exit_code == 3
     assert d.line(Path("r")).startswith("verdict: INCONCLUSIVE: a_int8.tflite")
-    none = B.choose_deployable(_doc(("b_int8.tflite", "int8", 1.0, {"size_mb": "FAIL"}),
+    none = V.choose_deployable(_entry(("b_int8.tflite", "int8", 1.0, {"size_mb": "FAIL"}),
                                     ("fp32.tflite", "fp32", 1.0, {"size_mb": "PASS"})))
     assert none.record is None and none.verdict == "FAIL" and none.exit_code == 1
     assert none.line(Path("r")).startswith("verdict: FAIL: no INT8 model")
@@ -570,7 +576,7 @@ def test_export_decision_text():
 def test_bench_messages_in_full():
     doc = _doc(("m.tflite", "int8", 1.0, {"accuracy_drop_pp": "INCONCLUSIVE"}),
                ("n.tflite", "int8", 1.0, {"agreement_pct": "INCONCLUSIVE"}))
-    doc["records"][0]["budgets"]["accuracy_drop_pp"].update(interval=[-0.5, 3.25], images_to_decide=640)
+    doc["devices"][0]["records"][0]["budgets"]["accuracy_drop_pp"].update(interval=[-0.5, 3.25], images_to_decide=640)
     with pytest.raises(InconclusiveError) as e:
         B.check(doc)
     assert str(e.value) == ("the images cannot decide m.tflite: accuracy_drop_pp 1.50 "
@@ -681,13 +687,13 @@ def test_sensitivity_rows_with_missing_fields():
 def test_deployable_lines_in_full():
     doc = _doc(("model_int8.tflite", "int8", 2.5, {"size_mb": "FAIL", "accuracy_drop_pp": "INCONCLUSIVE"}),
                ("model_int8_mixed.tflite", "int8-mixed", 5.0, {"size_mb": "PASS"}))
-    d = B.choose_deployable(doc)
+    d = V.choose_deployable(doc["devices"][0])
     assert d.summary(Path("runs/x")) == [
         "rejected: model_int8.tflite: size_mb FAIL, accuracy_drop_pp INCONCLUSIVE",
         "verdict: PASS: deploy model_int8_mixed.tflite (5.00 MB, accuracy 90.00%, drop +0.50 pp vs float, "
         "p50 3.00 ms on this host); every budget holds",
         "next:    edgecnn bundle runs/x/export/model_int8_mixed.tflite --android android_demo"]
-    assert B.choose_deployable(_doc()).summary(Path("r")) == [
+    assert V.choose_deployable(_entry()).summary(Path("r")) == [
         "verdict: FAIL: no INT8 model meets the budgets (see the tables above and bench.json)"]
 
 
@@ -723,7 +729,7 @@ def test_point_estimate_budgets_hold_on_their_limit():
 ])
 def test_the_demo_ends_in_one_verdict_and_its_exit_status(records, code, ending):
     """What the demo prints last (before the report's path) and its exit status, for the three outcomes."""
-    choice = B.choose_deployable(_doc(*records))
+    choice = V.choose_deployable(_entry(*records))
     lines = choice.summary(Path("runs/demo"))
     assert choice.exit_code == code
     assert len(lines) == len(ending) and all(ln.startswith(e) for ln, e in zip(lines, ending)), lines

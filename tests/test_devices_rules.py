@@ -28,8 +28,11 @@ def test_each_kind_declares_what_it_can_do():
     assert set(kinds) == set(CAPABILITIES)
     for name, cls in kinds.items():
         c = cls.capabilities
-        assert (c.formats, c.accuracy, c.unlabeled, c.baseline, c.cpu_pinning, c.latency_estimated, c.options) == \
+        own = tuple(s.name for s in cls.Options.specs() if s.name != "timeout")      # every kind takes a timeout
+        assert (c.formats, c.accuracy, c.unlabeled, c.baseline, c.cpu_pinning, c.latency_estimated, own) == \
             CAPABILITIES[name], name
+    paths = {s.name for cls in kinds.values() for s in cls.Options.specs() if s.path}
+    assert paths == {"identity", "known_hosts", "benchmark_binary"}     # read relative to a fleet file
     assert devices_with("baseline") == ["host", "jetson"]
     assert devices_with("unlabeled") == ["host", "jetson"]
     assert devices_with("cpu_pinning") == ["host", "jetson"]

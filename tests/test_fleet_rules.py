@@ -1,4 +1,4 @@
-"""The fleet's rules on hand-built inputs (no device runs): its verdict is the worst of its devices' in
+"""The fleet's rules on hand-built inputs (no device runs): a bench's verdict is the worst of its devices' in
 the order PASS < INCONCLUSIVE < ERROR < UNREACHABLE < FAIL, its exit status follows that verdict
 (0, 3, 2, 2, 1) for every mix, and a fleet file or entry is validated field by field.
 The same bench over real boards and emulated phones: tests/test_fleet.py (needs OpenSSH and QEMU)."""
@@ -9,35 +9,51 @@ import itertools
 
 import pytest
 
+from edgecnn import bench as B
 from edgecnn import fleet as F
+from edgecnn import verdict as V
 from edgecnn.core.errors import BudgetError, InconclusiveError, InputError
 
-ORDER = ["PASS", "INCONCLUSIVE", "ERROR", "UNREACHABLE", "FAIL"]     # the module docstring's order
+ORDER = ["PASS", "INCONCLUSIVE", "ERROR", "UNREACHABLE", "FAIL"]     # bench's docstring order
 EXIT = {"PASS": 0, "INCONCLUSIVE": 3, "ERROR": 2, "UNREACHABLE": 2, "FAIL": 1}
+BUDGET = {"PASS": ("size_mb", 2.0, 20.0), "FAIL": ("size_mb", 3.0, 1.0), "INCONCLUSIVE": ("accuracy_drop_pp", 0.5, 1.0)}
+
+
+def _entry(i: int, v: str) -> dict:
+    """A device of verdict v: benched (one record whose budget has that verdict), or not, with its reason."""
+    name, benched = f"d{i}-{v.lower()}", v in BUDGET
+    records = []
+    if benched:
+        budget, value, limit = BUDGET[v]
+        records = [{"artifact": "m.tflite", "format": "tflite", "precision": "int8", "size_mb": 2.0, "images": 10,
+                    "skipped": [], "accuracy": 0.9, "accuracy_drop_pp": 0.5, "latency_ms": {"p50": 2.0, "p90": 3.0},
+                    "throughput_ips": None, "peak_rss_mb": None, "verdict": v,
+                    "budgets": {budget: {"verdict": v, "value": value, "limit": limit, "pass": v == "PASS"}}}]
+    return {"name": name, "device": "host", "verdict": v, "status": "ok" if benched else v.lower(),
+            "error": None if benched else f"{name} said no", "records": records, "notes": []}
 
 
 def _doc(*verdicts: str) -> dict:
-    devices = [{"name": f"d{i}-{v.lower()}", "device": "host", "verdict": v, "status": "ok", "error": None,
-                "bench": None} for i, v in enumerate(verdicts)]
-    return {"verdict": F.worst(list(verdicts)), "devices": devices, "parallel": 2, "wall_s": 1.25}
+    return {"verdict": V.worst(list(verdicts)), "devices": [_entry(i, v) for i, v in enumerate(verdicts)],
+            "parallel": 2, "wall_s": 1.25, "budgets_source": "test", "notes": [], "judged_on": "95% intervals"}
 
 
 def _exit_of(doc: dict) -> tuple[int, str]:
-    """What the CLI makes of F.check: (exit status, the one line)."""
+    """What the CLI makes of B.check: (exit status, the one line)."""
     try:
-        F.check(doc)
-    except (BudgetError, InconclusiveError, F.FleetUnreachable) as e:
+        B.check(doc)
+    except (BudgetError, InconclusiveError, B.DeviceUnreachable) as e:
         return type(e).exit_code, str(e)
     return 0, ""
 
 
-def test_the_fleet_verdict_is_the_worst_in_the_stated_order():
-    assert list(F.SEVERITY) == ORDER
-    assert F.worst([]) == "PASS"
+def test_the_verdict_is_the_worst_in_the_stated_order():
+    assert list(V.SEVERITY) == ORDER
+    assert V.worst([]) == "PASS"
     for a, b in itertools.product(ORDER, repeat=2):
-        assert F.worst([a, b]) == F.worst([b, a]) == ORDER[max(ORDER.index(a), ORDER.index(b))]
+        assert V.worst([a, b]) == V.worst([b, a]) == ORDER[max(ORDER.index(a), ORDER.index(b))]
     for combo in itertools.combinations(ORDER, 3):
-        assert F.worst(list(combo)) == combo[-1]             # combinations keep ORDER's order
+        assert V.worst(list(combo)) == combo[-1]             # combinations keep ORDER's order
 
 
 @pytest.mark.parametrize("verdicts", [
@@ -52,43 +68,51 @@ def test_every_mix_of_device_verdicts_exits_with_the_worst_ones_status(verdicts)
     worst = max(verdicts, key=ORDER.index)
     code, line = _exit_of(doc)
     assert code == EXIT[worst]
-    named = [d["name"] for d in doc["devices"] if d["verdict"] == worst]
-    others = [d["name"] for d in doc["devices"] if d["verdict"] != worst]
     if worst == "PASS":
         assert line == ""
         return
-    expected = {"FAIL": f"fleet: a budget failed on {', '.join(named)}",
-                "UNREACHABLE": f"fleet: {', '.join(named)} could not be benched (the others' results are above)",
-                "ERROR": f"fleet: {', '.join(named)} could not be benched (the others' results are above)",
-                "INCONCLUSIVE": f"fleet: the test images cannot decide a budget on {', '.join(named)}"}[worst]
+    down = ("ERROR", "UNREACHABLE")
+    named = [d for d in doc["devices"] if (d["verdict"] in down if worst in down else d["verdict"] == worst)]
+    who = (lambda d: f"{d['name']}: ") if len(verdicts) > 1 else (lambda d: "")
+    if worst == "FAIL":
+        expected = "budget failed: " + "; ".join(f"{who(d)}m.tflite: size_mb 3.00 > 1.0" for d in named)
+    elif worst == "INCONCLUSIVE":
+        expected = ("the images cannot decide " + "; ".join(f"{who(d)}m.tflite: accuracy_drop_pp 0.50 vs 1.0"
+                                                            for d in named)
+                    + " (add images, or judge point estimates with --point-estimate)")
+    else:
+        expected = "; ".join(f"{d['name']} could not be benched: {d['name']} said no" for d in named) + (
+            " (the others' results are above)" if len(named) < len(verdicts) else "")
     assert line == expected
-    assert not any(f" {o}" in line or line.endswith(o) for o in others)
+    others = [d["name"] for d in doc["devices"] if d not in named]
+    assert not any(o in line for o in others) or len(verdicts) == 1
 
 
 def test_exit_statuses_of_the_error_kinds_are_the_documented_ones():
-    assert (BudgetError.exit_code, F.FleetUnreachable.exit_code, InconclusiveError.exit_code) == (1, 2, 3)
+    assert (BudgetError.exit_code, B.DeviceUnreachable.exit_code, InconclusiveError.exit_code) == (1, 2, 3)
 
 
-def test_the_fleet_table_counts_each_verdict_and_lists_why_a_device_was_not_benched():
+def test_the_table_counts_each_verdict_and_lists_why_a_device_was_not_benched():
     doc = _doc("PASS", "UNREACHABLE", "UNREACHABLE", "FAIL")
     doc["devices"][1].update(status="unreachable", error="cannot reach b: connection refused")
-    text = F.render(doc)
-    assert text.splitlines()[-1] == ("fleet verdict: FAIL (1 PASS, 2 UNREACHABLE, 1 FAIL; 4 devices, at most 2 at "
-                                     "once, 1.2 s; ~ = estimated latency)")
+    text = B.render(doc)
+    assert text.splitlines()[-1] == ("FAILED (1 PASS, 2 UNREACHABLE, 1 FAIL; 4 devices, at most 2 at once, 1.2 s; "
+                                     "accuracy budgets judged on 95% intervals; ~ = estimated latency)")
     assert "d1-unreachable: unreachable: cannot reach b: connection refused" in text.splitlines()
-    assert text.splitlines()[0].split() == ["device", "kind", "artifact", "precision", "images", "accuracy", "drop",
-                                            "pp", "[95%]", "agree", "p50", "ms", "p90", "ms", "budgets", "verdict"]
+    assert text.splitlines()[0].split() == ["device", "artifact", "format", "precision", "MB", "images", "accuracy",
+                                            "drop", "pp", "[95%]", "agree", "p50", "ms", "p90", "ms", "p99", "ms",
+                                            "img/s", "RSS", "MB", "budgets", "verdict"]
     rows = [ln.split() for ln in text.splitlines() if ln[:1] == "d" and ln[1:2].isdigit()]
     assert [r[0] for r in rows[:4]] == ["d0-pass", "d1-unreachable", "d2-unreachable", "d3-fail"]
     assert [r[-1] for r in rows[:4]] == ["PASS", "UNREACHABLE", "UNREACHABLE", "FAIL"]
-    assert rows[1] == ["d1-unreachable", "host", *["-"] * 9, "UNREACHABLE"]       # no bench: every column a dash
+    assert rows[1] == ["d1-unreachable", *["-"] * 14, "UNREACHABLE"]       # no bench: every column a dash
 
 
 def test_a_device_entry_takes_its_own_timeout_else_the_commands():
     own = F.device("host", {"timeout": 7})
-    assert own.device_options(300.0) == {"timeout": 7}
-    assert F.device("host", {}).device_options(300.0) == {"timeout": 300.0}
-    assert F.device("phone-emulated", {"profile": "pixel3"}).device_options(42.0) == {"timeout": 42.0,
+    assert own.device_options(300.0).given() == {"timeout": 7}
+    assert F.device("host", {}).device_options(300.0).given() == {"timeout": 300.0}
+    assert F.device("phone-emulated", {"profile": "pixel3"}).device_options(42.0).given() == {"timeout": 42.0,
                                                                                      "profile": "pixel3"}
 
 
@@ -98,7 +122,8 @@ def test_entries_are_named_by_kind_and_their_identifying_options():
     assert F.device("jetson", {"host": "u@b1", "port": 22}).name == "jetson u@b1"
     assert F.device("phone", {"serial": "R58"}, name="lab phone").name == "lab phone"
     d = F.device("jetson", {"port": 2222, "host": "u@b"})
-    assert d.options == (("host", "u@b"), ("port", 2222))                     # sorted, so equal entries compare equal
+    assert d.options.given() == {"host": "u@b", "port": 2222}                # typed: only what the entry set
+    assert d == F.device("jetson", {"host": "u@b", "port": 2222})             # equal entries compare equal
 
 
 @pytest.mark.parametrize("kind,options,name,says", [
@@ -119,6 +144,37 @@ def test_entries_are_named_by_kind_and_their_identifying_options():
 def test_a_bad_entry_is_one_line_naming_the_field(kind, options, name, says):
     with pytest.raises(InputError) as e:
         F.device(kind, options, name)
+    assert says in str(e.value)
+
+
+def test_a_device_spec_on_the_command_line_is_typed_like_a_fleet_entry():
+    (d,) = F.from_command_line(("jetson:host=u@b,port=2222,accept-new-host-key=true,identity=k",), {})
+    assert (d.name, d.kind) == ("jetson u@b", "jetson")
+    assert d.options.given() == {"host": "u@b", "port": 2222, "accept_new_host_key": True, "identity": "k"}
+    # a flag fills what a spec leaves unset, on the kinds that take it; a repeated one makes a device per value
+    got = F.from_command_line(("jetson:port=2", "phone-emulated:profile=lowcost-a53"), {"host": ("u@a", "u@b"),
+                                                                                      "port": 22})
+    assert [(e.name, e.options.given()) for e in got] == [
+        ("jetson u@a", {"host": "u@a", "port": 2}), ("jetson u@b", {"host": "u@b", "port": 2}),
+        ("phone-emulated lowcost-a53", {"profile": "lowcost-a53"})]
+    assert F.from_command_line(("host:timeout=60",), {})[0].options.timeout == 60.0
+
+
+@pytest.mark.parametrize("specs,flags,says", [
+    (("jetson:host=u@b,port=abc",), {}, "--device jetson:host=u@b,port=abc: port must be a whole number from 1 to "
+                                        "65535, got 'abc'"),
+    (("jetson:host=u@b,port=22.5",), {}, "port must be a whole number from 1 to 65535, got 22.5"),
+    (("jetson:host=u@b,accept_new_host_key=maybe",), {}, "accept_new_host_key must be true or false, got 'maybe'"),
+    (("host:timeout=0",), {}, "timeout must be a number of seconds from 1 to 86400, got 0"),
+    (("host:serial=X",), {}, "'serial' does not apply to device host (it takes: timeout)"),
+    (("jetson:port",), {}, "--device jetson:port: expected KIND:key=value,... (got 'port')"),
+    (("toaster:x=1",), {}, "unknown device 'toaster'"),
+    (("phone-emulated",), {"host": ("a@b",)}, "--host does not apply to --device phone-emulated"),
+    (("host", "phone-emulated"), {"serial": "X"}, "--serial applies to none of --device host, phone-emulated"),
+])
+def test_a_bad_device_spec_is_one_line(specs, flags, says):
+    with pytest.raises(InputError) as e:
+        F.from_command_line(specs, flags)
     assert says in str(e.value)
 
 
@@ -150,9 +206,9 @@ def test_a_fleet_file_is_read_with_paths_relative_to_it(tmp_path):
     fleet = F.load(f)
     assert fleet.parallel == 3
     assert [(d.name, d.kind) for d in fleet.devices] == [("jetson u@b", "jetson"), ("emu", "phone-emulated")]
-    assert dict(fleet.devices[0].options) == {"host": "u@b", "identity": str((tmp_path / "keys" / "lab").resolve()),
+    assert fleet.devices[0].options.given() == {"host": "u@b", "identity": str((tmp_path / "keys" / "lab").resolve()),
                                               "known_hosts": "/etc/kh"}
-    assert dict(fleet.devices[1].options) == {"profile": "pixel3"}
+    assert fleet.devices[1].options.given() == {"profile": "pixel3"}
     f.write_text("devices:\n  - device: host\n")
     assert F.load(f).parallel == F.DEFAULT_PARALLEL
 
@@ -182,49 +238,50 @@ def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory
     """Two host entries at once, one with a deadline its run cannot meet: that one is unreachable with its
     reason, the other's bench stands, and the fleet's verdict and exit status are the unreachable one's."""
     from devices_helpers import shared_tiny_model
-    from edgecnn import bench as B
     model = shared_tiny_model(tmp_path_factory)
     fleet = F.Fleet((F.device("host", {}, "quick"), F.device("host", {"timeout": 1}, "slow")), parallel=2)
     said: list[str] = []
     # every run times for at least 3 s (1000 runs cannot end it sooner: the agent stops at 100 x runs), so the
     # entry with a 1 s deadline cannot answer in time, whatever the machine
-    o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, device_options={"timeout": 600.0})
-    doc = F.bench_fleet(o, fleet, log=said.append)
+    o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, timeout=600.0)
+    doc = B.bench(o, fleet, log=said.append)
     quick, slow = doc["devices"]
     assert (doc["schema"], doc["target"], doc["run"], doc["data"], doc["parallel"]) == (
-        "edgecnn.fleet/1", str(model), None, None, 2)
+        "edgecnn.bench/3", str(model), None, None, 2)
     assert (quick["name"], quick["device"], quick["status"], quick["error"], quick["verdict"]) == (
         "quick", "host", "ok", None, "PASS")
-    assert quick["bench"]["records"][0]["artifact"] == model.name and quick["bench"]["device"] == "host"
-    assert (slow["name"], slow["status"], slow["verdict"], slow["bench"], slow["options"]) == (
-        "slow", "unreachable", "UNREACHABLE", None, {"timeout": 1})
+    assert quick["records"][0]["artifact"] == model.name and quick["records"][0]["device"] == "host"
+    assert (slow["name"], slow["status"], slow["verdict"], slow["records"], slow["options"]) == (
+        "slow", "unreachable", "UNREACHABLE", [], {"timeout": 1})
     assert slow["error"].startswith("command timed out after 1 s: python")
     assert doc["verdict"] == "UNREACHABLE" and quick["wall_s"] >= 0 and slow["wall_s"] >= 0
     assert f"[slow] unreachable: {slow['error']}" in said
     assert any(m.startswith("[quick] bench ") for m in said)
-    assert _exit_of(doc) == (2, "fleet: slow could not be benched (the others' results are above)")
+    assert _exit_of(doc) == (2, f"slow could not be benched: {slow['error']} (the others' results are above)")
 
 
 def test_a_benched_device_is_one_row_per_record_with_its_numbers():
-    rec = {"artifact": "m_int8.tflite", "precision": "int8", "images": 40, "accuracy": 0.925,
-           "accuracy_drop_pp": 1.25, "paired": {"drop_ci_pp": [-0.5, 3.25]}, "top1_agreement": 0.975,
-           "latency_ms": {"p50": 12.345, "p90": 20.0}, "latency_estimated": True, "device": "phone-emulated",
-           "device_info": None, "verdict": "INCONCLUSIVE",
+    rec = {"artifact": "m_int8.tflite", "format": "tflite", "precision": "int8", "size_mb": 2.5, "images": 40,
+           "skipped": [], "accuracy": 0.925, "accuracy_drop_pp": 1.25, "paired": {"drop_ci_pp": [-0.5, 3.25]},
+           "top1_agreement": 0.975, "latency_ms": {"p50": 12.345, "p90": 20.0, "p99": 25.0}, "latency_estimated": True,
+           "throughput_ips": None, "peak_rss_mb": None, "device": "phone-emulated", "device_info": None,
+           "verdict": "INCONCLUSIVE",
            "budgets": {"size_mb": {"pass": True, "verdict": "PASS"},
-                       "accuracy_drop_pp": {"pass": False, "verdict": "INCONCLUSIVE"}}}
+                       "accuracy_drop_pp": {"pass": False, "verdict": "INCONCLUSIVE", "value": 1.25, "limit": 1.0}}}
     doc = _doc("INCONCLUSIVE", "PASS")
-    doc["devices"][0].update(bench={"records": [rec, {**rec, "artifact": "m_fp32.tflite", "precision": "fp32",
-                                                      "latency_estimated": False, "paired": None,
-                                                      "verdict": "PASS"}],
-                                    "notes": ["a note"]}, device="phone-emulated")
-    lines = F.render(doc).splitlines()
+    doc["devices"][0].update(records=[rec, {**rec, "artifact": "m_fp32.tflite", "precision": "fp32",
+                                            "latency_estimated": False, "paired": None, "verdict": "PASS"}],
+                             notes=["a note"], device="phone-emulated")
+    lines = B.render(doc).splitlines()
     row = next(ln for ln in lines if "m_int8.tflite" in ln).split()
-    assert row == ["d0-inconclusive", "phone-emulated", "m_int8.tflite", "int8", "40", "92.50%", "+1.25", "[-0.5,",
-                   "+3.2]", "97.5%", "~12.35", "~20.00", "size_mb:ok", "accuracy_drop_pp:INCONCLUSIVE", "INCONCLUSIVE"]
+    assert row == ["d0-inconclusive", "m_int8.tflite", "tflite", "int8", "2.50", "40", "92.50%", "+1.25", "[-0.5,",
+                   "+3.2]", "97.5%", "~12.35", "~20.00", "~25.00", "-", "-", "size_mb:ok",
+                   "accuracy_drop_pp:INCONCLUSIVE", "INCONCLUSIVE"]
     row = next(ln for ln in lines if "m_fp32.tflite" in ln).split()
-    assert row[5:11] == ["92.50%", "+1.25", "97.5%", "12.35", "20.00", "size_mb:ok"]
+    assert row[6:12] == ["92.50%", "+1.25", "97.5%", "12.35", "20.00", "25.00"]
     assert "d0-inconclusive: a note" in lines
-    assert lines[-1] == ("fleet verdict: INCONCLUSIVE (1 PASS, 1 INCONCLUSIVE; 2 devices, at most 2 at once, 1.2 s; "
-                         "~ = estimated latency)")
-    md = F.render(doc, markdown=True)
+    assert "d0-inconclusive: m_int8.tflite: accuracy_drop_pp 1.25 vs budget 1.0: INCONCLUSIVE on 40 images" in lines
+    assert lines[-1] == ("INCONCLUSIVE (1 PASS, 1 INCONCLUSIVE; 2 devices, at most 2 at once, 1.2 s; accuracy "
+                         "budgets judged on 95% intervals; ~ = estimated latency)")
+    md = B.render(doc, markdown=True)
     assert "\n\nd0-inconclusive: a note\n\n" in md and md.count("|") > 20

@@ -54,7 +54,7 @@ def test_train_export_and_bench_each_leave_the_page_current(trained_run, benched
     page = (run / "report.html").read_text()
     assert "not exported yet" not in page and "not benchmarked yet" not in page
     assert json.loads((run / "bench" / "host.json").read_text())["verdict"] == doc["verdict"]
-    for r in doc["records"]:
+    for r in doc["devices"][0]["records"]:
         assert r["artifact"] in page
     assert not re.search(r'(src|href)="(?!data:)', page), "the page must not load anything from outside itself"
     assert "<script" not in page
@@ -98,7 +98,8 @@ def test_a_result_file_that_edgecnn_did_not_write_is_one_error_and_never_blocks_
     run, _ = benched_run
     stale = run / "bench" / "jetson.json"
     for text, says in (('{"schema": "edgecnn.bench/1", "device": "jetson"}', "not a bench result of this version"),
-                       ('{"schema": "edgecnn.bench/2", "device": "jetson", "records": [{"artifact": 1}]}',
+                       ('{"schema": "edgecnn.bench/3", "notes": [], "devices": [{"name": "jetson", "notes": [], '
+                        '"records": [{"artifact": 1}]}]}',
                         "its result files are not as edgecnn writes them")):
         stale.write_text(text)
         r = CliRunner().invoke(main, ["report", str(run)])

@@ -83,7 +83,7 @@ def test_a_model_with_only_standard_metadata_benches_with_the_right_accuracy(exp
                                   "--min-seconds", "0", "--json", str(tmp_path / "b.json")])
     assert r.exit_code in (0, 3), r.output
     assert f"{name}: no edgecnn contract; preprocessing from its standard TFLite metadata (96x96 RGB" in r.output
-    rec = json.loads((tmp_path / "b.json").read_text())["records"][0]
+    rec = json.loads((tmp_path / "b.json").read_text())["devices"][0]["records"][0]
     export = next(a for a in json.loads((exported_run / "export" / "export_report.json").read_text())["artifacts"]
                   if a["artifact"] == name)
     assert rec["images"] == export["paired"]["n"]

@@ -29,6 +29,7 @@ from edgecnn.cli import main
 from edgecnn.devices import available_devices, get_device
 from edgecnn.devices import host as host_module
 from edgecnn.devices.base import agent_zip
+from edgecnn.fleet import Fleet, device
 
 QUICK = ["--runs", "10", "--warmup", "1", "--min-seconds", "0", "--threads", "1"]
 
@@ -71,7 +72,7 @@ def test_custom_recipe_budgets_are_enforced(products_subset, tmp_path, monkeypat
     out = tmp_path / "bench.json"
     r = _cli("bench", run / "export" / "model_int8.tflite", *QUICK, "--json", out)
     assert r.exit_code == 1, r.output
-    b = json.loads(out.read_text())["records"][0]["budgets"]
+    b = json.loads(out.read_text())["devices"][0]["records"][0]["budgets"]
     assert b["size_mb"]["limit"] == 1.0 and b["size_mb"]["pass"] is False
     assert b["p90_ms"]["limit"] == 0.001 and b["p90_ms"]["pass"] is False
     # the command line overrides the run's budgets
@@ -192,7 +193,7 @@ def test_unreadable_images_are_part_of_the_verdict(exported_run, tmp_path):
     assert r.exit_code == 0, r.output
     assert "3 image(s) of --data could not be read and are not counted" in r.output
     assert "(+3 unread)" in r.output
-    for rec in json.loads(out.read_text())["records"]:
+    for rec in json.loads(out.read_text())["devices"][0]["records"]:
         assert sorted(Path(s["path"]).name for s in rec["skipped"]) == ["empty.jpg", "notes.jpg", "truncated.jpg"]
         assert rec["images"] == 30
     report = json.loads((exported_run / "export" / "export_report.json").read_text())
@@ -220,9 +221,9 @@ def test_baseline_on_jetson_is_timed_on_the_board(ssh_board, tmp_path_factory, t
     model = shared_tiny_model(tmp_path_factory)
     twin = tmp_path / "twin.tflite"
     shutil.copyfile(model, twin)
-    doc = bench(BenchOptions(model, device="jetson", device_options=ssh_board, runs=10, warmup=1, min_seconds=0.0,
-                             threads=1, baseline=twin, max_slowdown_pct=50.0), log=lambda m: None)
-    rec = doc["records"][0]
+    doc = bench(BenchOptions(model, runs=10, warmup=1, min_seconds=0.0, threads=1, baseline=twin,
+                             max_slowdown_pct=50.0), Fleet((device("jetson", ssh_board),)), log=lambda m: None)
+    rec = doc["devices"][0]["records"][0]
     assert rec["device"] == "jetson" and rec["vs_baseline"]["p50_ratio"] > 0
     assert rec["budgets"]["slowdown_pct"]["limit"] == 50.0
 

@@ -106,10 +106,10 @@ def test_unlabeled_photos_decide_what_labelled_ones_cannot(exported_run, tmp_pat
     data = ["--data", _test_dir(exported_run)]
     out = tmp_path / "b.json"
     r = _cli("bench", int8, *data, "--max-drop", BUDGET, "--json", out, *QUICK)
-    labelled = json.loads(out.read_text())["records"][0]
+    labelled = json.loads(out.read_text())["devices"][0]["records"][0]
     assert r.exit_code == 3 and labelled["budgets"]["accuracy_drop_pp"]["verdict"] == "INCONCLUSIVE", r.output
     r = _cli("bench", int8, *data, "--unlabeled", unseen, "--max-drop", BUDGET, "--json", out, *QUICK)
-    rec = json.loads(out.read_text())["records"][0]
+    rec = json.loads(out.read_text())["devices"][0]["records"][0]
     u = rec["paired"]["unlabeled"]
     assert u["n"] == len(list(unseen.iterdir())) == 243
     bound = V.changed_upper(u["pooled_changed"], u["pooled_images"], 1 - V.ALPHA / 4)   # recomputed from the counts

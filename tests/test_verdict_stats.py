@@ -126,12 +126,12 @@ def test_pass_fail_and_inconclusive_exit_statuses(exported_run, tmp_path):
     broken.write_bytes(tflite_with_contract(convert(m, "fp32"), C.load(exported_run / "contract.json")))
     r, doc = bench(broken, "--max-drop", "1")
     assert r.exit_code == 1 and doc["verdict"] == "FAIL", r.output
-    drop = doc["records"][0]["accuracy_drop_pp"]
+    drop = doc["devices"][0]["records"][0]["accuracy_drop_pp"]
     r, doc = bench(broken, "--max-drop", f"{drop - 1:.2f}")
-    budget = doc["records"][0]["budgets"]["accuracy_drop_pp"]
+    budget = doc["devices"][0]["records"][0]["budgets"]["accuracy_drop_pp"]
     assert r.exit_code == 3 and budget["verdict"] == "INCONCLUSIVE" and budget["images_to_decide"] > 30, r.output
     assert "INCONCLUSIVE" in r.output and "images would decide it" in r.output
     r, doc = bench(broken, "--max-drop", f"{drop - 1:.2f}", "--point-estimate")
     assert r.exit_code == 1 and doc["judged_on"] == "point estimates"
     r, doc = bench(broken, "--min-agreement", "90")
-    assert r.exit_code == 1 and doc["records"][0]["budgets"]["agreement_pct"]["verdict"] == "FAIL"
+    assert r.exit_code == 1 and doc["devices"][0]["records"][0]["budgets"]["agreement_pct"]["verdict"] == "FAIL"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..core.errors import DeviceError, InputError
 from ..core.protocol import AgentRequest, AgentResult, Latency
-from .base import Capabilities, Completed, Device, Transport
+from .base import Capabilities, Completed, Device, DeviceOptions, Text, Transport, option
 
 REMOTE_DIR = "/data/local/tmp/edgecnn"
 BINARY_HELP = ("pass --benchmark-binary PATH: LiteRT's android_aarch64_benchmark_model (prebuilt nightly "
@@ -196,12 +196,20 @@ def _last(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+class PhoneOptions(DeviceOptions):
+    """What the phone device takes: which phone, and LiteRT's benchmark tool for it."""
+
+    serial: Text | None = option(None, "adb serial (needed when several devices are attached).", identifies=True)
+    benchmark_binary: Text | None = option(None, "LiteRT's benchmark_model binary for the phone's ABI.", path=True)
+
+
 class PhoneDevice(Device):
     """Options: serial, benchmark_binary (path to LiteRT's benchmark_model for the phone's ABI),
     threads (default 4), adb (client path), timeout (seconds)."""
 
     name = "phone"
-    capabilities = Capabilities(formats=("tflite",), accuracy=False, options=("serial", "benchmark_binary"))
+    capabilities = Capabilities(formats=("tflite",), accuracy=False)
+    Options = PhoneOptions
 
     def __init__(self, serial: str | None = None, benchmark_binary: str | None = None, threads: int = 4,
                  adb: str = "adb", timeout: float = 600, log=None, **options):

@@ -13,34 +13,115 @@ from __future__ import annotations
 
 import io
 import subprocess
+import types
+import typing
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar
 
-from ..core.errors import DeviceError
-from ..limits import PORT_RANGE, TIMEOUT_RANGE_S
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from ..core.errors import DeviceError, InputError
+from ..limits import TIMEOUT_RANGE_S
 from ..core.protocol import AgentRequest, AgentResult, read_reply
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SHIPPED = ("core", "agent")     # the subpackages the agent zip carries (agent imports only core)
 DEFAULT_TIMEOUT_S = 1800.0
-FLAG_OPTIONS = ("accept_new_host_key",)
+def option(default=None, help: str = "", *, path: bool = False, range: tuple | None = None, unit: str | None = None,
+           metavar: str | None = None, repeat: bool = False, identifies: bool = False):
+    """A device option's field: its default and help, and what the CLI and a fleet file need to know
+    (a path, read relative to the fleet file; a range; a unit; repeatable on the command line, one device
+    per value; part of the device's default name in a fleet)."""
+    lo, hi = range or (None, None)
+    return Field(default, ge=lo, le=hi, description=help,
+                 json_schema_extra={"path": path, "unit": unit, "metavar": metavar, "repeat": repeat,
+                                    "identifies": identifies})
 
 
-def option_problem(name: str, value) -> str | None:
-    """Why a device option's value (from a fleet file: any YAML value) cannot be used; None when it can."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if name == "port":
-        lo, hi = PORT_RANGE
-        ok = number and float(value).is_integer() and lo <= value <= hi
-        return None if ok else f"must be a whole number from {lo} to {hi}, got {value!r}"
-    if name == "timeout":
-        lo, hi = TIMEOUT_RANGE_S
-        ok = number and lo <= value <= hi
-        return None if ok else f"must be a number of seconds from {lo:g} to {hi:g}, got {value!r}"
-    if name in FLAG_OPTIONS:
-        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
-    return None if isinstance(value, str) and value.strip() else f"must be a text value, got {value!r}"
+@dataclass(frozen=True)
+class OptionSpec:
+    """One device option as the CLI and the fleet file see it (read off the typed options class)."""
+
+    name: str
+    type: type
+    default: object
+    help: str
+    path: bool = False
+    range: tuple | None = None
+    unit: str | None = None
+    metavar: str | None = None
+    repeat: bool = False
+    identifies: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def expects(self) -> str:
+        lo, hi = self.range or (None, None)
+        if self.type is bool:
+            return "true or false"
+        if self.type is int:
+            return f"a whole number from {lo} to {hi}" if self.range else "a whole number"
+        if self.type is float:
+            what = f"a number of {self.unit}" if self.unit else "a number"
+            return f"{what} from {lo:g} to {hi:g}" if self.range else what
+        return "a text value"
+
+    def problem(self, value) -> str:
+        return f"must be {self.expects()}, got {value!r}"
+
+
+Text = Annotated[str, StringConstraints(pattern=r"\S")]      # a text value that is not blank
+
+
+class DeviceOptions(BaseModel):
+    """The options every device kind takes; a kind's own class (``Device.Options``) adds its fields.
+    The single source of the bench flags, ``--device KIND:key=value,...`` and the fleet file's entries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    timeout: float = option(DEFAULT_TIMEOUT_S, "Deadline of one agent run on the device (and of each transfer "
+                            "to it).", range=TIMEOUT_RANGE_S, unit="seconds", metavar="SECONDS")
+
+    @classmethod
+    def specs(cls) -> list[OptionSpec]:
+        return [_spec(name, f) for name, f in cls.model_fields.items()]
+
+    @classmethod
+    def parse(cls, values: dict, kind: str, where: str) -> "DeviceOptions":
+        """The options of a `kind` device from plain values (a fleet entry, the command line), or one
+        InputError line naming the field and what it must be."""
+        stray = sorted(k for k in values if k not in cls.model_fields)
+        if stray:
+            raise InputError(f"{where}: {stray[0]!r} does not apply to device {kind} "
+                             f"(it takes: {', '.join(sorted(cls.model_fields))})")
+        try:
+            return cls(**values)
+        except ValidationError as e:
+            name = str(e.errors()[0]["loc"][0])
+            spec = next(s for s in cls.specs() if s.name == name)
+            raise InputError(f"{where}: {name} {spec.problem(values[name])}") from None
+
+    def given(self) -> dict:
+        """The options set explicitly (the others keep their defaults)."""
+        return self.model_dump(exclude_unset=True)
+
+
+def _spec(name: str, f) -> OptionSpec:
+    tp = f.annotation
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next(t for t in typing.get_args(tp) if t is not type(None))
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    lo = next((m.ge for m in f.metadata if hasattr(m, "ge")), None)
+    hi = next((m.le for m in f.metadata if hasattr(m, "le")), None)
+    extra = f.json_schema_extra or {}
+    return OptionSpec(name, tp, f.default, f.description or "", extra.get("path", False),
+                      (lo, hi) if lo is not None and hi is not None else None, extra.get("unit"),
+                      extra.get("metavar"), extra.get("repeat", False), extra.get("identifies", False))
 
 
 @dataclass(frozen=True)
@@ -53,7 +134,6 @@ class Capabilities:
     baseline: bool = False           # times a second model in turns with the first, in one process
     cpu_pinning: bool = False        # honours request.cpus
     latency_estimated: bool = False  # its latency is an estimate, not a measurement
-    options: tuple[str, ...] = ()    # device options it takes (host, port, serial, profile...)
 
 
 @dataclass
@@ -145,10 +225,12 @@ def run_agent_locally(transport: LocalTransport, command: list[str], request: Ag
 
 
 class Device:
-    """Base class: subclasses set ``name`` and ``capabilities`` and implement run (and describe)."""
+    """Base class: subclasses set ``name``, ``capabilities`` and ``Options`` (the typed options the kind
+    takes) and implement run (and describe)."""
 
     name = ""
     capabilities = Capabilities()
+    Options: ClassVar[type[DeviceOptions]] = DeviceOptions
 
     def __init__(self, log=None, **options):
         self.options = options
@@ -173,7 +255,6 @@ class Device:
 
     def check_request(self, request: AgentRequest, model_format: str) -> None:
         """Refuse, with one line, what this device declared it cannot do."""
-        from ..core.errors import InputError
         caps = self.capabilities
         if model_format not in caps.formats:
             raise InputError(f"the {self.name} device runs {', '.join(caps.formats)} models, not {model_format}")
@@ -186,6 +267,12 @@ class Device:
         if request.cpus and not caps.cpu_pinning:
             raise InputError(f"--cpus: the {self.name} device cannot pin CPUs "
                              f"(devices that can: {', '.join(devices_with('cpu_pinning'))})")
+
+
+def open_device(kind: str, options: DeviceOptions, log=None) -> "Device":
+    """A device of `kind` opened with its typed options."""
+    from . import get_device
+    return get_device(kind, log=log, **options.model_dump())
 
 
 def devices_with(capability: str) -> list[str]:

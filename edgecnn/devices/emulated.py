@@ -39,7 +39,8 @@ from ..core.protocol import AgentRequest, AgentResult, Latency
 from ..emulation.arm64 import CORES, qemu_version
 from ..emulation.phone import agent_command
 from ..paths import shared_data, user_cache
-from .base import DEFAULT_TIMEOUT_S, Capabilities, Device, LocalTransport, run_agent_locally
+from .base import (DEFAULT_TIMEOUT_S, Capabilities, Device, DeviceOptions, LocalTransport, Text, option,
+                   run_agent_locally)
 from .host import HostDevice
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -161,13 +162,20 @@ def estimate(profile: dict, candidate: Latency, anchors_host: dict[str, float], 
 
 
 # ----------------------------------------------------------------------------------- device
+class EmulatedPhoneOptions(DeviceOptions):
+    """What the phone-emulated device takes: the phone profile it emulates."""
+
+    profile: Text | None = option(None, "device profile name or YAML (default pixel3).", identifies=True)
+
+
 class EmulatedPhoneDevice(Device):
     """Options: profile (name or YAML path, default pixel3), threads (host threads for the
     side-by-side latency, default min(profile threads, host CPUs)), rounds (side-by-side rounds, 2),
     timeout (seconds for one emulated agent run)."""
 
     name = "phone-emulated"
-    capabilities = Capabilities(formats=("tflite",), latency_estimated=True, options=("profile",))
+    capabilities = Capabilities(formats=("tflite",), latency_estimated=True)
+    Options = EmulatedPhoneOptions
 
     def __init__(self, profile: str | None = None, threads: int | None = None, rounds: int = 2,
                  timeout: float = DEFAULT_TIMEOUT_S, log=None, **options):

@@ -44,8 +44,9 @@ from ..core.artifact import format_of, read_contract
 from ..core.errors import DeviceError, InputError
 from ..core.protocol import (BOARD_EMULATION_FILE, AgentRequest, AgentResult, BoardEmulation, EngineBuildRequest,
                              EngineBuildResult, read_reply)
-from .base import (DEFAULT_TIMEOUT_S, Capabilities, Completed, Device, Transport, agent_zip,
-                   read_agent_result)
+from .base import (DEFAULT_TIMEOUT_S, Capabilities, Completed, Device, DeviceOptions, Text, Transport, agent_zip,
+                   option, read_agent_result)
+from ..limits import PORT_RANGE
 
 
 def q(s: str | os.PathLike) -> str:
@@ -242,14 +243,26 @@ def local_path(remote: str, request: AgentRequest) -> str:
     return str(Path(getattr(request, field)).absolute() / os.path.relpath(remote, field))
 
 
+class JetsonOptions(DeviceOptions):
+    """What the jetson device takes: the board and how to reach it over SSH."""
+
+    host: Text | None = option(None, "the board to reach over SSH (repeat it for several boards).",
+                               metavar="USER@HOST", repeat=True, identifies=True)
+    port: int | None = option(None, "SSH port.", range=PORT_RANGE)
+    identity: Text | None = option(None, "SSH private key.", path=True)
+    accept_new_host_key: bool = option(False, "trust the board's key on first contact.")
+    known_hosts: Text | None = option(None, "a known_hosts file to check the board's key against (default: "
+                                            "ssh's own).", path=True)
+
+
 class JetsonDevice(Device):
     """Options: host (USER@HOST), port, identity, accept_new_host_key, known_hosts, python (the board's
     interpreter, default python3), connect_timeout, max_data_mb, timeout (seconds for one agent run;
     also the deadline of each transfer)."""
 
     name = "jetson"
-    capabilities = Capabilities(baseline=True, cpu_pinning=True, unlabeled=True,
-                                options=("host", "port", "identity", "accept_new_host_key", "known_hosts"))
+    capabilities = Capabilities(baseline=True, cpu_pinning=True, unlabeled=True)
+    Options = JetsonOptions
 
     def __init__(self, host: str | None = None, port: int | None = None, identity: str | None = None,
                  accept_new_host_key: bool = False, known_hosts: str | None = None, python: str = "python3",
