@@ -61,7 +61,8 @@ UNCHECKED = {"not checked"}    # a run cut short (--timeout): left out of the sc
 # here is scored over all of its functions.
 DECISIONS = {
     "edgecnn/export/tflite.py": ["rank_sensitivity"],
-    "edgecnn/devices/base.py": ["DeviceOptions.parse", "OptionSpec.expects", "read_agent_result", "devices_with", "Device.check_request"],
+    "edgecnn/devices/base.py": ["DeviceOptions.parse", "OptionSpec.expects", "read_agent_result"],
+    "edgecnn/devices/__init__.py": ["device_class", "devices_with", "check_request"],
     "edgecnn/devices/ssh.py": ["q", "remote_path", "ssh_error", "SSHTransport.__init__", "SSHTransport.options",
                                "SSHTransport.argv", "probe_command", "bounded", "local_path", "JetsonDevice.__init__"],
     "edgecnn/devices/adb.py": ["parse_devices", "choose_device", "parse_benchmark_output", "benchmark_argv"],

@@ -35,8 +35,8 @@ from .core.errors import BudgetError, DeviceError, EdgecnnError, InconclusiveErr
 from .core.io import atomic_write_json, atomic_write_text, sha256_file
 from .core.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
 from . import fleet as F
-from .devices import get_device
-from .devices.base import DEFAULT_TIMEOUT_S, open_device
+from .devices import check_request, get_device, open_device
+from .devices.base import DEFAULT_TIMEOUT_S
 from .fleet import Fleet, FleetDevice
 from .evaluate import changes_without_labels, compare, refuse_seen_photos, seen_by_the_model
 from .render import fmt, table
@@ -299,7 +299,7 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice,
     notes: list[str] = []
     with open_device(d.kind, d.device_options(o.timeout), log) as dev:
         for art in p.artifacts:
-            dev.check_request(request_for(o, art), format_of(art))
+            check_request(dev, request_for(o, art), format_of(art))
         if o.data is not None and not dev.capabilities.accuracy:
             if o.max_drop is not None or o.min_agreement_pct is not None:
                 raise InputError(f"--max-drop/--min-agreement cannot be judged on the {dev.name} device: it does not "

@@ -127,6 +127,7 @@ def _train_and_show(rec, opts) -> None:
     if m is None:
         click.echo("this worker's part is done; the chief (worker 0) wrote the run")
         return
+    _refresh_page(Path(out_dir))
     t = m["timings_s"]
     acc = m["test_accuracy"] if m["test_accuracy"] is not None else m["val_accuracy"]
     click.echo(f"{m['evaluated_on']} accuracy {acc:.2%}  (macro F1 {m['macro_f1']:.3f})  "
@@ -236,6 +237,7 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
                          eval_data, unlabeled, int8_input, fallback_steps, int8_route=int8_route,
                          point_estimate=point_estimate, author=author, license=license_)
     rep = run_export(opts, log=_log)
+    _refresh_page(Path(run_dir))
     click.echo(_json.dumps(rep, indent=2) if json_out else export_table(rep))
     check_budget(rep)
 
@@ -336,12 +338,19 @@ def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference,
 
 def _keep_in_run(doc: dict) -> None:
     """A bench of a run's models: the run keeps its latest bench per device, and its page is rebuilt."""
-    from .report import refresh
     from .rundir import record_bench
 
     if doc["run"] is not None:
         record_bench(doc, Path(doc["run"]))
-        refresh(Path(doc["run"]), _log)
+        _refresh_page(Path(doc["run"]))
+
+
+def _refresh_page(run_dir: Path) -> None:
+    """The run's report page rebuilt from what the run now holds, after a command has written it: the page
+    only reads the run, and no step of the flow imports it."""
+    from .report import refresh
+
+    refresh(run_dir, _log)
 
 
 def _fleet(specs: tuple[str, ...], flags: dict, fleet_path: Path | None, parallel: int | None):

@@ -1,8 +1,8 @@
 """A run's report page: runs/<name>/report.html, one static file with every image embedded.
 
 It is rebuilt from what the run holds (metrics.json, history plots, export/export_report.json and
-bench/<device>.json) by train and export, by the CLI after a bench, and by ``edgecnn report RUN_DIR``; a step not taken
-yet is shown as such. HTML comes from a Jinja2 template (autoescaped), plots from matplotlib.
+bench/<device>.json) by the CLI after train, export and bench, and by ``edgecnn report RUN_DIR``: a pure
+reader of the run, which no step of the flow imports; a step not taken yet is shown as such. HTML comes from a Jinja2 template (autoescaped), plots from matplotlib.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from jinja2 import TemplateError
 
 from . import plots
 from . import verdict as V
+from .bench import SCHEMA
 from .core.errors import InputError
 from .core.io import atomic_write_text
 from .rundir import BENCH_DIR, read_json_object
@@ -79,7 +80,6 @@ def _context(run_dir: Path, name: str | None, metrics: dict, benches: list[dict]
 def _bench_docs(run_dir: Path) -> list[dict]:
     """The latest bench result per device, each checked to be a bench document of this version: one view
     per device (the document's fields, the device's name, records, notes and verdict)."""
-    from .bench import SCHEMA
     docs = []
     for path in sorted((run_dir / BENCH_DIR).glob("*.json")):
         doc = _read(path)

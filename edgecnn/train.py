@@ -641,8 +641,6 @@ def _write_run(s: _Session, evals: dict, out: Path) -> dict:
                               s.opts.gradcam, M.BACKBONE_END) if s.opts.gradcam else []
     metrics = _metrics(s, evals, main_split, main_metrics, gradcams)
     atomic_write_json(out / "metrics.json", metrics)
-    from .report import build as build_report
-    build_report(out, name=Path(s.opts.out_dir).name)
     return metrics
 
 

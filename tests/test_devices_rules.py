@@ -11,8 +11,8 @@ import pytest
 
 from edgecnn.core.errors import DeviceError, InputError
 from edgecnn.core.protocol import AgentFailure, AgentRequest, AgentResult
-from edgecnn.devices import available_devices, get_device
-from edgecnn.devices.base import Completed, LocalTransport, devices_with, read_agent_result
+from edgecnn.devices import available_devices, check_request, devices_with, get_device
+from edgecnn.devices.base import Completed, LocalTransport, read_agent_result
 
 CAPABILITIES = {   # kind: (formats, accuracy, unlabeled, baseline, cpu_pinning, latency_estimated, options)
     "host": (("tflite", "onnx", "tensorrt"), True, True, True, True, False, ()),
@@ -55,16 +55,16 @@ def test_each_kind_declares_what_it_can_do():
 def test_a_device_refuses_what_it_did_not_declare_in_one_line(kind, options, request_kw, fmt, says):
     with get_device(kind, log=lambda m: None, **options) as d:
         with pytest.raises(InputError) as e:
-            d.check_request(AgentRequest(model="m.tflite", **request_kw), fmt)
+            check_request(d, AgentRequest(model="m.tflite", **request_kw), fmt)
         assert str(e.value) == says
 
 
 def test_what_a_device_declared_it_accepts():
     with get_device("host") as d:
         for fmt in ("tflite", "onnx", "tensorrt"):
-            d.check_request(AgentRequest(model="m", baseline="b", unlabeled="u", cpus=(0, 1)), fmt)
+            check_request(d, AgentRequest(model="m", baseline="b", unlabeled="u", cpus=(0, 1)), fmt)
     with get_device("phone-emulated", log=lambda m: None) as d:
-        d.check_request(AgentRequest(model="m.tflite", data="d"), "tflite")
+        check_request(d, AgentRequest(model="m.tflite", data="d"), "tflite")
 
 
 def test_an_agent_that_wrote_no_result_is_one_line_from_its_last_words():

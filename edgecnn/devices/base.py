@@ -252,29 +252,3 @@ class Device:
     def run(self, request: AgentRequest) -> AgentResult:
         """Run the request (its paths are on this machine) and return the device's typed result."""
         raise NotImplementedError
-
-    def check_request(self, request: AgentRequest, model_format: str) -> None:
-        """Refuse, with one line, what this device declared it cannot do."""
-        caps = self.capabilities
-        if model_format not in caps.formats:
-            raise InputError(f"the {self.name} device runs {', '.join(caps.formats)} models, not {model_format}")
-        if request.baseline is not None and not caps.baseline:
-            raise InputError(f"--baseline is timed in turns in one agent process: the {self.name} device cannot "
-                             f"(devices that can: {', '.join(devices_with('baseline'))})")
-        if request.unlabeled is not None and not caps.unlabeled:
-            raise InputError(f"--unlabeled: the {self.name} device does not predict unlabeled photos; count the "
-                             f"changes where it can (devices that can: {', '.join(devices_with('unlabeled'))})")
-        if request.cpus and not caps.cpu_pinning:
-            raise InputError(f"--cpus: the {self.name} device cannot pin CPUs "
-                             f"(devices that can: {', '.join(devices_with('cpu_pinning'))})")
-
-
-def open_device(kind: str, options: DeviceOptions, log=None) -> "Device":
-    """A device of `kind` opened with its typed options."""
-    from . import get_device
-    return get_device(kind, log=log, **options.model_dump())
-
-
-def devices_with(capability: str) -> list[str]:
-    from . import available_devices
-    return sorted(n for n, cls in available_devices().items() if getattr(cls.capabilities, capability))

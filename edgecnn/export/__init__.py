@@ -23,7 +23,6 @@ from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
 from ..evaluate import changes_without_labels, compare
 from ..paths import builtin
-from ..report import refresh as refresh_report
 from .budget import decision, fallback_steps, search_fallback
 from .graph import integer_only
 from .route import HeldOut, int8_route, litert_scores, ort_scores
@@ -119,7 +118,6 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     trt = _tensorrt(x) if opts.tensorrt else None
     report = _report(x, budget, trt, time.perf_counter() - t_all)
     atomic_write_json(x.out_dir / REPORT, report)
-    refresh_report(x.run.dir, log)
     return report
 
 
