@@ -373,12 +373,29 @@ def mutation_score(m: dict) -> str:
         table(["module", "functions", "mutants checked", "killed", "survived", "not checked", "score"], rows)])
 
 
+def architecture(a: dict, name: str, title: str) -> str:
+    pkgs = [[f"`{k}`", v["modules"], v["lines"]] for k, v in a["lines_per_package"].items()]
+    pkgs.append(["**total**", sum(v["modules"] for v in a["lines_per_package"].values()), a["total_lines"]])
+    longest = [[f"`{f['function']}`", f["lines"]] for f in a["longest_functions"]]
+    cycles = "; ".join(" -> ".join(c) for c in a["package_cycles"] + a["module_cycles"]) or "none"
+    return "\n\n".join([
+        f"## {title}",
+        f"`python benchmarks/architecture.py` (`{name}`): lines per package (top-level modules together; generated "
+        f"code left out), the ten longest functions, and the import cycles among packages and modules, lazy imports "
+        f"included: {cycles}.\n",
+        table(["package", "modules", "lines"], pkgs),
+        table(["function", "lines"], longest)])
+
+
 SECTIONS = [("recipes_end_to_end.json", recipes_end_to_end), ("int8_route.json", int8_route),
             ("verdict_coverage.json", verdict_coverage), ("augmentation_speed.json", augmentation_speed),
             ("cache_scaling.json", cache_scaling), ("multi_worker.json", multi_worker),
             ("reference_latency.json", reference_latency), ("arm64_board.json", arm64_board),
             ("mediapipe_agreement.json", mediapipe_agreement), ("int8_io_types.json", int8_io_types),
-            ("mutation_score.json", mutation_score)]
+            ("mutation_score.json", mutation_score),
+            ("architecture.json", lambda a: architecture(a, "architecture.json", "Package shape")),
+            ("architecture_before.json", lambda a: architecture(
+                a, "architecture_before.json", "Package shape before core/, emulation/ and top-level recipes/"))]
 
 
 def render(results: Path) -> str:
