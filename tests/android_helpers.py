@@ -143,6 +143,24 @@ def run_jobs(jar: Path, jobs: list[list[str]], workdir: Path) -> str:
     return r.stdout
 
 
+# ------------------------------------------------------------------------------------ camera frames
+# The Python reference that tests/test_android.py holds RgbImage.fromRgba and RgbImage.rotatedClockwise
+# (core/Preprocess.kt, used by FrameAnalyzer.kt) to; tests/test_twins.py checks it from the definitions.
+def frame_rgb(plane: bytes, width: int, height: int, row_stride: int, pixel_stride: int = 4):
+    """A camera plane (`row_stride` bytes a row, the padding after each row's pixels, the last row possibly
+    cut after its last pixel; `pixel_stride` bytes a pixel, R first) as HxWx3 RGB: padding and alpha dropped."""
+    import numpy as np
+    buf = np.frombuffer(plane, np.uint8)
+    rows = [buf[y * row_stride: y * row_stride + width * pixel_stride] for y in range(height)]
+    return np.stack(rows).reshape(height, width, pixel_stride)[..., :3]
+
+
+def rotated_clockwise(rgb, degrees: int):
+    """The HxWx3 image turned clockwise by 0, 90, 180 or 270 degrees (CameraX's rotationDegrees)."""
+    import numpy as np
+    return np.rot90(rgb, k=-degrees // 90)            # np.rot90 turns counter-clockwise for k > 0
+
+
 # ------------------------------------------------------------------------------------ model
 def tiny_int8_tflite(with_contract: bool = True) -> bytes:
     """A real full-integer INT8 classifier (32x32 RGB int8 in, 3 classes int8 out); see tiny_model."""

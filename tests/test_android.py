@@ -301,11 +301,11 @@ def test_frame_conversion_and_rotation(core_jar, tmp_path):
     jobs += [["rotate", tmp_path / "rgb.raw", w, h, d, tmp_path / f"rot{d}.raw"] for d in (0, 90, 180, 270)]
     H.run_jobs(core_jar, jobs, tmp_path)
 
-    expected = rgba[:, : w * 4].reshape(h, w, 4)[..., :3]
+    expected = H.frame_rgb((tmp_path / "rgba.raw").read_bytes(), w, h, row_stride, 4)
     got = np.frombuffer((tmp_path / "rgba_out.raw").read_bytes(), np.uint8).reshape(h, w, 3)
     assert np.array_equal(got, expected)
     for d in (0, 90, 180, 270):
-        exp = np.rot90(rgb, k=-d // 90)            # np.rot90 turns counter-clockwise for k > 0
+        exp = H.rotated_clockwise(rgb, d)
         got = np.frombuffer((tmp_path / f"rot{d}.raw").read_bytes(), np.uint8).reshape(exp.shape)
         assert np.array_equal(got, exp), d
 
