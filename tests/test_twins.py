@@ -235,8 +235,8 @@ def test_the_jetson_devices_staging_ends_at_its_timeout(tmp_path, monkeypatch, t
 
 # ----------------------------------------- staging on the board (shadows test_devices_ssh.py over sshd)
 @pytest.fixture
-def board(tmp_path, monkeypatch):
-    """A board in a folder of this test: `ssh` on PATH runs the remote command line with sh, with the
+def stand_in_board(tmp_path, monkeypatch):
+    """A board in a folder of this test (not conftest's slow, QEMU-gated `board`): `ssh` on PATH runs the remote command line with sh, with the
     board's TMPDIR (where the device's work folders are made) inside that folder."""
     root = tmp_path / "board"
     (root / "tmp").mkdir(parents=True)
@@ -263,7 +263,7 @@ def _work(d: JetsonDevice, board: Path) -> str:
     return work
 
 
-def test_a_model_travels_with_its_sidecars_and_nothing_else(board, tmp_path):
+def test_a_model_travels_with_its_sidecars_and_nothing_else(stand_in_board, tmp_path):
     """test_agent_over_ssh_matches_host / test_baseline_timed_in_turns_on_the_board /
     test_hostile_file_names_are_not_commands: a file is staged into its folder under its own name, with
     `<file>.contract.json`, and for a format that cannot carry its contract (a TensorRT engine) the
@@ -277,7 +277,7 @@ def test_a_model_travels_with_its_sidecars_and_nothing_else(board, tmp_path):
     for name, content in files.items():
         (src / name).write_bytes(content)
     with JetsonDevice(host="u@board") as d:
-        work = _work(d, board)
+        work = _work(d, stand_in_board)
         staged = [d._stage_file(src / "a; touch PWNED.tflite", f"{work}/model"),
                   d._stage_file(src / "m.engine", f"{work}/baseline"),
                   d._stage_file(src / "sub" / "$(touch PWNED2).onnx", f"{work}/onnx")]
@@ -291,7 +291,7 @@ def test_a_model_travels_with_its_sidecars_and_nothing_else(board, tmp_path):
     assert not [p for p in tmp_path.rglob("PWNED*")] and not list(Path.cwd().glob("PWNED*"))
 
 
-def test_the_model_staged_is_the_one_the_boards_runtimes_can_run(board, tmp_path):
+def test_the_model_staged_is_the_one_the_boards_runtimes_can_run(stand_in_board, tmp_path):
     """test_agent_over_ssh_matches_host / test_tensorrt_build_on_a_board: a .tflite goes as is into
     model/; an ONNX asked to run on TensorRT, where the board has none, goes to the CPU instead, as its
     sibling .tflite (with that file's sidecar) under LiteRT, else as itself under ONNX Runtime, each with
@@ -305,7 +305,7 @@ def test_the_model_staged_is_the_one_the_boards_runtimes_can_run(board, tmp_path
         if modules["tensorrt"] or not (modules["ai_edge_litert"] and modules["onnxruntime"]):
             pytest.skip(f"the stand-in board is this machine: needs LiteRT and ONNX Runtime, no TensorRT ({modules})")
         notes: list[str] = []
-        w1, w2, w3 = _work(d, board), _work(d, board), _work(d, board)
+        w1, w2, w3 = _work(d, stand_in_board), _work(d, stand_in_board), _work(d, stand_in_board)
         got = [d._stage_model(tmp_path / "a" / "m.tflite", None, w1, notes),
                d._stage_model(tmp_path / "a" / "m.onnx", "tensorrt", w2, notes),
                d._stage_model(tmp_path / "b" / "m.onnx", "tensorrt", w3, notes)]
@@ -323,7 +323,7 @@ def _folder_of(root: Path, sizes: dict[str, int]) -> Path:
     return root
 
 
-def test_a_data_folder_travels_whole_up_to_max_data_mb_and_maps_back(board, tmp_path, monkeypatch):
+def test_a_data_folder_travels_whole_up_to_max_data_mb_and_maps_back(stand_in_board, tmp_path, monkeypatch):
     """test_agent_over_ssh_matches_host / test_unlabeled_photos_over_ssh_match_the_host /
     test_a_relative_data_folder_maps_back_to_the_hosts_paths: --data and --unlabeled each travel whole into
     their folder of the work dir while their files weigh at most max_data_mb (10^6 bytes a MB), and each
@@ -334,7 +334,7 @@ def test_a_data_folder_travels_whole_up_to_max_data_mb_and_maps_back(board, tmp_
     request = AgentRequest(model="m.tflite", data="test set", unlabeled=str(field))
     log: list[str] = []
     with JetsonDevice(host="u@board", max_data_mb=1, log=log.append) as d:
-        work = _work(d, board)
+        work = _work(d, stand_in_board)
         notes: list[str] = []
         got = (d._stage_data(Path("test set"), work, notes, "data"), d._stage_data(field, work, notes, "unlabeled"))
     assert got == ("data", "unlabeled") and notes == [] and log == []
@@ -347,14 +347,14 @@ def test_a_data_folder_travels_whole_up_to_max_data_mb_and_maps_back(board, tmp_
         str(field / "deep" / "er" / "y.png"), str(field / "x.jpg")]
 
 
-def test_a_data_folder_over_max_data_mb_is_not_sent_and_a_note_says_so(board, tmp_path):
+def test_a_data_folder_over_max_data_mb_is_not_sent_and_a_note_says_so(stand_in_board, tmp_path):
     """The same tests' rule past the limit: one byte over max_data_mb and the folder is not sent; one note
     (also logged) says how large it is, the limit, and what the board will not do without it."""
     data = _folder_of(tmp_path / "data", {"rust/1.png": 400_000, "healthy/2.png": 600_001})
     field = _folder_of(tmp_path / "field", {"x.jpg": 2_400_000, "y/z.png": 100_001})
     log: list[str] = []
     with JetsonDevice(host="u@board", max_data_mb=1, log=log.append) as d:
-        work = _work(d, board)
+        work = _work(d, stand_in_board)
         notes: list[str] = []
         got = (d._stage_data(data, work, notes, "data"), d._stage_data(field, work, notes, "unlabeled"))
     assert got == (None, None)
