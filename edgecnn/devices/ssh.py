@@ -256,9 +256,10 @@ class JetsonOptions(DeviceOptions):
 
 
 class JetsonDevice(Device):
-    """Options: host (USER@HOST), port, identity, accept_new_host_key, known_hosts, python (the board's
-    interpreter, default python3), connect_timeout, max_data_mb, timeout (seconds for one agent run;
-    also the deadline of each transfer)."""
+    """The user's options are JetsonOptions (host, port, identity, accept_new_host_key, known_hosts, and
+    timeout: seconds for one agent run, also the deadline of each transfer). python (the board's
+    interpreter, default python3), connect_timeout and max_data_mb are arguments for callers of the
+    library only: no flag or fleet key sets them."""
 
     name = "jetson"
     capabilities = Capabilities(baseline=True, cpu_pinning=True, unlabeled=True)
