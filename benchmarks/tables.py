@@ -231,20 +231,34 @@ def cache_scaling(c: dict) -> str:
     runs = {(x["impl"], x["photos"]): x for x in c["runs"]}
     sizes = sorted({x["photos"] for x in c["runs"]})
     names = {"in_memory": f"in memory (commit {c['baseline_rev']})", "out_of_core": "out of core (sharded .npy)"}
-    rows = []
+    rows, extra = [], []
     for impl in ("in_memory", "out_of_core"):
-        cells = [f"{runs[impl, n]['peak_rss_mb']:,} MB, {runs[impl, n]['wall_s']:.0f} s, "
-                 f"{pct(runs[impl, n]['test_accuracy'], 1)}" if (impl, n) in runs else "–" for n in sizes]
+        cells = []
+        for n in sizes:
+            r = runs.get((impl, n))
+            cpu = f", CPU {r['cpu_s']:.0f} s" if r and r.get("cpu_s") else ""
+            cells.append(f"{r['peak_rss_mb']:,} MB, {r['wall_s']:.0f} s{cpu}, {pct(r['test_accuracy'], 1)}" if r else "–")
         g = c.get(impl, {})
-        rows.append([names[impl], *cells, f"{g.get('rss_growth_mb', 0):+,} MB", f"{g.get('time_per_photo_ratio', 0):.2f}"])
+        ratio = f"{g.get('time_per_photo_ratio', 0):.2f}" + (
+            f" (CPU {g['cpu_time_per_photo_ratio']:.2f})" if g.get("cpu_time_per_photo_ratio") else "")
+        rows.append([names[impl], *cells, f"{g.get('rss_growth_mb', 0):+,} MB ({g.get('from_photos', sizes[0]):,} to "
+                     f"{g.get('to_photos', sizes[-1]):,})", ratio])
+        x = g.get("extrapolated_200k")
+        if x:
+            extra.append([names[impl], f"{x['rss_mb_per_1000_photos']:,} MB", f"{x['peak_rss_mb']:,} MB",
+                          f"{x['wall_s'] / 3600:.1f} h"])
     return "\n\n".join([
         "## Memory as photos grow",
         f"`python benchmarks/cache_scaling.py` (`cache_scaling.json`): the crop_disease recipe at {c['image_size']} px, "
-        f"{c['views']} augmented view, {c['epochs']} epoch, on sets built from crop_disease_34's train photos; peak "
-        f"RSS of each training process, {c['cpus']} CPUs. Wall times were taken while other work shared the "
-        f"machine: the memory is exact, the times noisy.\n",
-        table(["phase 1 cache", *(f"{n:,} photos: peak RSS, wall, test acc." for n in sizes), "RSS growth",
-               "time a photo, largest / smallest"], rows)])
+        f"{c['views']} augmented view, {c['epochs']} epoch, on sets built from crop_disease_34's train photos (past "
+        f"its originals, distinct renderings of them); peak RSS and CPU time (user + system) of each training "
+        f"process, {c['cpus']} CPUs. Wall times were taken while other work shared the machine: the memory is exact, "
+        f"the CPU time steadier than the wall time.\n",
+        table(["phase 1 cache", *(f"{n:,} photos: peak RSS, wall, (CPU,) test acc." for n in sizes), "RSS growth",
+               "time a photo, largest / smallest"], rows),
+        "Extrapolated to 200,000 photos from a least-squares line through each implementation's measured runs "
+        "(not measured):\n",
+        table(["phase 1 cache", "peak RSS per 1,000 photos", "peak RSS at 200k", "wall at 200k"], extra)])
 
 
 def multi_worker(m: dict) -> str:
