@@ -497,8 +497,7 @@ def _row(e: dict, r: dict) -> list[str]:
     images = "-" if r["images"] is None else f"{r['images']}" + (f" (+{len(r['skipped'])} unread)" if r["skipped"] else "")
     ci = (r.get("paired") or {}).get("drop_ci_pp")
     drop = fmt(r["accuracy_drop_pp"], "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-    emulated = " (emulated)" if (r.get("device_info") or {}).get("emulated") else ""
-    return [e["name"] + emulated, r["artifact"], r["format"] or "-", r["precision"], fmt(r["size_mb"], ".2f"), images,
+    return [device_label(e["name"], r), r["artifact"], r["format"] or "-", r["precision"], fmt(r["size_mb"], ".2f"), images,
             fmt(r["accuracy"], ".2%"), drop, fmt(r.get("top1_agreement"), ".1%"), est + fmt(lat.get("p50"), ".2f"),
             est + fmt(lat.get("p90"), ".2f"), est + fmt(lat.get("p99"), ".2f"), fmt(r["throughput_ips"], ".0f"),
             fmt(r["peak_rss_mb"], ".0f"),
@@ -531,9 +530,9 @@ def _notes(doc: dict) -> list[str]:
     return notes
 
 
-def device_label(rec: dict) -> str:
-    """The device kind of a record, marked when the board declared itself emulated."""
-    return rec["device"] + (" (emulated)" if (rec.get("device_info") or {}).get("emulated") else "")
+def device_label(name: str, rec: dict) -> str:
+    """A device's name in the table, marked on each row whose board declared itself emulated."""
+    return name + (" (emulated)" if (rec.get("device_info") or {}).get("emulated") else "")
 
 
 def emulation_notes(records: list[dict]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,7 +134,7 @@ def test_bench_cli_on_the_board_marks_its_latency_as_emulated(board, exported_ru
     assert rec["device_info"]["machine"] == "aarch64" and rec["device_info"]["emulated"]["cpu"] == "cortex-a76"
     assert rec["top1_agreement"] == 1.0 and rec["images"] == 30
     assert rec["vs_baseline"]["p50_ratio"] > 0 and rec["baseline"]["artifact"] == "model_fp32.tflite"
-    assert "jetson (emulated)" in r.output
+    assert re.search(r"^jetson \S+ \(emulated\) +model_int8\.tflite ", r.output, re.M), r.output
     assert f"{board.host}:{board.port} is an emulated Arm64 board (cortex-a76" in r.output
     assert "not a Jetson's" in r.output
 
@@ -172,7 +173,8 @@ def test_host_board_and_emulated_phone_in_one_fleet(board, exported_run, test_im
     assert recs["jetson"]["device_info"]["machine"] == "aarch64"
     assert recs["phone-emulated"]["agreement_with_host"]["top1_agreement"] == 1.0
     table = r.output[r.output.index("device "):]
-    assert "jetson (emulated)" in table and "is an emulated Arm64 board" in table
+    assert re.search(r"^jetson \S+ \(emulated\) ", table, re.M) and "is an emulated Arm64 board" in table
+    assert not re.search(r"^(host|phone-emulated)\S* [^\n]*\(emulated\)", table, re.M)     # only the board's rows
 
 
 def test_stop_removes_everything_and_a_restart_is_quick(board):

@@ -131,8 +131,9 @@ def test_a_board_that_declares_emulation_is_marked_in_every_row_and_once_in_the_
     emu = BoardEmulation(emulator="qemu-aarch64 7.2", cpu="cortex-a76", host_machine="x86_64")
     board = {"device": "jetson", "device_info": {"host": "root@127.0.0.1:2223", "emulated": emu.to_dict()}}
     other = {"device": "jetson", "device_info": {"host": "pi@10.0.0.2"}}
-    assert B.device_label(board) == "jetson (emulated)"
-    assert B.device_label(other) == "jetson" and B.device_label({"device": "host"}) == "host"
+    assert B.device_label("jetson root@127.0.0.1", board) == "jetson root@127.0.0.1 (emulated)"
+    assert B.device_label("jetson pi@10.0.0.2", other) == "jetson pi@10.0.0.2"
+    assert B.device_label("host", {"device": "host"}) == "host"
     notes = B.emulation_notes([board, dict(board), other])
     assert notes == [f"root@127.0.0.1:2223 is {emu.describe()}"]
     assert B.emulation_notes([other, {"device": "host", "device_info": None}]) == []
