@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import graphlib
 import json
 import sys
 from collections import defaultdict
@@ -106,67 +107,19 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle per strongly connected component with more than one node (Tarjan), written as a
-    path that returns to its start, each component's members listed too."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    comps: list[list[str]] = []
-    counter = [0]
-    sys.setrecursionlimit(10000)
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1 or v in graph.get(v, ()):
-                comps.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return [one_cycle(graph, set(c)) for c in comps]
-
-
-def one_cycle(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
-    """A shortest path from the component's first node back to itself, inside the component."""
-    start = min(comp)
-    prev: dict[str, str] = {}
-    frontier = [start]
-    seen = {start}
-    while frontier:
-        nxt = []
-        for v in frontier:
-            for w in sorted(graph.get(v, ())):
-                if w not in comp:
-                    continue
-                if w == start:
-                    path = [v]
-                    while path[-1] != start:
-                        path.append(prev[path[-1]])
-                    return list(reversed(path)) + [start]
-                if w not in seen:
-                    seen.add(w)
-                    prev[w] = v
-                    nxt.append(w)
-        frontier = nxt
-    return sorted(comp)
+    """Import cycles, each as a path back to its start, found by the standard library's topological sorter
+    (graphlib): it names one cycle when the graph has any; that cycle's last edge is set aside and the
+    search repeats, so every cycle that does not share its last edge with one found before is named."""
+    g = {v: set(ws) for v, ws in graph.items()}
+    found: list[list[str]] = []
+    while True:
+        try:
+            graphlib.TopologicalSorter(g).prepare()
+            return found
+        except graphlib.CycleError as e:
+            cycle = list(reversed(e.args[1]))      # graphlib lists a module before its importer: reversed, each imports the next
+            found.append(cycle)
+            g[cycle[-2]].discard(cycle[-1])
 
 
 def lines(path: Path) -> int:

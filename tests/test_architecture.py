@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.architecture import cycles     # the report's cycle finder (graphlib), checked below
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "edgecnn"
-
-# Cycles that exist today and belong to other work: each is asserted gone below, expected to fail
-# (strict), so the suite turns red the day one is removed until its line here goes too.
 
 
 @dataclass(frozen=True)
@@ -77,60 +76,6 @@ def graph() -> dict[str, set[str]]:
         if i.target != i.importer:
             g[i.importer].add(i.target)
     return g
-
-
-def cycles(g: dict[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected component of more than one module, as one cycle through it (a path back
-    to its first module), found by Tarjan's algorithm and a breadth-first search inside the component."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    comps: list[set[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in sorted(g[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = set()
-            while True:
-                w = stack.pop()
-                comp.add(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                comps.append(comp)
-
-    for v in sorted(g):
-        if v not in index:
-            visit(v)
-    out = []
-    for comp in comps:
-        start = min(comp)
-        prev, frontier, path = {start: None}, [start], None
-        while frontier and path is None:
-            nxt = []
-            for v in frontier:
-                for w in sorted(g[v] & comp):
-                    if w == start:
-                        path = [v]
-                        while prev[path[-1]] is not None:
-                            path.append(prev[path[-1]])
-                        path = list(reversed(path)) + [start]
-                        break
-                    if w not in prev:
-                        prev[w] = v
-                        nxt.append(w)
-                if path:
-                    break
-            frontier = nxt
-        out.append(path)
-    return out
 
 
 def package_of(module: str) -> str:
