@@ -271,6 +271,14 @@ def multi_worker(m: dict) -> str:
             ["phase 2, images/s", num(one["phase2_images_per_s"]), num(two["phase2_images_per_s"]),
              f"{ratio['phase2_images_per_s']:.2f}"],
             ["wall time, s", num(one["wall_s"], 0), num(two["wall_s"], 0), f"{ratio['wall_s']:.2f}"]]
+    mem = m.get("memory_per_worker")
+    if mem:
+        rss, cache = mem["peak_rss_mb"], mem["cache_mb"]
+        rows += [["activation cache on disk per process, MB", " / ".join(map(str, cache["1_worker"])),
+                  " / ".join(map(str, cache["2_workers"])), f"{mem['cache_share_2_over_1']:.2f}"],
+                 ["peak RSS per process, MB", " / ".join(f"{x:,}" for x in rss["1_worker"]),
+                  " / ".join(f"{x:,}" for x in rss["2_workers"]),
+                  f"{max(rss['2_workers']) / max(rss['1_worker']):.2f}"]]
     d = two.get("distribution") or {}
     ar = m["allreduce_per_step"]
     return "\n\n".join([
@@ -278,7 +286,8 @@ def multi_worker(m: dict) -> str:
         f"`python benchmarks/multi_worker.py` (`multi_worker.json`): {m['dataset']}, {m['image_size']} px, recipe "
         f"{m['recipe']}; one worker against two worker processes ({d.get('strategy', '?')}, global batch "
         f"{d.get('global_batch', '?')}, seed {d.get('seed', '?')}) on the same {m['machine_cpus']}-CPU machine, so "
-        f"the two share the cores.\n",
+        f"the two share the cores. Each worker caches its own share of the photos (no all-gather); the cache "
+        f"lives on disk, so a process's resident memory is TensorFlow and the model, not the cache.\n",
         table(["", "1 worker", "2 workers, one machine", "2 / 1"], rows),
         "All-reduce of one step's gradients alone between the two processes:\n",
         table(["phase", "parameters", "MB", "median ms", "p90 ms"],
