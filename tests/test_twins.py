@@ -264,11 +264,11 @@ def _work(d: JetsonDevice, board: Path) -> str:
     return work
 
 
-def test_a_model_travels_with_its_sidecars_and_nothing_else(stand_in_board, tmp_path):
+def test_a_model_travels_with_the_contract_the_host_reads_it_with_and_nothing_else(stand_in_board, tmp_path):
     """test_agent_over_ssh_matches_host / test_baseline_timed_in_turns_on_the_board /
-    test_hostile_file_names_are_not_commands: a file is staged into its folder under its own name, with
-    `<file>.contract.json`, and for a format that cannot carry its contract (a TensorRT engine) the
-    folder's contract.json too; nothing else of its folder travels, and names are never commands."""
+    test_hostile_file_names_are_not_commands: a file is staged into its folder under its own name, with the
+    contract file the host reads it with (its sidecar, else the folder's contract.json, else the one a
+    folder up) as `<file>.contract.json`; nothing else of its folder travels, and names are never commands."""
     src = tmp_path / "in; touch PWNED_DIR"
     src.mkdir()
     files = {"a; touch PWNED.tflite": b"tflite bytes", "a; touch PWNED.tflite.contract.json": b'{"c": 1}',
@@ -288,7 +288,13 @@ def test_a_model_travels_with_its_sidecars_and_nothing_else(stand_in_board, tmp_
     assert _tree(w) == {"model/a; touch PWNED.tflite": b"tflite bytes",
                         "model/a; touch PWNED.tflite.contract.json": b'{"c": 1}',
                         "baseline/m.engine": b"engine bytes", "baseline/m.engine.contract.json": b'{"c": 2}',
-                        "baseline/contract.json": b'{"c": 3}', "onnx/$(touch PWNED2).onnx": b"onnx bytes"}
+                        "onnx/$(touch PWNED2).onnx": b"onnx bytes",
+                        "onnx/$(touch PWNED2).onnx.contract.json": b'{"c": 3}'}     # from a folder up
+    (src / "m.engine.contract.json").unlink()     # an engine without a sidecar: the folder's contract.json
+    with JetsonDevice(host="u@board") as d:
+        work = _work(d, stand_in_board)
+        d._stage_file(src / "m.engine", f"{work}/engine")
+    assert _tree(Path(work)) == {"engine/m.engine": b"engine bytes", "engine/m.engine.contract.json": b'{"c": 3}'}
     assert not [p for p in tmp_path.rglob("PWNED*")] and not list(Path.cwd().glob("PWNED*"))
 
 

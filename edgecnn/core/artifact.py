@@ -202,6 +202,13 @@ def _onnx_contract(path: Path) -> Contract | None:
     return None
 
 
+def contract_source(path: Path) -> Path | None:
+    """The file an artifact that embeds no contract is read with: its sidecar `<name>.contract.json`, else
+    the contract.json beside it, else the one a folder up (a run's export/ folder under the run)."""
+    return next((side for side in (path.with_name(path.name + ".contract.json"), path.parent / CONTRACT_NAME,
+                                   path.parent.parent / CONTRACT_NAME) if side.is_file()), None)
+
+
 def read_contract(path: str | Path, required: bool = True) -> Contract | None:
     """The contract an artifact carries (embedded, sidecar, or contract.json beside it), else, for a
     .tflite, the one its standard metadata describes."""
@@ -214,13 +221,10 @@ def read_contract(path: str | Path, required: bool = True) -> Contract | None:
         c = embedded_contract(p)
     elif fmt == "onnx":
         c = _onnx_contract(p)
-    if c is None:
-        for side in (p.with_name(p.name + ".contract.json"), p.parent / CONTRACT_NAME,
-                     p.parent.parent / CONTRACT_NAME):
-            if side.is_file():
-                from .contract import load
-                c = load(side)
-                break
+    side = contract_source(p) if c is None else None
+    if side is not None:
+        from .contract import load
+        c = load(side)
     if c is None and fmt == "tflite":
         c = _standard_contract(p)
     if c is None and required:

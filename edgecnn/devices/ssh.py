@@ -40,7 +40,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ..core.artifact import format_of, read_contract
+from ..core.artifact import contract_source, format_of, read_contract
 from ..core.errors import DeviceError, InputError
 from ..core.protocol import (BOARD_EMULATION_FILE, AgentRequest, AgentResult, BoardEmulation, EngineBuildRequest,
                              EngineBuildResult, read_reply)
@@ -387,10 +387,13 @@ class JetsonDevice(Device):
         return dataclasses.replace(res, **changes)
 
     def _stage_file(self, f: Path, folder: str) -> str:
-        """f and its contract sidecars into folder on the board; the remote path of f."""
+        """f into folder on the board, with the contract file the host reads it with (when it embeds none)
+        as its sidecar there, so the board judges it by the same contract; the remote path of f."""
         self.transport.shell(f"mkdir -p {q(folder)}", timeout=60)
-        for g in (f, *_sidecars(f)):
-            self.transport.push(g, f"{folder}/{g.name}")
+        self.transport.push(f, f"{folder}/{f.name}")
+        side = contract_source(f)
+        if side is not None:
+            self.transport.push(side, f"{folder}/{f.name}.contract.json")
         return f"{folder}/{f.name}"
 
     def _stage_data(self, data: Path, work: str, notes: list[str], field: str = "data") -> str | None:
@@ -456,13 +459,6 @@ class JetsonDevice(Device):
 def _no_reply(c: Completed, where: str) -> str:
     raise DeviceError(f"{where}: the TensorRT engine build gave no result (exit {c.returncode}): "
                       f"{_last(c.stderr or c.stdout)}")
-
-
-def _sidecars(artifact: Path) -> list[Path]:
-    out = [artifact.with_name(artifact.name + ".contract.json")]
-    if artifact.suffix not in (".tflite", ".onnx"):
-        out.append(artifact.parent / "contract.json")
-    return [p for p in out if p.is_file()]
 
 
 def _cpu_fallback(onnx: Path) -> Path | None:
