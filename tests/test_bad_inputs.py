@@ -490,14 +490,20 @@ def test_an_agent_over_its_deadline_is_stopped_on_the_board(ssh_board, work):
     from edgecnn.core.errors import DeviceError
     opts = dict(host=ssh_board.user_host, port=ssh_board.port, identity=str(ssh_board.client_key),
                 known_hosts=str(ssh_board.known_hosts), timeout=4)
+    def agents() -> set[str]:     # agents on this machine (the loopback board); other runs may have their own
+        ps = subprocess.run(["pgrep", "-f", "agent.pyz --request request.json"], capture_output=True, text=True)
+        return set(ps.stdout.split())
+
+    before = agents()
     with get_device("jetson", **opts) as dev:
         with pytest.raises(DeviceError, match=r"did not finish within 4 s and was stopped on the board"):
             dev.run(AgentRequest(model=str(work / "good.tflite"), runs=10_000_000, min_seconds=120.0))
         left = dev.transport.shell('ls -d "${TMPDIR:-/tmp}"/edgecnn.* 2>/dev/null | wc -l').stdout.strip()
     assert left == "0"                                  # the work folder is gone too
     time.sleep(1)
-    ps = subprocess.run(["pgrep", "-f", "agent.pyz --request request.json"], capture_output=True, text=True)
-    assert ps.stdout.strip() == "", "the agent kept running on the board"
+    stayed = {pid for pid in agents() - before if Path(f"/proc/{pid}/cwd").exists()
+              and "(deleted)" in os.readlink(f"/proc/{pid}/cwd")}     # ours ran in the work folder, now removed
+    assert not stayed, "the agent kept running on the board"
 
 
 # ------------------------------------------------------------------ third round (issue 26)
