@@ -378,22 +378,30 @@ def int8_io_types(m: dict) -> str:
 
 
 def mutation_score(m: dict) -> str:
+    def score(x: dict) -> str:
+        if x.get("score_pct") is None:
+            return "–"
+        ci = x.get("score_ci95") if m.get("sample") else None
+        return f"{x['score_pct']:.1f}%" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+
     rows = []
     for mod, x in m["modules"].items():
         fn = x["functions"]
         fn = "all" if fn == "all" else ", ".join(f"`{f}`" for f in fn)
-        rows.append([f"`{mod}`", fn, x["mutants"], x["detected"], x["survived"], x.get("unchecked", 0),
-                     f"{x['score_pct']:.1f}%"])
-    rows.append(["**checked**", "", m["mutants"], m["detected"], m["mutants"] - m["detected"], m.get("unchecked", 0),
-                 f"**{m['score_pct']:.1f}%**"])
+        rows.append([f"`{mod}`", fn, x["mutants"], x["detected"], x["mutants"] - x["detected"], score(x)])
+    rows.append(["**checked**", "", m["mutants"], m["detected"], m["mutants"] - m["detected"], f"**{score(m)}**"])
+    s = m.get("sample")
+    how = (f"a uniform draw of {s['n']} of the scope's {s['population']:,} mutants (seed {s['seed']}): each score "
+           f"estimates the whole scope's, with its exact 95% interval" if s else
+           f"scored here: {len(m['scored'])} of the {len(m['scope'])} modules in scope; mutants not checked in the "
+           f"time given are left out of the score")
     return "\n\n".join([
         "## Mutation score",
         f"`{m['command']}` (`mutation_score.json`, {m['tool']}; {m['wall_s'] / 60:.0f} min on {m['cpus']} CPUs): "
         f"the fast set (`pytest {shlex.join(m['pytest_args'])}`) runs per mutant; a mutant that times out counts as "
-        f"detected. Scored here: {len(m['scored'])} of the {len(m['scope'])} modules in scope; mutants not checked "
-        f"in the time given are left out of the score. Goal {m['goal_pct']:g}% overall, "
+        f"detected, one no fast test reaches as surviving. This run: {how}. Goal {m['goal_pct']:g}% overall, "
         f"{m['module_goal_pct']:g}% per module. Each survivor's diff is in the JSON.\n",
-        table(["module", "functions", "mutants checked", "killed", "survived", "not checked", "score"], rows)])
+        table(["module", "functions", "mutants", "killed", "survived", "score"], rows)])
 
 
 def architecture(a: dict, name: str, title: str) -> str:
