@@ -27,22 +27,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from .core.artifact import FORMATS, FROM_STANDARD_METADATA, format_of, read_contract, weights_precision
 from . import verdict as V
 from .core.errors import BudgetError, DeviceError, EdgecnnError, InconclusiveError, InputError
-from .core.io import atomic_write_json, atomic_write_text, sha256_file
+from .core.io import atomic_write_text, sha256_file
 from .core.protocol import AgentRequest, AgentResult, BoardEmulation, Latency, VsBaseline
 from . import fleet as F
 from .devices import check_request, get_device, open_device
 from .devices.base import DEFAULT_TIMEOUT_S
 from .fleet import Fleet, FleetDevice
-from .evaluate import changes_without_labels, compare, refuse_seen_photos, seen_by_the_model
+from .evaluate import changes_without_labels, refuse_seen_photos, seen_by_the_model, versus
 from .render import fmt, table
+from .results import (BENCH_SCHEMA, BaselineRecord, BenchDocument, BenchRecord, Comparison, DeviceEntry, Judged,
+                      ReferenceRecord, UnlabeledChanges)
+from . import results
 from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, run_of_artifact
 
-SCHEMA = "edgecnn.bench/3"
+SCHEMA = BENCH_SCHEMA
 BENCHABLE = (".tflite", ".onnx", ".engine", ".plan")
 NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a busy machine
 
@@ -238,7 +240,7 @@ def request_for(o: BenchOptions, model: Path, *, latency: bool = True, data: boo
                         baseline=str(o.baseline) if baseline and o.baseline is not None else None)
 
 
-def bench(o: BenchOptions, fleet: Fleet | None = None, log: Callable[[str], None] = print) -> dict:
+def bench(o: BenchOptions, fleet: Fleet | None = None, log: Callable[[str], None] = print) -> BenchDocument:
     """The plan's artifacts on every device of the fleet (default: the host alone), at most fleet.parallel
     at once; the plan and the float reference are prepared once, on the host. One document."""
     t0 = time.perf_counter()
@@ -246,20 +248,20 @@ def bench(o: BenchOptions, fleet: Fleet | None = None, log: Callable[[str], None
     p, ref = prepare(o, log)
     lock = threading.Lock()
 
-    def one(d: FleetDevice) -> dict:
+    def one(d: FleetDevice) -> DeviceEntry:
         def said(msg: str) -> None:
             with lock:
                 log(f"[{d.name}] {msg}" if len(fleet.devices) > 1 else msg)
         return _bench_device(o, p, ref, d, said)
 
     entries = _each(one, fleet.devices, fleet.parallel)
-    doc = {"schema": SCHEMA, "target": str(o.target), "run": str(p.run.dir) if p.run else None,
-           "reference": _reference_doc(p.reference, ref), "data": str(o.data) if o.data else None,
-           "unlabeled": str(o.unlabeled) if o.unlabeled else None, "budgets_source": p.budgets.source,
-           "notes": p.notes, "judged_on": "point estimates" if p.point_estimate else
-           f"{int(V.CONFIDENCE * 100)}% intervals", "parallel": fleet.parallel, "devices": entries,
-           "verdict": V.worst([e["verdict"] for e in entries]), "wall_s": round(time.perf_counter() - t0, 2)}
-    return doc
+    return BenchDocument(
+        target=str(o.target), run=str(p.run.dir) if p.run else None, reference=_reference_doc(p.reference, ref),
+        data=str(o.data) if o.data else None, unlabeled=str(o.unlabeled) if o.unlabeled else None,
+        budgets_source=p.budgets.source, notes=p.notes,
+        judged_on="point estimates" if p.point_estimate else f"{int(V.CONFIDENCE * 100)}% intervals",
+        parallel=fleet.parallel, devices=entries, verdict=V.worst([e.verdict for e in entries]),
+        wall_s=round(time.perf_counter() - t0, 2))
 
 
 def _each(fn, items, parallel: int) -> list:
@@ -276,26 +278,26 @@ def prepare(o: BenchOptions, log: Callable[[str], None] = print) -> tuple[Plan, 
     return p, _reference(o, p, log)
 
 
-def _bench_device(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice, log) -> dict:
+def _bench_device(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice, log) -> DeviceEntry:
     """One device's entry of the document: its records and notes, or why it could not be benched (a device
     that cannot be reached, or refuses the request, is reported as such; the others' results stand)."""
-    entry = {"name": d.name, "device": d.kind, "options": d.options.given(), "status": "ok", "error": None,
-             "records": [], "notes": []}
     t = time.perf_counter()
+    entry = DeviceEntry(name=d.name, device=d.kind, options=d.options.given(), verdict=V.INCONCLUSIVE)  # judged next
     try:
-        entry.update(bench_on(o, p, ref, d, log))
+        entry.records, entry.notes = bench_on(o, p, ref, d, log)
+        entry.verdict = V.overall([r.verdict for r in entry.records])
     except EdgecnnError as e:
         reached = not isinstance(e, DeviceError)
-        entry.update(status="refused" if reached else "unreachable", error=str(e),
-                     verdict=V.ERROR if reached else V.UNREACHABLE)
-        log(f"{entry['status']}: {e}")
-    entry["wall_s"] = round(time.perf_counter() - t, 2)
+        entry.status, entry.error = ("refused" if reached else "unreachable"), str(e)
+        entry.verdict = V.ERROR if reached else V.UNREACHABLE
+        log(f"{entry.status}: {e}")
+    entry.wall_s = round(time.perf_counter() - t, 2)
     return entry
 
 
 def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice,
-             log: Callable[[str], None] = print) -> dict:
-    """The plan's artifacts on one device, judged against the reference: {records, notes, verdict}."""
+             log: Callable[[str], None] = print) -> tuple[list[BenchRecord], list[str]]:
+    """The plan's artifacts on one device, judged against the reference: (records, notes)."""
     notes: list[str] = []
     with open_device(d.kind, d.device_options(o.timeout), log) as dev:
         for art in p.artifacts:
@@ -306,10 +308,9 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice,
                                  f"measure accuracy (judge them with --device host or phone-emulated)")
             notes.append(f"the {dev.name} device does not measure accuracy: --data was not sent to it "
                          f"(correctness on an Arm CPU: --device phone-emulated)")
-        results = _run_all(o, p, dev, log)
-        records = [_record(art, results[art], dev, ref, p) for art in p.artifacts]
-    return {"records": records, "notes": notes + emulation_notes(records),
-            "verdict": V.overall([r["verdict"] for r in records])}
+        results_ = _run_all(o, p, dev, log)
+        records = [_record(art, results_[art], dev, ref, p) for art in p.artifacts]
+    return records, notes + emulation_notes(records)
 
 
 def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:
@@ -320,12 +321,12 @@ def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:
         return host.run(dataclasses.replace(request_for(o, p.reference, latency=False, baseline=False), engine=None))
 
 
-def _reference_doc(path: Path | None, ref: AgentResult | None) -> dict | None:
+def _reference_doc(path: Path | None, ref: AgentResult | None) -> ReferenceRecord | None:
     if path is None:
         return None
     c = ref.contract if ref is not None else None
-    return {"artifact": path.name, "sha256": sha256_file(path),
-            "provenance": c.provenance.to_dict() if c is not None and c.provenance else None}
+    return ReferenceRecord(artifact=path.name, sha256=sha256_file(path),
+                           provenance=c.provenance.to_dict() if c is not None and c.provenance else None)
 
 
 def _run_all(o: BenchOptions, p: Plan, dev, log) -> dict[Path, AgentResult]:
@@ -344,41 +345,27 @@ def _run_all(o: BenchOptions, p: Plan, dev, log) -> dict[Path, AgentResult]:
     return {a: combine_runs(results[a], runs[a]) if len(runs.get(a, [])) > 1 else results[a] for a in p.artifacts}
 
 
-def _budget(limit, value, ok) -> dict:
-    return {"limit": limit, "value": value, "pass": bool(ok), "verdict": V.PASS if ok else V.FAIL}
+def _budget(limit, value, ok) -> Judged:
+    return Judged.of(limit, value, V.PASS if ok else V.FAIL)
 
 
-def versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> dict:
-    """Accuracy against the float reference on the same images: drop, per class (with paired intervals),
-    flips, agreement, worst class, and the changes on unlabeled photos. Empty without a reference or
-    images."""
+def versus_reference(art: Path, res: AgentResult, ref: AgentResult | None) -> Comparison | None:
+    """The artifact's predictions against the float reference's on the same images (evaluate.versus): the
+    labelled images', and the changes on unlabeled photos. None without a reference or images."""
     if ref is None or (res.evaluation is None and res.unlabeled is None):
-        return {}
+        return None
     unlabeled = _unlabeled_changes(art, res, ref)
     if res.evaluation is None or ref.evaluation is None:
-        return {"paired": V.paired([], [], [], unlabeled), "unlabeled": unlabeled} if unlabeled else {}
+        return versus([], [], [], res.contract.labels, [], unlabeled) if unlabeled else None
     if ref.evaluation.paths != res.evaluation.paths:
         raise InputError(f"{art.name}: the reference and the artifact saw different images "
                          f"({ref.evaluation.images} vs {res.evaluation.images})")
     e = res.evaluation
-    c = compare(e.y_true, e.top1, ref.evaluation.top1, res.contract.labels, e.paths)
-    out = {k: c[k] for k in ("reference_accuracy", "accuracy_drop_pp", "per_class", "flips", "top1_agreement",
-                             "worst_class")}
-    out["paired"] = V.paired(e.y_true, e.top1, ref.evaluation.top1, unlabeled)
-    if unlabeled:
-        out["unlabeled"] = unlabeled
-    y = np.asarray(e.y_true)
-    for i, label in enumerate(res.contract.labels):
-        if label in out["per_class"]:
-            m = y == i
-            st = V.paired(y[m], np.asarray(e.top1)[m], np.asarray(ref.evaluation.top1)[m])
-            out["per_class"][label].update(drop_ci_pp=st["drop_ci_pp"], agreement=st["agreement"],
-                                           agreement_ci=st["agreement_ci"])
-    return out
+    return versus(e.y_true, e.top1, ref.evaluation.top1, res.contract.labels, e.paths, unlabeled)
 
 
-def _unlabeled_changes(art: Path, res: AgentResult, ref: AgentResult) -> dict | None:
-    """{"n", "changed", "flips"}: the unlabeled photos whose top-1 differs between artifact and reference."""
+def _unlabeled_changes(art: Path, res: AgentResult, ref: AgentResult) -> UnlabeledChanges | None:
+    """The unlabeled photos whose top-1 differs between artifact and reference."""
     if res.unlabeled is None or ref.unlabeled is None:
         return None
     if res.unlabeled.paths != ref.unlabeled.paths:
@@ -387,51 +374,43 @@ def _unlabeled_changes(art: Path, res: AgentResult, ref: AgentResult) -> dict | 
     return changes_without_labels(res.unlabeled.top1, ref.unlabeled.top1, res.contract.labels, res.unlabeled.paths)
 
 
-def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) -> dict:
-    lat = res.latency_ms
-    rec = {"artifact": art.name, "sha256": sha256_file(art),
-           "provenance": res.contract.provenance.to_dict() if res.contract and res.contract.provenance else None,
-           "format": res.format, "precision": precision_of(art, res), "device": dev.name,
-           "device_info": dev.describe(), "runtime": res.runtime, "runtime_version": res.runtime_version,
-           "threads": res.threads, "size_mb": res.size_mb,
-           "accuracy": res.evaluation.accuracy if res.evaluation else None, "reference_accuracy": None,
-           "accuracy_drop_pp": None, "per_class": None, "flips": None, "top1_agreement": None, "unlabeled": None,
-           "images": res.evaluation.images if res.evaluation else None,
-           "skipped": [dataclasses.asdict(s) for s in res.skipped],
-           "latency_ms": _latency_doc(lat), "latency_estimated": res.latency_estimated, "estimate": res.estimate,
-           "latency_source": res.latency_source, "throughput_ips": res.throughput_ips,
-           "peak_rss_mb": res.peak_rss_mb, "tensorflow_imported": res.tensorflow_imported,
-           "agreement_with_host": res.agreement_with_host, "device_detail": res.device_detail,
-           "notes": list(res.notes)}
-    if res.vs_baseline is not None:
-        b = res.baseline
-        rec["baseline"] = {"artifact": b.artifact, "format": b.format, "size_mb": b.size_mb,
-                           "latency_ms": _latency_doc(b.latency_ms)}
-        rec["vs_baseline"] = dataclasses.asdict(res.vs_baseline)
-    rec.update(versus_reference(art, res, ref))
-    rec["budgets"] = judge_budgets(rec, p)
-    rec["verdict"] = V.overall([b["verdict"] for b in rec["budgets"].values()])
-    rec["passed"] = rec["verdict"] == V.PASS
+def _record(art: Path, res: AgentResult, dev, ref: AgentResult | None, p: Plan) -> BenchRecord:
+    c = versus_reference(art, res, ref)
+    rec = BenchRecord(
+        artifact=art.name, sha256=sha256_file(art),
+        provenance=res.contract.provenance.to_dict() if res.contract and res.contract.provenance else None,
+        format=res.format, precision=precision_of(art, res), device=dev.name, device_info=dev.describe(),
+        runtime=res.runtime, runtime_version=res.runtime_version, threads=res.threads, size_mb=res.size_mb,
+        accuracy=res.evaluation.accuracy if res.evaluation else None,
+        images=res.evaluation.images if res.evaluation else None, skipped=list(res.skipped),
+        latency_ms=res.latency_ms, latency_estimated=res.latency_estimated, estimate=res.estimate,
+        latency_source=res.latency_source, throughput_ips=res.throughput_ips, peak_rss_mb=res.peak_rss_mb,
+        tensorflow_imported=res.tensorflow_imported, agreement_with_host=res.agreement_with_host,
+        device_detail=res.device_detail, notes=list(res.notes),
+        baseline=None if res.vs_baseline is None else BaselineRecord(
+            artifact=res.baseline.artifact, format=res.baseline.format, size_mb=res.baseline.size_mb,
+            latency_ms=res.baseline.latency_ms),
+        vs_baseline=res.vs_baseline, budgets={}, verdict=V.INCONCLUSIVE, passed=False,  # judged next
+        **(c.versus() if c else {}))
+    rec.budgets = judge_budgets(rec, p)
+    rec.verdict = V.overall([b.verdict for b in rec.budgets.values()])
+    rec.passed = rec.verdict == V.PASS
     return rec
 
 
-def _latency_doc(lat: Latency | None) -> dict | None:
-    return None if lat is None else {k: v for k, v in dataclasses.asdict(lat).items() if v is not None}
-
-
-def judge_budgets(rec: dict, p: Plan) -> dict:
+def judge_budgets(rec: BenchRecord, p: Plan) -> dict[str, Judged]:
     """Every budget the plan sets that applies to this record, each with its value and verdict."""
     b, max_slowdown = p.budgets, p.max_slowdown_pct
-    out = {"size_mb": _budget(b.size_mb, rec["size_mb"], rec["size_mb"] <= b.size_mb)}
-    if b.max_drop_pp is not None and rec.get("paired"):
-        out["accuracy_drop_pp"] = V.drop_budget(rec["paired"], b.max_drop_pp, p.point_estimate)
-    if b.min_agreement_pct is not None and rec.get("paired"):
-        out["agreement_pct"] = V.agreement_budget(rec["paired"], b.min_agreement_pct, p.point_estimate)
-    if b.max_p90_ms is not None and rec["latency_ms"]:
-        p90 = rec["latency_ms"]["p90"]
+    out = {"size_mb": _budget(b.size_mb, rec.size_mb, rec.size_mb <= b.size_mb)}
+    if b.max_drop_pp is not None and rec.paired:
+        out["accuracy_drop_pp"] = V.drop_budget(rec.paired, b.max_drop_pp, p.point_estimate)
+    if b.min_agreement_pct is not None and rec.paired:
+        out["agreement_pct"] = V.agreement_budget(rec.paired, b.min_agreement_pct, p.point_estimate)
+    if b.max_p90_ms is not None and rec.latency_ms:
+        p90 = rec.latency_ms.p90
         out["p90_ms"] = _budget(b.max_p90_ms, p90, p90 <= b.max_p90_ms)
-    if max_slowdown is not None and rec.get("vs_baseline"):
-        slower = 100.0 * (rec["vs_baseline"]["p50_ratio"] - 1.0)
+    if max_slowdown is not None and rec.vs_baseline:
+        slower = 100.0 * (rec.vs_baseline.p50_ratio - 1.0)
         out["slowdown_pct"] = _budget(max_slowdown, round(slower, 2), slower <= max_slowdown)
     return out
 
@@ -440,33 +419,33 @@ class DeviceUnreachable(DeviceError):
     """A device could not be reached or refused the request (the others' results stand): exit 2."""
 
 
-def check(doc: dict) -> None:
+def check(doc: BenchDocument) -> None:
     """Exit with the worst device's status: FAIL 1, UNREACHABLE or ERROR 2, INCONCLUSIVE 3, PASS returns."""
-    v, entries = doc["verdict"], doc["devices"]
-    who = (lambda e: f"{e['name']}: ") if len(entries) > 1 else (lambda e: "")
+    v, entries = doc.verdict, doc.devices
+    who = (lambda e: f"{e.name}: ") if len(entries) > 1 else (lambda e: "")
     if v == V.FAIL:
         raise BudgetError("budget failed: " + "; ".join(
-            f"{who(e)}{r['artifact']}: {name} {_value(b)} {'<' if name == 'agreement_pct' else '>'} {b['limit']}"
-            for e in entries for r in e["records"] for name, b in r["budgets"].items() if b["verdict"] == V.FAIL))
+            f"{who(e)}{r.artifact}: {name} {_value(b)} {'<' if name == 'agreement_pct' else '>'} {b.limit}"
+            for e in entries for r in e.records for name, b in r.budgets.items() if b.verdict == V.FAIL))
     if v in (V.UNREACHABLE, V.ERROR):
-        down = [e for e in entries if e["verdict"] in (V.UNREACHABLE, V.ERROR)]
-        raise DeviceUnreachable("; ".join(f"{e['name']} could not be benched: {e['error']}" for e in down)
+        down = [e for e in entries if e.verdict in (V.UNREACHABLE, V.ERROR)]
+        raise DeviceUnreachable("; ".join(f"{e.name} could not be benched: {e.error}" for e in down)
                                 + (" (the others' results are above)" if len(down) < len(entries) else ""))
     if v == V.INCONCLUSIVE:
-        open_ = [f"{who(e)}{r['artifact']}: {name} {_value(b)} vs {b['limit']}" + _needed(b)
-                 for e in entries for r in e["records"] for name, b in r["budgets"].items()
-                 if b["verdict"] == V.INCONCLUSIVE]
+        open_ = [f"{who(e)}{r.artifact}: {name} {_value(b)} vs {b.limit}" + _needed(b)
+                 for e in entries for r in e.records for name, b in r.budgets.items()
+                 if b.verdict == V.INCONCLUSIVE]
         raise InconclusiveError("the images cannot decide " + "; ".join(open_)
                                 + " (add images, or judge point estimates with --point-estimate)")
 
 
-def _value(b: dict) -> str:
-    s = "-" if b["value"] is None else f"{b['value']:.2f}"
-    return s + (f" [95% {b['interval'][0]:+.2f}, {b['interval'][1]:+.2f}]" if b.get("interval") else "")
+def _value(b: Judged) -> str:
+    s = "-" if b.value is None else f"{b.value:.2f}"
+    return s + (f" [95% {b.interval[0]:+.2f}, {b.interval[1]:+.2f}]" if b.interval else "")
 
 
-def _needed(b: dict) -> str:
-    n, u = b.get("images_to_decide"), b.get("unlabeled_to_decide")
+def _needed(b: Judged) -> str:
+    n, u = b.images_to_decide, b.unlabeled_to_decide
     said = [f"about {n} labelled images" if n else "", f"{u} unlabeled photos" if u else ""]
     said = [x for x in said if x]
     return f", {' or '.join(said)} would decide it at the observed rates" if said else ""
@@ -478,110 +457,110 @@ WORDS = {V.PASS: "PASSED", V.FAIL: "FAILED", V.INCONCLUSIVE: "INCONCLUSIVE", V.E
          V.UNREACHABLE: "UNREACHABLE"}
 
 
-def render(doc: dict, markdown: bool = False) -> str:
+def render(doc: BenchDocument, markdown: bool = False) -> str:
     """The document as one table (a row per artifact and device; a device not benched: one row of dashes)
     and its notes, as console text or Markdown."""
     rows = []
-    for e in doc["devices"]:
-        if not e["records"]:
-            rows.append([e["name"], *["-"] * (len(COLUMNS) - 2), e["verdict"]])
-        rows += [_row(e, r) for r in e["records"]]
+    for e in doc.devices:
+        if not e.records:
+            rows.append([e.name, *["-"] * (len(COLUMNS) - 2), e.verdict])
+        rows += [_row(e, r) for r in e.records]
     out = table(COLUMNS, rows, markdown=markdown)
     sep = "\n\n" if markdown else "\n"
     return out + sep + sep.join(_notes(doc)) + "\n"
 
 
-def _row(e: dict, r: dict) -> list[str]:
-    lat = r["latency_ms"] or {}
-    est = "~" if r.get("latency_estimated") else ""
-    images = "-" if r["images"] is None else f"{r['images']}" + (f" (+{len(r['skipped'])} unread)" if r["skipped"] else "")
-    ci = (r.get("paired") or {}).get("drop_ci_pp")
-    drop = fmt(r["accuracy_drop_pp"], "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-    return [device_label(e["name"], r), r["artifact"], r["format"] or "-", r["precision"], fmt(r["size_mb"], ".2f"), images,
-            fmt(r["accuracy"], ".2%"), drop, fmt(r.get("top1_agreement"), ".1%"), est + fmt(lat.get("p50"), ".2f"),
-            est + fmt(lat.get("p90"), ".2f"), est + fmt(lat.get("p99"), ".2f"), fmt(r["throughput_ips"], ".0f"),
-            fmt(r["peak_rss_mb"], ".0f"),
-            " ".join(f"{k}:{'ok' if b['pass'] else b['verdict']}" for k, b in r["budgets"].items()), r["verdict"]]
+def _row(e: DeviceEntry, r: BenchRecord) -> list[str]:
+    lat = r.latency_ms
+    est = "~" if r.latency_estimated else ""
+    images = "-" if r.images is None else f"{r.images}" + (f" (+{len(r.skipped)} unread)" if r.skipped else "")
+    ci = r.paired.drop_ci_pp if r.paired else None
+    drop = fmt(r.accuracy_drop_pp, "+.2f") + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+    p50, p90, p99 = (lat.p50, lat.p90, lat.p99) if lat else (None, None, None)
+    return [device_label(e.name, r), r.artifact, r.format or "-", r.precision, fmt(r.size_mb, ".2f"), images,
+            fmt(r.accuracy, ".2%"), drop, fmt(r.top1_agreement, ".1%"), est + fmt(p50, ".2f"),
+            est + fmt(p90, ".2f"), est + fmt(p99, ".2f"), fmt(r.throughput_ips, ".0f"), fmt(r.peak_rss_mb, ".0f"),
+            " ".join(f"{k}:{'ok' if b.passed else b.verdict}" for k, b in r.budgets.items()), r.verdict]
 
 
-def _notes(doc: dict) -> list[str]:
+def _notes(doc: BenchDocument) -> list[str]:
     notes = []
-    if doc.get("reference"):
-        notes.append(f"accuracy drop vs {doc['reference']['artifact']} on {doc['data']}")
-    notes.append(f"budgets: {doc['budgets_source']}")
-    notes += doc.get("notes") or []
-    entries = doc["devices"]
-    skipped = {s["path"]: s["reason"] for e in entries for r in e["records"] for s in r["skipped"]}
+    if doc.reference:
+        notes.append(f"accuracy drop vs {doc.reference.artifact} on {doc.data}")
+    notes.append(f"budgets: {doc.budgets_source}")
+    notes += doc.notes
+    entries = doc.devices
+    skipped = {s.path: s.reason for e in entries for r in e.records for s in r.skipped}
     if skipped:
         shown = "; ".join(f"{Path(p).name} ({why})" for p, why in list(skipped.items())[:5])
         notes.append(f"{len(skipped)} image(s) of --data could not be read and are not counted: {shown}"
                      + (" ..." if len(skipped) > 5 else "") + " (all listed in the JSON)")
-    who = (lambda e: f"{e['name']}: ") if len(entries) > 1 else (lambda e: "")
+    who = (lambda e: f"{e.name}: ") if len(entries) > 1 else (lambda e: "")
     for e in entries:
-        own = [f"{e['status']}: {e['error']}"] if e["error"] else []
-        own += e["notes"] + [n for r in e["records"] for n in _record_notes(r)]
+        own = [f"{e.status}: {e.error}"] if e.error else []
+        own += e.notes + [n for r in e.records for n in _record_notes(r)]
         notes += [who(e) + n for n in own]
-    counts = ", ".join(f"{sum(e['verdict'] == v for e in entries)} {v}" for v in V.SEVERITY
-                       if any(e["verdict"] == v for e in entries))
+    counts = ", ".join(f"{sum(e.verdict == v for e in entries)} {v}" for v in V.SEVERITY
+                       if any(e.verdict == v for e in entries))
     n = len(entries)
-    at_once = f", at most {doc['parallel']} at once" if n > 1 else ""
-    notes.append(f"{WORDS[doc['verdict']]} ({counts}; {n} device{'s' if n > 1 else ''}{at_once}, {doc['wall_s']:.1f} s; "
-                 f"accuracy budgets judged on {doc['judged_on']}; ~ = estimated latency)")
+    at_once = f", at most {doc.parallel} at once" if n > 1 else ""
+    notes.append(f"{WORDS[doc.verdict]} ({counts}; {n} device{'s' if n > 1 else ''}{at_once}, {doc.wall_s:.1f} s; "
+                 f"accuracy budgets judged on {doc.judged_on}; ~ = estimated latency)")
     return notes
 
 
-def device_label(name: str, rec: dict) -> str:
+def device_label(name: str, rec: BenchRecord) -> str:
     """A device's name in the table, marked on each row whose board declared itself emulated."""
-    return name + (" (emulated)" if (rec.get("device_info") or {}).get("emulated") else "")
+    return name + (" (emulated)" if rec.device_info.get("emulated") else "")
 
 
-def emulation_notes(records: list[dict]) -> list[str]:
+def emulation_notes(records: list[BenchRecord]) -> list[str]:
     """One line per emulated board among the records: whose latencies these are (not a Jetson's)."""
     seen: dict[str, str] = {}
     for r in records:
-        info = r.get("device_info") or {}
+        info = r.device_info
         if info.get("emulated"):
-            seen.setdefault(info.get("host", r["device"]),
+            seen.setdefault(info.get("host", r.device),
                             BoardEmulation.from_dict(info["emulated"], "device_info.emulated").describe())
     return [f"{host} is {text}" for host, text in seen.items()]
 
 
-def _record_notes(r: dict) -> list[str]:
-    notes = [unlabeled_note(r)] if (r.get("paired") or {}).get("unlabeled") else []
-    for name, b in r["budgets"].items():
-        if b["verdict"] == V.INCONCLUSIVE:
-            notes.append(f"{r['artifact']}: {name} {_value(b)} vs budget {b['limit']}: INCONCLUSIVE on "
-                         f"{r['images']} images{_needed(b)}")
-    if r.get("estimate"):
-        notes.append(f"~ {r['artifact']}: latency estimated from profile {r['estimate'].get('profile')} "
-                     f"({r['estimate'].get('anchor', '')})")
-    notes += [f"{r['artifact']}: {n}" for n in r.get("notes") or []]
-    if r.get("vs_baseline"):
-        v, b = r["vs_baseline"], r["baseline"]
-        notes.append(f"{r['artifact']} vs {b['artifact']}: p50 x{v['p50_ratio']:.3f}, p90 x{v['p90_ratio']:.3f} "
-                     f"({(r['latency_ms'] or {}).get('p50', float('nan')):.2f} vs {b['latency_ms']['p50']:.2f} ms, "
-                     f"timed in turns in one process)")
-    lat = r["latency_ms"] or {}
-    if lat.get("repeats"):
-        spread = lat["p50_spread_pct"]
+def _record_notes(r: BenchRecord) -> list[str]:
+    notes = [unlabeled_note(r)] if r.paired and r.paired.unlabeled else []
+    for name, b in r.budgets.items():
+        if b.verdict == V.INCONCLUSIVE:
+            notes.append(f"{r.artifact}: {name} {_value(b)} vs budget {b.limit}: INCONCLUSIVE on "
+                         f"{r.images} images{_needed(b)}")
+    if r.estimate:
+        notes.append(f"~ {r.artifact}: latency estimated from profile {r.estimate.get('profile')} "
+                     f"({r.estimate.get('anchor', '')})")
+    notes += [f"{r.artifact}: {n}" for n in r.notes]
+    if r.vs_baseline:
+        v, b = r.vs_baseline, r.baseline
+        p50 = r.latency_ms.p50 if r.latency_ms else float("nan")
+        notes.append(f"{r.artifact} vs {b.artifact}: p50 x{v.p50_ratio:.3f}, p90 x{v.p90_ratio:.3f} "
+                     f"({p50:.2f} vs {b.latency_ms.p50:.2f} ms, timed in turns in one process)")
+    lat = r.latency_ms
+    if lat and lat.repeats:
+        spread = lat.p50_spread_pct
         busy = ": a busy machine; gate on a ratio instead (--baseline)" if spread > NOISY_PCT else ""
-        notes.append(f"{r['artifact']}: p50 is the median of {lat['repeats']} agent runs, which spread "
+        notes.append(f"{r.artifact}: p50 is the median of {lat.repeats} agent runs, which spread "
                      f"{spread:.1f}%{busy}")
     return notes
 
 
-def unlabeled_note(r: dict) -> str:
+def unlabeled_note(r: BenchRecord) -> str:
     """What the unlabeled photos added: their changes, and the drop bound all changes give."""
-    u = r["paired"]["unlabeled"]
-    return (f"{r['artifact']}: {u['changed']} of {u['n']} unlabeled photos changed prediction; with the labelled "
-            f"images' changes, {u['pooled_changed']} of {u['pooled_images']}: the drop is at most "
-            f"{u['changed_bound_pp']:.2f} pp (one-sided {100 * (1 - V.ALPHA / 4):.2f}%; labelled interval alone at "
-            f"{100 * (1 - V.ALPHA / 2):.1f}%: {u['labelled_ci_pp'][0]:+.2f} to {u['labelled_ci_pp'][1]:+.2f} pp)")
+    u = r.paired.unlabeled
+    return (f"{r.artifact}: {u.changed} of {u.n} unlabeled photos changed prediction; with the labelled "
+            f"images' changes, {u.pooled_changed} of {u.pooled_images}: the drop is at most "
+            f"{u.changed_bound_pp:.2f} pp (one-sided {100 * (1 - V.ALPHA / 4):.2f}%; labelled interval alone at "
+            f"{100 * (1 - V.ALPHA / 2):.1f}%: {u.labelled_ci_pp[0]:+.2f} to {u.labelled_ci_pp[1]:+.2f} pp)")
 
 
-def write_outputs(doc: dict, json_path: Path | None, markdown_path: Path | None) -> None:
+def write_outputs(doc: BenchDocument, json_path: Path | None, markdown_path: Path | None) -> None:
     """The document as JSON and its table as Markdown."""
     if json_path:
-        atomic_write_json(json_path, doc)
+        results.write(json_path, doc)
     if markdown_path:
         atomic_write_text(markdown_path, render(doc, markdown=True))

@@ -181,7 +181,7 @@ def demo(ctx, recipe_name, data_dir, out_dir, weights, epochs):
     _keep_in_run(doc)
     write_outputs(doc, out_dir / "bench.json", out_dir / "bench.md")
     click.echo(render(doc))
-    choice = choose_deployable(doc["devices"][0])
+    choice = choose_deployable(doc.devices[0])
     click.echo("\n".join(choice.summary(out_dir)))
     click.echo(f"report:  {out_dir / PAGE}")
     ctx.exit(choice.exit_code)
@@ -226,8 +226,6 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
     to RUN_DIR/export/. Exit status: 0 when the INT8 budget holds (95% interval of the paired drop
     within it), 1 when it fails even with the float fallback, 3 when the images cannot decide it.
     """
-    import json as _json
-
     from .export import ExportOptions, export as run_export
     from .export.budget import check_budget
     from .render import export_table
@@ -238,7 +236,7 @@ def export(run_dir, int8, fp16, fp32, onnx, tensorrt, calibration, calibration_s
                          point_estimate=point_estimate, author=author, license=license_)
     rep = run_export(opts, log=_log)
     _refresh_page(Path(run_dir))
-    click.echo(_json.dumps(rep, indent=2) if json_out else export_table(rep))
+    click.echo(rep.to_json().rstrip("\n") if json_out else export_table(rep))
     check_budget(rep)
 
 
@@ -314,8 +312,6 @@ def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference,
     1 when one fails, 3 when the images cannot decide one (INCONCLUSIVE), 2 for bad input or an
     unreachable device.
     """
-    import json as _json
-
     from .bench import BenchOptions, bench as run_bench, check, render, write_outputs
 
     if cpus is not None and not all(c.strip().isdigit() for c in cpus.split(",")):
@@ -332,17 +328,17 @@ def bench(target, devices, fleet_path, parallel, data_dir, unlabeled, reference,
     _keep_in_run(doc)
     to_stdout = json_path is not None and str(json_path) == "-"
     write_outputs(doc, None if to_stdout else json_path, md_path)
-    click.echo(_json.dumps(doc, indent=2) if to_stdout else render(doc))
+    click.echo(doc.to_json().rstrip("\n") if to_stdout else render(doc))
     check(doc)
 
 
-def _keep_in_run(doc: dict) -> None:
+def _keep_in_run(doc) -> None:
     """A bench of a run's models: the run keeps its latest bench per device, and its page is rebuilt."""
     from .rundir import record_bench
 
-    if doc["run"] is not None:
-        record_bench(doc, Path(doc["run"]))
-        _refresh_page(Path(doc["run"]))
+    if doc.run is not None:
+        record_bench(doc, Path(doc.run))
+        _refresh_page(Path(doc.run))
 
 
 def _refresh_page(run_dir: Path) -> None:

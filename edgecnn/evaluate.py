@@ -1,4 +1,7 @@
-"""Accuracy of a model's predictions against the labels and against a float reference (numpy only)."""
+"""The one evaluation of a model's predictions: against the labels, and against its float reference's
+predictions on the same images (numpy only). Export (the runtime in this process), bench (the agent on a
+device) and every report read its :class:`~edgecnn.results.Comparison`; the paired statistics and their
+intervals come from verdict.py."""
 
 from __future__ import annotations
 
@@ -7,46 +10,53 @@ from typing import Sequence
 
 import numpy as np
 
+from . import verdict as V
+from .results import ClassResult, Comparison, Flip, UnlabeledChanges, Change, WorstClass
 
-def compare(y_true, pred, ref_pred, labels: Sequence[str], paths: Sequence[str]) -> dict:
-    """Top-1 accuracy of predicted class ids, and with a reference's predictions: the drop in
-    percentage points, per-class drop, top-1 agreement and the images whose prediction flipped."""
+
+def accuracy(y_true, pred) -> float | None:
+    """Top-1 accuracy of predicted class ids (None without images)."""
     y_true, pred = np.asarray(y_true), np.asarray(pred)
-    out: dict = {"n": int(len(y_true)), "accuracy": float((pred == y_true).mean())}
-    per_class = {}
-    for i, name in enumerate(labels):
-        m = y_true == i
-        if not m.any():
-            continue
-        per_class[name] = {"n": int(m.sum()), "accuracy": float((pred[m] == i).mean())}
-    if ref_pred is not None:
-        ref = np.asarray(ref_pred)
-        ref_acc = float((ref == y_true).mean())
-        out.update(reference_accuracy=ref_acc,
-                   accuracy_drop_pp=round((ref_acc - out["accuracy"]) * 100, 4),
-                   top1_agreement=float((pred == ref).mean()))
-        for i, name in enumerate(labels):
-            if name in per_class:
-                m = y_true == i
-                r = float((ref[m] == i).mean())
-                per_class[name].update(reference_accuracy=r,
-                                       drop_pp=round((r - per_class[name]["accuracy"]) * 100, 4))
-        drops = [(v["drop_pp"], k) for k, v in per_class.items()]
-        worst = max(drops) if drops else (0.0, None)
-        out["worst_class"] = {"label": worst[1], "drop_pp": worst[0]}
-        out["flips"] = [{"path": str(paths[i]), "label": labels[y_true[i]], "reference": labels[ref[i]],
-                         "prediction": labels[pred[i]]} for i in np.flatnonzero(pred != ref)]
-    out["per_class"] = per_class
-    return out
+    return float((pred == y_true).mean()) if len(y_true) else None
 
 
-def changes_without_labels(pred, ref_pred, labels: Sequence[str], paths: Sequence[str]) -> dict:
+def versus(y_true, pred, ref_pred, labels: Sequence[str], paths: Sequence[str],
+           unlabeled: UnlabeledChanges | None = None) -> Comparison:
+    """A model's top-1 predictions against the labels and its reference's on the same images: accuracy, the
+    drop in percentage points with its paired interval (overall and per class), top-1 agreement, the worst
+    class and the images whose prediction flipped; with unlabeled photos' changes, the interval uses them
+    too. No labelled images (only unlabeled photos): the paired figures alone."""
+    y, pred, ref = (np.asarray(v, dtype=np.int64) for v in (y_true, pred, ref_pred))
+    paired = V.paired(y, pred, ref, unlabeled)
+    if not len(y):
+        return Comparison(n=0, accuracy=None, paired=paired, unlabeled=unlabeled)
+    ref_acc, acc = accuracy(y, ref), accuracy(y, pred)
+    per_class = {name: _class_result(y, pred, ref, i) for i, name in enumerate(labels) if (y == i).any()}
+    drop, worst = max(((c.drop_pp, name) for name, c in per_class.items()), default=(0.0, None))
+    flips = [Flip(path=str(paths[i]), label=labels[y[i]], reference=labels[ref[i]], prediction=labels[pred[i]])
+             for i in np.flatnonzero(pred != ref)]
+    return Comparison(n=int(len(y)), accuracy=acc, reference_accuracy=ref_acc,
+                      accuracy_drop_pp=round((ref_acc - acc) * 100, 4), per_class=per_class, flips=flips,
+                      top1_agreement=float((pred == ref).mean()), worst_class=WorstClass(label=worst, drop_pp=drop),
+                      paired=paired, unlabeled=unlabeled)
+
+
+def _class_result(y, pred, ref, i: int) -> ClassResult:
+    m = y == i
+    acc, ref_acc = float((pred[m] == i).mean()), float((ref[m] == i).mean())
+    st = V.paired(y[m], pred[m], ref[m])
+    return ClassResult(n=int(m.sum()), accuracy=acc, reference_accuracy=ref_acc,
+                       drop_pp=round((ref_acc - acc) * 100, 4), drop_ci_pp=st.drop_ci_pp, agreement=st.agreement,
+                       agreement_ci=st.agreement_ci)
+
+
+def changes_without_labels(pred, ref_pred, labels: Sequence[str], paths: Sequence[str]) -> UnlabeledChanges:
     """Changed top-1 predictions on photos without labels: how many of how many, and which (no label to
     say which side is right)."""
     pred, ref = np.asarray(pred), np.asarray(ref_pred)
-    flips = [{"path": str(paths[i]), "reference": labels[ref[i]], "prediction": labels[pred[i]]}
+    flips = [Change(path=str(paths[i]), reference=labels[ref[i]], prediction=labels[pred[i]])
              for i in np.flatnonzero(pred != ref)]
-    return {"n": int(len(pred)), "changed": len(flips), "flips": flips}
+    return UnlabeledChanges(n=int(len(pred)), changed=len(flips), flips=flips)
 
 
 def seen_by_the_model(run) -> dict[str, str]:

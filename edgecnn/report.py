@@ -8,6 +8,7 @@ reader of the run, which no step of the flow imports; a step not taken yet is sh
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import io
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ from pathlib import Path
 from jinja2 import TemplateError
 
 from . import plots
+from . import results
 from . import verdict as V
-from .bench import SCHEMA
 from .core.errors import InputError
 from .core.io import atomic_write_text
-from .rundir import BENCH_DIR, read_json_object
+from .results import BenchDocument, BenchRecord, DeviceEntry, ExportReport
+from .rundir import EXPORT_REPORT, read_benches, read_json_object
 
 PAGE = "report.html"
 FLIP_THUMBS = 12           # flipped images shown per artifact
@@ -28,10 +30,22 @@ THUMB_PX = 72
 
 
 @dataclass
+class View:
+    """One device's bench as the page shows it: the document it came from and the device's entry."""
+
+    doc: BenchDocument
+    entry: DeviceEntry
+
+    @property
+    def notes(self) -> list[str]:
+        return self.doc.notes + self.entry.notes
+
+
+@dataclass
 class Section:
     """What the template gets for one step of the flow: its document, or why there is none."""
 
-    doc: dict | list | None
+    doc: ExportReport | list[View] | None
     missing: str | None = None
 
 
@@ -63,7 +77,7 @@ def build(run_dir: str | Path, name: str | None = None) -> Path:
     return page
 
 
-def _context(run_dir: Path, name: str | None, metrics: dict, benches: list[dict]) -> dict:
+def _context(run_dir: Path, name: str | None, metrics: dict, benches: list[View]) -> dict:
     return {
         "name": name or run_dir.resolve().name, "metrics": metrics,
         "built": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -74,24 +88,13 @@ def _context(run_dir: Path, name: str | None, metrics: dict, benches: list[dict]
         "latency_plot": _latency_plot(benches),
         "verdict": _verdict(benches),
         "fmt": _fmt,
+        "flip_thumbs": lambda report, rec: flip_thumbs(report, rec, run_dir),
     }
 
 
-def _bench_docs(run_dir: Path) -> list[dict]:
-    """The latest bench result per device, each checked to be a bench document of this version: one view
-    per device (the document's fields, the device's name, records, notes and verdict)."""
-    docs = []
-    for path in sorted((run_dir / BENCH_DIR).glob("*.json")):
-        doc = _read(path)
-        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-            raise InputError(f"{path}: not a bench result of this version (schema {SCHEMA}); "
-                             f"bench again or delete it")
-        try:
-            docs += [{**doc, **e, "device": e["name"], "notes": doc["notes"] + e["notes"]} for e in doc["devices"]]
-        except (LookupError, TypeError) as e:
-            raise InputError(f"{path}: its result files are not as edgecnn writes them ({type(e).__name__}: "
-                             f"{str(e)[:120]})") from None
-    return docs
+def _bench_docs(run_dir: Path) -> list[View]:
+    """The latest bench document per device (each read as this version's, or refused): one view per device."""
+    return [View(doc, e) for doc in read_benches(run_dir) for e in doc.devices]
 
 
 def _template():
@@ -146,19 +149,21 @@ def _training_images(run_dir: Path, metrics: dict) -> dict:
 
 
 def _export_section(run_dir: Path) -> Section:
-    doc = _read(run_dir / "export" / "export_report.json")
-    if doc is None:
+    path = run_dir / "export" / EXPORT_REPORT
+    if not path.is_file():
         return Section(None, f"not exported yet: edgecnn export {run_dir} --int8 --float")
-    root = Path(doc["run"]).parent if doc.get("run") else run_dir
-    for rec in doc["artifacts"]:
-        rec["flip_thumbs"] = [dict(f, thumb=_thumbnail(f["path"], root)) for f in (rec.get("flips") or [])[:FLIP_THUMBS]]
-    return Section(doc)
+    return Section(results.read(path, ExportReport))
 
 
-def _latency_plot(benches: list[dict]) -> str | None:
-    rows = [(f"{r['artifact']} on {d['device']}" + (" (estimated)" if r.get("latency_estimated") else ""),
-             dict(r["latency_ms"], estimated=r.get("latency_estimated", False)))
-            for d in benches for r in d["records"] if r.get("latency_ms")]
+def flip_thumbs(report: ExportReport, rec, run_dir: Path) -> list[dict]:
+    """The first flipped images of an export record, each with a thumbnail when the file is still there."""
+    root = Path(report.run).parent if report.run else run_dir
+    return [{"flip": f, "thumb": _thumbnail(f.path, root)} for f in (rec.flips or [])[:FLIP_THUMBS]]
+
+
+def _latency_plot(benches: list[View]) -> str | None:
+    rows = [(f"{r.artifact} on {v.entry.name}" + (" (estimated)" if r.latency_estimated else ""),
+             _latency_row(r)) for v in benches for r in v.entry.records if r.latency_ms]
     if not rows:
         return None
     buf = io.BytesIO()
@@ -166,17 +171,23 @@ def _latency_plot(benches: list[dict]) -> str | None:
     return _uri(buf.getvalue())
 
 
-def _verdict(benches: list[dict]) -> dict | None:
+def _latency_row(r: BenchRecord) -> dict:
+    """A record's latency statistics as the plot takes them (those measured), and whether estimated."""
+    return {k: v for k, v in dataclasses.asdict(r.latency_ms).items() if v is not None} | {
+        "estimated": r.latency_estimated}
+
+
+def _verdict(benches: list[View]) -> dict | None:
     """The page's one verdict: every device's bench verdict combined, and the model each would ship."""
     if not benches:
         return None
     per_device = []
-    for d in benches:
-        choice = V.choose_deployable(d)
-        per_device.append({"device": d["device"], "verdict": d["verdict"],
-                           "deploy": choice.record["artifact"] if choice.record else None,
+    for v in benches:
+        choice = V.choose_deployable(v.entry)
+        per_device.append({"device": v.entry.name, "verdict": v.entry.verdict,
+                           "deploy": choice.record.artifact if choice.record else None,
                            "deploy_verdict": choice.verdict, "rejected": choice.rejected})
-    return {"verdict": V.overall([d["verdict"] for d in benches]), "devices": per_device}
+    return {"verdict": V.overall([v.entry.verdict for v in benches]), "devices": per_device}
 
 
 def _fmt(v, spec: str = ".2f", none: str = "-") -> str:

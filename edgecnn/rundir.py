@@ -24,10 +24,13 @@ from pathlib import Path
 from . import recipe as R
 from .core import contract as C
 from .core.errors import InputError
-from .core.io import atomic_write_json, atomic_write_text, sha256_file
+from .core.io import atomic_write_text, sha256_file
+from . import results
+from .results import BenchDocument, ExportReport
 
 RECIPE_FILE = "recipe.json"
 EXPORT_DIR = "export"
+EXPORT_REPORT = "export_report.json"   # what `edgecnn export` wrote: export/export_report.json
 BENCH_DIR = "bench"                  # the latest bench document per device kind: bench/<kind>.json
 DEFAULT_SIZE_MB = 20.0
 
@@ -171,11 +174,22 @@ def bench_file(run_dir: Path, device: str) -> Path:
     return Path(run_dir) / BENCH_DIR / f"{device}.json"
 
 
-def record_bench(doc: dict, run_dir: Path) -> None:
+def record_bench(doc: BenchDocument, run_dir: Path) -> None:
     """Keep a bench document in its run: the latest per device kind benched (a document of that device)."""
-    for e in doc["devices"]:
-        if e["records"]:
-            atomic_write_json(bench_file(run_dir, e["device"]), {**doc, "devices": [e], "verdict": e["verdict"]})
+    for e in doc.devices:
+        if e.records:
+            results.write(bench_file(run_dir, e.device), doc.of_device(e))
+
+
+def read_benches(run_dir: Path) -> list[BenchDocument]:
+    """The run's latest bench document per device kind (bench/<kind>.json), each of this version."""
+    return [results.read(p, BenchDocument) for p in sorted((Path(run_dir) / BENCH_DIR).glob("*.json"))]
+
+
+def read_export_report(run: Run) -> ExportReport | None:
+    """The run's export report (export/export_report.json), None before its first export."""
+    path = run.export_dir / EXPORT_REPORT
+    return results.read(path, ExportReport) if path.is_file() else None
 
 
 def budgets_for(source: Path, **overrides) -> Budgets:

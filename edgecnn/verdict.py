@@ -39,6 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from .core.errors import BudgetError, InconclusiveError
+from .results import BenchRecord, DeviceEntry, Judged, Paired, PooledChanges, UnlabeledChanges
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -104,7 +105,7 @@ def agreement_interval(changed: int, n: int) -> tuple[float, float]:
     return _binom_ci(n - changed, n)
 
 
-def combined_drop_interval(b: int, c: int, n: int, changed: int, unlabeled: dict | None) -> dict:
+def combined_drop_interval(b: int, c: int, n: int, changed: int, unlabeled: UnlabeledChanges | None) -> dict:
     """The drop's interval from labelled pairs alone, or combined with the changed share on labelled +
     unlabeled photos (upper-tail error split between the two bounds). `changed`: labelled images whose
     prediction changed (b + c, and those that changed between two wrong classes)."""
@@ -112,14 +113,14 @@ def combined_drop_interval(b: int, c: int, n: int, changed: int, unlabeled: dict
         lo, hi = drop_interval(b, c, n)
         return {"interval": (lo, hi), "labelled": (lo, hi)}
     lo, hi = drop_interval(b, c, n, 1 - ALPHA / 2)
-    bound = changed_upper(changed + unlabeled["changed"], n + unlabeled["n"], 1 - ALPHA / 4)
+    bound = changed_upper(changed + unlabeled.changed, n + unlabeled.n, 1 - ALPHA / 4)
     # the drop lies within +-(share of changed predictions), labels or not
     return {"interval": (max(lo, -bound), min(hi, bound)), "labelled": (lo, hi), "changed_bound": bound}
 
 
-def paired(y_true, pred, ref_pred, unlabeled: dict | None = None) -> dict:
+def paired(y_true, pred, ref_pred, unlabeled: UnlabeledChanges | None = None) -> Paired:
     """Paired counts, the drop and agreement with their intervals, for one set of labelled images and,
-    when given, the changed predictions on unlabeled photos ({"n", "changed"})."""
+    when given, the changed predictions on unlabeled photos."""
     y, p, r = (np.asarray(v) for v in (y_true, pred, ref_pred))
     n = int(len(y))
     b = int(((r == y) & (p != y)).sum())
@@ -127,19 +128,18 @@ def paired(y_true, pred, ref_pred, unlabeled: dict | None = None) -> dict:
     changed = int((p != r).sum())
     ev = combined_drop_interval(b, c, n, changed, unlabeled)
     lo, hi = ev["interval"]
-    total, total_changed = n + (unlabeled or {}).get("n", 0), changed + (unlabeled or {}).get("changed", 0)
+    total = n + (unlabeled.n if unlabeled else 0)
+    total_changed = changed + (unlabeled.changed if unlabeled else 0)
     alo, ahi = agreement_interval(total_changed, total)
-    out = {"n": n, "ref_only_right": b, "artifact_only_right": c, "changed": changed,
-           "drop_pp": 100.0 * (b - c) / n if n else (None if unlabeled else 0.0),
-           "drop_ci_pp": [round(lo, 4), round(hi, 4)],
-           "agreement": (total - total_changed) / total if total else 1.0,
-           "agreement_ci": [round(alo, 6), round(ahi, 6)], "confidence": CONFIDENCE}
-    if unlabeled:
-        out["unlabeled"] = {"n": unlabeled["n"], "changed": unlabeled["changed"],
-                            "changed_bound_pp": round(ev["changed_bound"], 4),
-                            "labelled_ci_pp": [round(v, 4) for v in ev["labelled"]],
-                            "pooled_changed": total_changed, "pooled_images": total}
-    return out
+    pooled = None if not unlabeled else PooledChanges(
+        n=unlabeled.n, changed=unlabeled.changed, changed_bound_pp=round(ev["changed_bound"], 4),
+        labelled_ci_pp=tuple(round(v, 4) for v in ev["labelled"]), pooled_changed=total_changed,
+        pooled_images=total)
+    return Paired(n=n, ref_only_right=b, artifact_only_right=c, changed=changed,
+                  drop_pp=100.0 * (b - c) / n if n else (None if unlabeled else 0.0),
+                  drop_ci_pp=(round(lo, 4), round(hi, 4)),
+                  agreement=(total - total_changed) / total if total else 1.0,
+                  agreement_ci=(round(alo, 6), round(ahi, 6)), confidence=CONFIDENCE, unlabeled=pooled)
 
 
 def judge_upper(interval: Sequence[float], limit: float) -> str:
@@ -154,32 +154,31 @@ def judge_lower(interval: Sequence[float], limit: float) -> str:
     return PASS if lo >= limit else FAIL if hi < limit else INCONCLUSIVE
 
 
-def images_to_decide_drop(stats: dict, limit: float) -> int | None:
+def images_to_decide_drop(stats: Paired, limit: float) -> int | None:
     """Labelled images that would decide an INCONCLUSIVE drop budget if the observed rates held; None
     when the point estimate sits on the limit (no number of images decides it)."""
-    n, b, c = stats["n"], stats["ref_only_right"], stats["artifact_only_right"]
-    point = stats["drop_pp"]
+    n, b, c, point = stats.n, stats.ref_only_right, stats.artifact_only_right, stats.drop_pp
     if n == 0 or point is None or math.isclose(point, limit, abs_tol=1e-9):
         return None
     return _fewest(n, lambda size: judge_upper(
         drop_interval(round(b * size / n), round(c * size / n), size), limit) != INCONCLUSIVE)
 
 
-def unlabeled_to_decide(stats: dict, limit: float) -> int | None:
+def unlabeled_to_decide(stats: Paired, limit: float) -> int | None:
     """Unlabeled photos (beside the labelled ones) that would let the changed share confirm the drop
     budget if changes kept their observed rate; None when that rate is not below the budget."""
-    u = stats.get("unlabeled") or {"n": 0, "changed": 0}
-    m, k = stats["n"] + u["n"], stats["changed"] + u["changed"]
+    u = stats.unlabeled
+    m, k = stats.n + (u.n if u else 0), stats.changed + (u.changed if u else 0)
     if m == 0 or 100.0 * k / m >= limit:
         return None
     total = _fewest(m, lambda size: changed_upper(round(k * size / m), size, 1 - ALPHA / 4) <= limit)
-    return None if total is None else max(total - stats["n"], 0)
+    return None if total is None else max(total - stats.n, 0)
 
 
-def images_to_decide_agreement(stats: dict, limit: float) -> int | None:
-    n = stats["n"] + (stats.get("unlabeled") or {}).get("n", 0)
-    changed = round(n * (1 - stats["agreement"]))
-    if n == 0 or math.isclose(stats["agreement"], limit, abs_tol=1e-12):
+def images_to_decide_agreement(stats: Paired, limit: float) -> int | None:
+    n = stats.n + (stats.unlabeled.n if stats.unlabeled else 0)
+    changed = round(n * (1 - stats.agreement))
+    if n == 0 or math.isclose(stats.agreement, limit, abs_tol=1e-12):
         return None
     return _fewest(n, lambda size: judge_lower(
         agreement_interval(round(changed * size / n), size), limit) != INCONCLUSIVE)
@@ -200,41 +199,37 @@ def _fewest(n: int, decides) -> int | None:
     return None
 
 
-def _judged_on(stats: dict, point_estimate: bool) -> str:
+def _judged_on(stats: Paired, point_estimate: bool) -> str:
     if point_estimate:
         return "point estimate"
-    return f"{int(CONFIDENCE * 100)}% interval" + (" (labelled + unlabeled)" if stats.get("unlabeled") else "")
+    return f"{int(CONFIDENCE * 100)}% interval" + (" (labelled + unlabeled)" if stats.unlabeled else "")
 
 
-def drop_budget(stats: dict, limit: float, point_estimate: bool = False) -> dict:
+def drop_budget(stats: Paired, limit: float, point_estimate: bool = False) -> Judged:
     """The drop budget's verdict with its interval (or on the point estimate alone, when asked)."""
     if point_estimate:
-        if stats["drop_pp"] is None:
+        if stats.drop_pp is None:
             raise ValueError("a point estimate of the drop needs labelled images")
-        verdict = PASS if stats["drop_pp"] <= limit else FAIL
+        verdict = PASS if stats.drop_pp <= limit else FAIL
     else:
-        verdict = judge_upper(stats["drop_ci_pp"], limit)
-    value = None if stats["drop_pp"] is None else round(stats["drop_pp"], 4)
-    out = {"limit": limit, "value": value, "interval": stats["drop_ci_pp"], "verdict": verdict,
-           "pass": verdict == PASS, "judged_on": _judged_on(stats, point_estimate)}
-    if verdict == INCONCLUSIVE:
-        out["images_to_decide"] = images_to_decide_drop(stats, limit)
-        out["unlabeled_to_decide"] = unlabeled_to_decide(stats, limit)
-    return out
+        verdict = judge_upper(stats.drop_ci_pp, limit)
+    undecided = verdict == INCONCLUSIVE
+    return Judged.of(limit, None if stats.drop_pp is None else round(stats.drop_pp, 4), verdict,
+                     interval=stats.drop_ci_pp, judged_on=_judged_on(stats, point_estimate),
+                     images_to_decide=images_to_decide_drop(stats, limit) if undecided else None,
+                     unlabeled_to_decide=unlabeled_to_decide(stats, limit) if undecided else None)
 
 
-def agreement_budget(stats: dict, min_pct: float, point_estimate: bool = False) -> dict:
+def agreement_budget(stats: Paired, min_pct: float, point_estimate: bool = False) -> Judged:
     limit = min_pct / 100.0
     if point_estimate:
-        verdict = PASS if stats["agreement"] >= limit else FAIL
+        verdict = PASS if stats.agreement >= limit else FAIL
     else:
-        verdict = judge_lower(stats["agreement_ci"], limit)
-    out = {"limit": min_pct, "value": round(100 * stats["agreement"], 4),
-           "interval": [round(100 * v, 4) for v in stats["agreement_ci"]], "verdict": verdict,
-           "pass": verdict == PASS, "judged_on": _judged_on(stats, point_estimate)}
-    if verdict == INCONCLUSIVE:
-        out["images_to_decide"] = images_to_decide_agreement(stats, limit)
-    return out
+        verdict = judge_lower(stats.agreement_ci, limit)
+    return Judged.of(min_pct, round(100 * stats.agreement, 4), verdict,
+                     interval=tuple(round(100 * v, 4) for v in stats.agreement_ci),
+                     judged_on=_judged_on(stats, point_estimate),
+                     images_to_decide=images_to_decide_agreement(stats, limit) if verdict == INCONCLUSIVE else None)
 
 
 def overall(verdicts: Sequence[str]) -> str:
@@ -252,7 +247,7 @@ def worst(verdicts: Sequence[str]) -> str:
 class Deployable:
     """The INT8 artifact a flow would ship, and the one verdict about it."""
 
-    record: dict | None
+    record: BenchRecord | None
     verdict: str
     rejected: list[str]
 
@@ -264,11 +259,11 @@ class Deployable:
         r = self.record
         if r is None:
             return "verdict: FAIL: no INT8 model meets the budgets (see the tables above and bench.json)"
-        what = (f"{r['artifact']} ({r['size_mb']:.2f} MB, accuracy {r['accuracy']:.2%}, drop "
-                f"{r['accuracy_drop_pp']:+.2f} pp vs float, p50 {r['latency_ms']['p50']:.2f} ms on this host)")
+        what = (f"{r.artifact} ({r.size_mb:.2f} MB, accuracy {r.accuracy:.2%}, drop "
+                f"{r.accuracy_drop_pp:+.2f} pp vs float, p50 {r.latency_ms.p50:.2f} ms on this host)")
         if self.verdict == PASS:
             return (f"verdict: PASS: deploy {what}; every budget holds\n"
-                    f"next:    edgecnn bundle {run_dir / 'export' / r['artifact']} --android android_demo")
+                    f"next:    edgecnn bundle {run_dir / 'export' / r.artifact} --android android_demo")
         return f"verdict: INCONCLUSIVE: {what}; the images (labelled and unlabeled) cannot decide its accuracy budget (exit 3)"
 
     def summary(self, run_dir: Path) -> list[str]:
@@ -276,14 +271,13 @@ class Deployable:
         return [f"rejected: {r}" for r in self.rejected] + self.line(run_dir).splitlines()
 
 
-def choose_deployable(device: dict) -> Deployable:
+def choose_deployable(device: DeviceEntry) -> Deployable:
     """Of one device's bench records, the smallest INT8 artifact that passes every budget; else the best
     undecided one; else none."""
-    int8 = [r for r in device["records"] if r["precision"].startswith("int8")]
-    by = {v: sorted((r for r in int8 if r["verdict"] == v), key=lambda r: r["size_mb"]) for v in VERDICTS}
+    int8 = [r for r in device.records if r.precision.startswith("int8")]
+    by = {v: sorted((r for r in int8 if r.verdict == v), key=lambda r: r.size_mb) for v in VERDICTS}
     chosen = (by[PASS] or by[INCONCLUSIVE] or [None])[0]
-    verdict = chosen["verdict"] if chosen else FAIL
-    rejected = [f"{r['artifact']}: " + ", ".join(f"{k} {b['verdict']}" for k, b in r["budgets"].items()
-                                                  if b["verdict"] != PASS)
-                for r in int8 if r is not chosen and r["verdict"] != PASS]
+    verdict = chosen.verdict if chosen else FAIL
+    rejected = [f"{r.artifact}: " + ", ".join(f"{k} {b.verdict}" for k, b in r.budgets.items() if b.verdict != PASS)
+                for r in int8 if r is not chosen and r.verdict != PASS]
     return Deployable(chosen, verdict, rejected)

@@ -5,14 +5,20 @@ the precision read from a model's name. The decision functions' exact values: te
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 
 import pytest
 
-from edgecnn import bench as B
-from edgecnn import verdict as V
-from edgecnn.core.errors import BudgetError, InconclusiveError, InputError
-from edgecnn.core.protocol import AgentResult, Tensor
-from edgecnn.rundir import Budgets
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_helpers as R  # noqa: E402
+
+from edgecnn import bench as B  # noqa: E402
+from edgecnn import verdict as V  # noqa: E402
+from edgecnn.core.errors import BudgetError, InconclusiveError, InputError  # noqa: E402
+from edgecnn.core.protocol import AgentResult, Tensor, VsBaseline  # noqa: E402
+from edgecnn.results import BaselineRecord, Paired  # noqa: E402
+from edgecnn.rundir import Budgets  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------ exit status
@@ -21,17 +27,6 @@ def test_the_deployable_verdict_is_the_exit_status(verdict, code):
     assert V.Deployable(None, verdict, []).exit_code == code
     assert {V.FAIL: BudgetError.exit_code, V.INCONCLUSIVE: InconclusiveError.exit_code} == {"FAIL": 1,
                                                                                           "INCONCLUSIVE": 3}
-
-
-def _budget(verdict: str, value=1.5, limit=1.0, **kw) -> dict:
-    return {"verdict": verdict, "value": value, "limit": limit, "pass": verdict == "PASS", **kw}
-
-
-def _judged(*records: dict) -> dict:
-    """A one-device document of these records, each judged by its budgets as bench judges them."""
-    records = [{**r, "verdict": V.overall([b["verdict"] for b in r["budgets"].values()])} for r in records]
-    v = V.overall([r["verdict"] for r in records])
-    return {"verdict": V.worst([v]), "devices": [{"name": "host", "records": records, "verdict": v}]}
 
 
 @pytest.mark.parametrize("verdicts,raised", [
@@ -43,8 +38,8 @@ def _judged(*records: dict) -> dict:
 ])
 def test_a_bench_exits_on_its_worst_budget_over_every_record(verdicts, raised):
     names = ("size_mb", "accuracy_drop_pp", "p90_ms")
-    doc = _judged(*({"artifact": f"m{i}.tflite", "budgets": {names[j]: _budget(v) for j, v in enumerate(vs)}}
-                    for i, vs in enumerate(verdicts)))
+    doc = R.one_device(*(R.record(f"m{i}.tflite", budgets={names[j]: R.judged(v) for j, v in enumerate(vs)})
+                         for i, vs in enumerate(verdicts)))
     if raised is None:
         assert B.check(doc) is None
     else:
@@ -58,15 +53,15 @@ def test_a_bench_exits_on_its_worst_budget_over_every_record(verdicts, raised):
 
 
 def test_what_would_decide_an_undecided_budget_is_said_both_ways():
-    b = _budget("INCONCLUSIVE", value=0.25, interval=[-1.0, 2.5], images_to_decide=900, unlabeled_to_decide=3000)
+    b = R.judged("INCONCLUSIVE", value=0.25, interval=(-1.0, 2.5), images_to_decide=900, unlabeled_to_decide=3000)
     with pytest.raises(InconclusiveError) as e:
-        B.check(_judged({"artifact": "m.tflite", "budgets": {"accuracy_drop_pp": b}}))
+        B.check(R.one_device(R.record("m.tflite", budgets={"accuracy_drop_pp": b})))
     assert str(e.value) == ("the images cannot decide m.tflite: accuracy_drop_pp 0.25 [95% -1.00, +2.50] vs 1.0, "
                             "about 900 labelled images or 3000 unlabeled photos would decide it at the observed "
                             "rates (add images, or judge point estimates with --point-estimate)")
-    only_u = _budget("INCONCLUSIVE", value=None, unlabeled_to_decide=40)
+    only_u = R.judged("INCONCLUSIVE", value=None, unlabeled_to_decide=40)
     with pytest.raises(InconclusiveError, match=r"m.tflite: agreement_pct - vs 1.0, 40 unlabeled photos would "):
-        B.check(_judged({"artifact": "m.tflite", "budgets": {"agreement_pct": only_u}}))
+        B.check(R.one_device(R.record("m.tflite", budgets={"agreement_pct": only_u})))
 
 
 # ------------------------------------------------------------------------------------ the request
@@ -115,26 +110,17 @@ def test_an_accuracy_budget_asked_for_is_judged_or_refused_never_skipped(tmp_pat
 
 
 # ------------------------------------------------------------------------------------ the table's notes
-def _record(name="m.tflite", skipped=(), **kw) -> dict:
-    r = {"artifact": name, "format": "tflite", "precision": "int8", "device": "host", "size_mb": 2.0, "images": 10,
-         "accuracy": 0.9, "accuracy_drop_pp": 0.5, "skipped": [{"path": f"/d/{p}", "reason": "bad"} for p in skipped],
-         "latency_ms": {"p50": 2.0, "p90": 3.0, "p99": 4.0}, "throughput_ips": 400.0, "peak_rss_mb": 80.0,
-         "budgets": {"size_mb": _budget("PASS", 2.0, 20.0)}, "verdict": "PASS"}
-    r.update(kw)
-    return r
-
-
-def _doc(*records, verdict="PASS") -> dict:
-    device = {"name": "host", "device": "host", "status": "ok", "error": None, "records": list(records), "notes": [],
-              "verdict": verdict}
-    return {"devices": [device], "parallel": 4, "budgets_source": "test", "notes": [], "verdict": verdict,
-            "wall_s": 1.0, "judged_on": "95% intervals", "reference": None, "data": None}
+def _paired(drop_ci_pp: tuple[float, float], n: int = 200) -> Paired:
+    """Paired statistics of 2 images only the reference got right and 1 only the artifact did, with this
+    interval of the drop (only the interval is shown in the table)."""
+    return Paired(n=n, ref_only_right=2, artifact_only_right=1, changed=3, drop_pp=100.0 / n, drop_ci_pp=drop_ci_pp,
+                  agreement=1 - 3 / n, agreement_ci=(0.95, 1.0), confidence=V.CONFIDENCE)
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 6, 9])
 def test_unreadable_images_are_counted_all_and_listed_up_to_five(n):
     names = [f"img{i}.png" for i in range(n)]
-    notes = B.render(_doc(_record(skipped=names))).splitlines()
+    notes = B.render(R.one_device(R.record(skipped=names))).splitlines()
     said = [ln for ln in notes if "could not be read" in ln]
     if n == 0:
         assert said == []
@@ -145,32 +131,33 @@ def test_unreadable_images_are_counted_all_and_listed_up_to_five(n):
 
 
 def test_an_image_unreadable_for_several_artifacts_is_counted_once():
-    doc = _doc(_record("a.tflite", skipped=["x.png", "y.png"]), _record("b.tflite", skipped=["x.png"]))
+    doc = R.one_device(R.record("a.tflite", skipped=["x.png", "y.png"]), R.record("b.tflite", skipped=["x.png"]))
     assert "2 image(s) of --data could not be read" in B.render(doc)
 
 
 @pytest.mark.parametrize("verdict,word", [("PASS", "PASSED"), ("FAIL", "FAILED"), ("INCONCLUSIVE", "INCONCLUSIVE")])
 def test_the_table_ends_with_the_verdict_in_one_word(verdict, word):
-    assert B.render(_doc(_record(), verdict=verdict)).splitlines()[-1] == (
+    assert B.render(R.document(R.entry(R.record(), verdict=verdict))).splitlines()[-1] == (
         f"{word} (1 {verdict}; 1 device, 1.0 s; accuracy budgets judged on 95% intervals; ~ = estimated latency)")
 
 
 @pytest.mark.parametrize("spread,busy", [(4.9, False), (5.0, False), (5.1, True)])
 def test_repeats_say_their_spread_and_a_busy_machine_beyond_five_percent(spread, busy):
-    r = _record(latency_ms={"p50": 2.0, "p90": 3.0, "p99": 4.0, "repeats": 3, "p50_spread_pct": spread})
-    line = next(n for n in B.render(_doc(r)).splitlines() if "agent runs" in n)
+    r = R.record(latency_ms=R.latency(2.0, 3.0, 4.0, repeats=3, p50_spread_pct=spread))
+    line = next(n for n in B.render(R.one_device(r)).splitlines() if "agent runs" in n)
     assert line == (f"m.tflite: p50 is the median of 3 agent runs, which spread {spread:.1f}%"
                     + (": a busy machine; gate on a ratio instead (--baseline)" if busy else ""))
     assert B.NOISY_PCT == 5.0
 
 
 def test_estimates_baselines_and_undecided_budgets_each_get_their_note():
-    r = _record(estimate={"profile": "pixel3", "anchor": "q.tflite"}, latency_estimated=True,
-                vs_baseline={"p50_ratio": 1.25, "p90_ratio": 1.5},
-                baseline={"artifact": "f.tflite", "latency_ms": {"p50": 1.6}},
-                budgets={"accuracy_drop_pp": _budget("INCONCLUSIVE", 0.5, 1.0, images_to_decide=300)},
-                notes=["ran on 1 thread"])
-    lines = B.render(_doc(r)).splitlines()
+    r = R.record(estimate={"profile": "pixel3", "anchor": "q.tflite"}, latency_estimated=True,
+                 vs_baseline=VsBaseline(p50_ratio=1.25, p90_ratio=1.5, method="timed in turns in one process"),
+                 baseline=BaselineRecord(artifact="f.tflite", format="tflite", size_mb=4.0,
+                                         latency_ms=R.latency(1.6, 2.0, 2.5)),
+                 budgets={"accuracy_drop_pp": R.judged("INCONCLUSIVE", 0.5, 1.0, images_to_decide=300)},
+                 notes=["ran on 1 thread"])
+    lines = B.render(R.one_device(r)).splitlines()
     assert "m.tflite: accuracy_drop_pp 0.50 vs budget 1.0: INCONCLUSIVE on 10 images, about 300 labelled images " \
            "would decide it at the observed rates" in lines
     assert "~ m.tflite: latency estimated from profile pixel3 (q.tflite)" in lines
@@ -182,9 +169,10 @@ def test_estimates_baselines_and_undecided_budgets_each_get_their_note():
 
 
 def test_a_drop_is_shown_with_its_interval_and_budgets_by_verdict():
-    r = _record(paired={"drop_ci_pp": [-1.25, 3.5]}, verdict="FAIL",
-                budgets={"size_mb": _budget("PASS", 2.0, 20.0), "p90_ms": _budget("FAIL", 3.0, 2.0)})
-    row = next(ln for ln in B.render(_doc(r)).splitlines() if ln.split()[:2] == ["host", "m.tflite"])
+    r = R.record(paired=_paired((-1.25, 3.5)),
+                 budgets={"size_mb": R.judged("PASS", 2.0, 20.0), "p90_ms": R.judged("FAIL", 3.0, 2.0)})
+    assert r.verdict == "FAIL"                                  # the worst of its budgets
+    row = next(ln for ln in B.render(R.one_device(r)).splitlines() if ln.split()[:2] == ["host", "m.tflite"])
     assert "+0.50 [-1.2, +3.5]" in row and row.split()[-3:] == ["size_mb:ok", "p90_ms:FAIL", "FAIL"]
 
 

@@ -6,6 +6,8 @@ seconds and a mutation tool can run them once per mutant (benchmarks/mutation_sc
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,12 @@ from edgecnn.devices import emulated as EM
 from edgecnn.export import calibration as CAL
 from edgecnn.export.budget import check_budget, decision, fallback_steps, search_fallback
 from edgecnn.export.tflite import rank_sensitivity
+from edgecnn.results import (CalibrationUsed, ClassResult, ExportBudget, ExportRecord, ExportReport, Flip, Judged,
+                             KerasReference, Paired, WorstClass)
 from edgecnn.rundir import Budgets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_helpers import entry, judged, latency, one_device, record  # noqa: E402
 
 LABELS = ["a", "b", "c", "d"]          # "d" has no test image
 #             0  1  2  3  4  5
@@ -32,37 +39,58 @@ PRED = np.array([0, 1, 1, 1, 1, 0])    # 3 of 6 right
 PATHS = [f"img{i}.jpg" for i in range(6)]
 
 
+
+
+def _written(result) -> dict:
+    """A result as it is written to bench.json or export_report.json (absent optional keys left out)."""
+    return json.loads(result.to_json())
+
+
 # ----------------------------------------------------------------------------------- evaluate
-def test_compare_without_a_reference():
-    c = E.compare(Y, PRED, None, LABELS, PATHS)
-    assert c["n"] == 6 and c["accuracy"] == pytest.approx(0.5)
-    assert c["per_class"] == {"a": {"n": 2, "accuracy": 0.5}, "b": {"n": 2, "accuracy": 1.0},
-                              "c": {"n": 2, "accuracy": 0.0}}
-    assert "accuracy_drop_pp" not in c and "flips" not in c and "worst_class" not in c
+def test_accuracy_and_per_class_accuracy():
+    assert E.accuracy(Y, PRED) == pytest.approx(0.5) and E.accuracy(Y, REF) == pytest.approx(5 / 6)
+    assert E.accuracy([], []) is None
+    c = E.versus(Y, PRED, REF, LABELS, PATHS)
+    assert c.n == 6 and c.accuracy == pytest.approx(0.5)
+    assert {k: (v.n, v.accuracy) for k, v in c.per_class.items()} == {"a": (2, 0.5), "b": (2, 1.0), "c": (2, 0.0)}
+    # no labelled images: the paired figures alone, nothing per class, no flips, no worst class
+    none = E.versus([], [], [], LABELS, [])
+    assert none.n == 0 and none.accuracy is None and none.paired.n == 0
+    assert none.accuracy_drop_pp is None and none.per_class is None and none.flips is None and none.worst_class is None
 
 
-def test_compare_against_a_reference_per_class_worst_class_and_flips():
-    c = E.compare(Y, PRED, REF, LABELS, PATHS)
-    assert c["accuracy"] == pytest.approx(3 / 6) and c["reference_accuracy"] == pytest.approx(5 / 6)
-    assert c["accuracy_drop_pp"] == pytest.approx(33.3333)          # positive: the artifact is worse
-    assert c["top1_agreement"] == pytest.approx(2 / 6)              # images 0 and 2 kept their prediction
-    pc = c["per_class"]
-    assert pc["a"] == {"n": 2, "accuracy": 0.5, "reference_accuracy": 1.0, "drop_pp": 50.0}
-    assert pc["b"] == {"n": 2, "accuracy": 1.0, "reference_accuracy": 0.5, "drop_pp": -50.0}
-    assert pc["c"] == {"n": 2, "accuracy": 0.0, "reference_accuracy": 1.0, "drop_pp": 100.0}
+def _class(n, acc, ref_acc, drop, b, c, changed) -> ClassResult:
+    """One class's expected result: b/c the images only the reference/the model gets right."""
+    lo, hi = V.drop_interval(b, c, n)
+    alo, ahi = V.agreement_interval(changed, n)
+    return ClassResult(n=n, accuracy=acc, reference_accuracy=ref_acc, drop_pp=drop,
+                       drop_ci_pp=(round(lo, 4), round(hi, 4)), agreement=(n - changed) / n,
+                       agreement_ci=(round(alo, 6), round(ahi, 6)))
+
+
+def test_versus_a_reference_per_class_worst_class_and_flips():
+    c = E.versus(Y, PRED, REF, LABELS, PATHS)
+    assert c.accuracy == pytest.approx(3 / 6) and c.reference_accuracy == pytest.approx(5 / 6)
+    assert c.accuracy_drop_pp == pytest.approx(33.3333)          # positive: the artifact is worse
+    assert c.top1_agreement == pytest.approx(2 / 6)              # images 0 and 2 kept their prediction
+    pc = c.per_class
+    assert pc["a"] == _class(2, 0.5, 1.0, 50.0, b=1, c=0, changed=1)
+    assert pc["b"] == _class(2, 1.0, 0.5, -50.0, b=0, c=1, changed=1)
+    assert pc["c"] == _class(2, 0.0, 1.0, 100.0, b=2, c=0, changed=2)
     assert "d" not in pc
-    assert c["worst_class"] == {"label": "c", "drop_pp": 100.0}
-    assert c["flips"] == [
-        {"path": "img1.jpg", "label": "a", "reference": "a", "prediction": "b"},
-        {"path": "img3.jpg", "label": "b", "reference": "a", "prediction": "b"},
-        {"path": "img4.jpg", "label": "c", "reference": "c", "prediction": "b"},
-        {"path": "img5.jpg", "label": "c", "reference": "c", "prediction": "a"}]
+    assert c.worst_class == WorstClass(label="c", drop_pp=100.0)
+    assert c.flips == [
+        Flip(path="img1.jpg", label="a", reference="a", prediction="b"),
+        Flip(path="img3.jpg", label="b", reference="a", prediction="b"),
+        Flip(path="img4.jpg", label="c", reference="c", prediction="b"),
+        Flip(path="img5.jpg", label="c", reference="c", prediction="a")]
+    assert c.paired == V.paired(Y, PRED, REF)
 
 
-def test_compare_of_identical_predictions_drops_nothing():
-    c = E.compare(Y, REF, REF, LABELS, PATHS)
-    assert c["accuracy_drop_pp"] == 0 and c["top1_agreement"] == 1.0 and c["flips"] == []
-    assert all(v["drop_pp"] == 0 for v in c["per_class"].values())
+def test_versus_of_identical_predictions_drops_nothing():
+    c = E.versus(Y, REF, REF, LABELS, PATHS)
+    assert c.accuracy_drop_pp == 0 and c.top1_agreement == 1.0 and c.flips == []
+    assert all(v.drop_pp == 0 and v.agreement == 1.0 for v in c.per_class.values())
 
 
 # ----------------------------------------------------------------------------------- verdict
@@ -86,38 +114,47 @@ def test_overall_verdict_orders_fail_before_inconclusive_before_pass():
 
 def test_paired_counts_and_drop():
     st = V.paired(Y, PRED, REF)
-    assert (st["n"], st["ref_only_right"], st["artifact_only_right"], st["changed"]) == (6, 3, 1, 4)
-    assert st["drop_pp"] == pytest.approx(100 * 2 / 6)
-    assert st["agreement"] == pytest.approx(2 / 6)
-    lo, hi = st["drop_ci_pp"]
-    assert lo < 0 < st["drop_pp"] < hi < 100                      # unconditional: not bounded by the 4 changes seen
+    assert (st.n, st.ref_only_right, st.artifact_only_right, st.changed) == (6, 3, 1, 4)
+    assert st.drop_pp == pytest.approx(100 * 2 / 6)
+    assert st.agreement == pytest.approx(2 / 6)
+    lo, hi = st.drop_ci_pp
+    assert lo < 0 < st.drop_pp < hi < 100                      # unconditional: not bounded by the 4 changes seen
     assert (lo, hi) == pytest.approx(V.drop_interval(3, 1, 6), abs=1e-4)
-    assert st["confidence"] == 0.95
+    assert st.confidence == 0.95
 
 
 def test_budget_records_say_what_they_were_judged_on():
     st = V.paired(Y, PRED, REF)
     d = V.drop_budget(st, 1.0)
-    assert d["verdict"] == "INCONCLUSIVE" and d["judged_on"] == "95% interval" and d["limit"] == 1.0
-    assert d["value"] == pytest.approx(33.3333) and d["interval"] == st["drop_ci_pp"]
-    assert d["images_to_decide"] > 6
+    assert d.verdict == "INCONCLUSIVE" and d.judged_on == "95% interval" and d.limit == 1.0
+    assert d.value == pytest.approx(33.3333) and d.interval == st.drop_ci_pp
+    assert d.images_to_decide > 6
     p = V.drop_budget(st, 40.0, point_estimate=True)
-    assert p["verdict"] == "PASS" and p["pass"] and p["judged_on"] == "point estimate" and "images_to_decide" not in p
-    assert V.drop_budget(st, 33.0, point_estimate=True)["verdict"] == "FAIL"
+    assert p.verdict == "PASS" and p.passed and p.judged_on == "point estimate" and p.images_to_decide is None
+    assert "images_to_decide" not in _written(p)
+    assert V.drop_budget(st, 33.0, point_estimate=True).verdict == "FAIL"
     a = V.agreement_budget(st, 50.0, point_estimate=True)
-    assert a["verdict"] == "FAIL" and a["value"] == pytest.approx(33.3333) and a["limit"] == 50.0
-    assert V.agreement_budget(st, 30.0, point_estimate=True)["verdict"] == "PASS"
+    assert a.verdict == "FAIL" and a.value == pytest.approx(33.3333) and a.limit == 50.0
+    assert V.agreement_budget(st, 30.0, point_estimate=True).verdict == "PASS"
     ai = V.agreement_budget(st, 50.0)
-    assert ai["verdict"] == "INCONCLUSIVE" and ai["interval"] == [round(100 * v, 4) for v in st["agreement_ci"]]
-    assert ai["images_to_decide"] > 6
+    assert ai.verdict == "INCONCLUSIVE" and ai.interval == tuple(round(100 * v, 4) for v in st.agreement_ci)
+    assert ai.images_to_decide > 6
+
+
+def _paired(n, b, c, changed, drop_pp, agreement) -> Paired:
+    """Paired statistics by hand (intervals from the counts)."""
+    lo, hi = V.drop_interval(b, c, n)
+    return Paired(n=n, ref_only_right=b, artifact_only_right=c, changed=changed, drop_pp=drop_pp,
+                  drop_ci_pp=(lo, hi), agreement=agreement, agreement_ci=V.agreement_interval(changed, n),
+                  confidence=0.95)
 
 
 def test_images_to_decide_is_none_when_nothing_can_decide():
-    on_limit = {"n": 100, "ref_only_right": 2, "artifact_only_right": 1, "drop_pp": 1.0}
+    on_limit = _paired(100, 2, 1, changed=3, drop_pp=1.0, agreement=0.97)
     assert V.images_to_decide_drop(on_limit, 1.0) is None
-    assert V.images_to_decide_drop({"n": 0, "ref_only_right": 0, "artifact_only_right": 0, "drop_pp": 0.0}, 1.0) is None
-    assert V.images_to_decide_agreement({"n": 100, "changed": 3, "agreement": 0.97}, 0.97) is None
-    n = V.images_to_decide_agreement({"n": 100, "changed": 1, "agreement": 0.99}, 0.97)
+    assert V.images_to_decide_drop(_paired(0, 0, 0, changed=0, drop_pp=0.0, agreement=1.0), 1.0) is None
+    assert V.images_to_decide_agreement(_paired(100, 3, 0, changed=3, drop_pp=3.0, agreement=0.97), 0.97) is None
+    n = V.images_to_decide_agreement(_paired(100, 1, 0, changed=1, drop_pp=1.0, agreement=0.99), 0.97)
     assert n is not None and n > 100
     k = n / 100                           # at that size the same rate decides it, one step below does not
     assert V.judge_lower(V.agreement_interval(round(k), n), 0.97) == "PASS"
@@ -133,11 +170,11 @@ def _result(top1, *, latency=None, vs=None) -> AgentResult:
 
 def test_versus_reference_adds_paired_per_class_intervals():
     out = B.versus_reference(Path("m.tflite"), _result(PRED), _result(REF))
-    assert out["accuracy_drop_pp"] == pytest.approx(33.3333) and out["worst_class"]["label"] == "c"
-    assert out["paired"]["ref_only_right"] == 3 and len(out["flips"]) == 4
-    a = out["per_class"]["a"]
-    assert a["agreement"] == pytest.approx(0.5) and a["drop_ci_pp"] == V.paired([0, 0], [0, 1], [0, 0])["drop_ci_pp"]
-    assert B.versus_reference(Path("m.tflite"), _result(PRED), None) == {}
+    assert out.accuracy_drop_pp == pytest.approx(33.3333) and out.worst_class.label == "c"
+    assert out.paired.ref_only_right == 3 and len(out.flips) == 4
+    a = out.per_class["a"]
+    assert a.agreement == pytest.approx(0.5) and a.drop_ci_pp == V.paired([0, 0], [0, 1], [0, 0]).drop_ci_pp
+    assert B.versus_reference(Path("m.tflite"), _result(PRED), None) is None
     other = AgentResult(**{**_result(REF).__dict__, "evaluation": Evaluation(
         paths=tuple(reversed(PATHS)), y_true=tuple(int(v) for v in Y), top1=tuple(int(v) for v in REF))})
     with pytest.raises(InputError, match="different images"):
@@ -151,9 +188,9 @@ def _plan(**budgets) -> B.Plan:
     return B.Plan(artifacts=[], run=None, budgets=b, reference=None, notes=[], **budgets)
 
 
-def _rec(size=2.0, p90=5.0, paired=None, ratio=None) -> dict:
-    return {"size_mb": size, "latency_ms": {"p50": p90 / 2, "p90": p90}, "paired": paired,
-            "vs_baseline": {"p50_ratio": ratio} if ratio else None}
+def _rec(size=2.0, p90=5.0, paired=None, ratio=None):
+    return record(size_mb=size, latency_ms=latency(p50=p90 / 2, p90=p90, p99=p90), paired=paired,
+                  vs_baseline=VsBaseline(p50_ratio=ratio, p90_ratio=ratio, method="turns") if ratio else None)
 
 
 def test_each_budget_is_judged_only_when_set():
@@ -162,8 +199,8 @@ def test_each_budget_is_judged_only_when_set():
     got = B.judge_budgets(_rec(paired=st, ratio=1.1), _plan(max_drop_pp=40.0, min_agreement_pct=0.0, max_p90_ms=10.0,
                                                             max_slowdown_pct=20.0))
     assert set(got) == {"size_mb", "accuracy_drop_pp", "agreement_pct", "p90_ms", "slowdown_pct"}
-    assert all(b["verdict"] == "PASS" for b in got.values())
-    assert got["slowdown_pct"]["value"] == pytest.approx(10.0)
+    assert all(b.verdict == "PASS" for b in got.values())
+    assert got["slowdown_pct"].value == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("plan,rec,failing", [
@@ -176,33 +213,34 @@ def test_each_budget_is_judged_only_when_set():
 ])
 def test_a_budget_fails_only_beyond_its_limit(plan, rec, failing):
     got = B.judge_budgets(_rec(**rec), _plan(**plan))
-    assert [k for k, b in got.items() if b["verdict"] == "FAIL"] == ([failing] if failing else [])
-    assert all(b["pass"] == (b["verdict"] == "PASS") for b in got.values())
+    assert [k for k, b in got.items() if b.verdict == "FAIL"] == ([failing] if failing else [])
+    assert all(b.passed == (b.verdict == "PASS") for b in got.values())
 
 
 def test_accuracy_budgets_use_the_paired_statistics():
     worse = V.paired(*([0] * 100, [1] * 30 + [0] * 70, [0] * 100))           # 30 pp worse, clearly
     got = B.judge_budgets(_rec(paired=worse), _plan(max_drop_pp=1.0, min_agreement_pct=99.0))
-    assert got["accuracy_drop_pp"]["verdict"] == "FAIL" and got["agreement_pct"]["verdict"] == "FAIL"
+    assert got["accuracy_drop_pp"].verdict == "FAIL" and got["agreement_pct"].verdict == "FAIL"
     est = B.judge_budgets(_rec(paired=V.paired([0] * 10, [0] * 9 + [1], [0] * 10)),
                           _plan(max_drop_pp=1.0, point_estimate=True))
-    assert est["accuracy_drop_pp"]["verdict"] == "FAIL" and est["accuracy_drop_pp"]["judged_on"] == "point estimate"
+    assert est["accuracy_drop_pp"].verdict == "FAIL" and est["accuracy_drop_pp"].judged_on == "point estimate"
 
 
-def _doc(*records) -> dict:
-    out = []
-    for name, precision, size, verdicts in records:
-        budgets = {k: {"verdict": v, "value": 1.5, "limit": 1.0} for k, v in verdicts.items()}
-        out.append({"artifact": name, "precision": precision, "size_mb": size, "budgets": budgets,
-                    "verdict": V.overall(list(verdicts.values())), "accuracy": 0.9, "accuracy_drop_pp": 0.5,
-                    "latency_ms": {"p50": 3.0}})
-    v = V.overall([r["verdict"] for r in out])
-    return {"verdict": V.worst([v]), "devices": [{"name": "host", "records": out, "verdict": v}]}
+def _records(*records):
+    """(name, precision, MB, {budget: verdict}): records at 90% accuracy, 0.5 pp below float, p50 3 ms; each
+    budget judged 1.5 against a limit of 1.0."""
+    return [record(name, precision=precision, size_mb=size, latency_ms=latency(p50=3.0),
+                   budgets={k: judged(v, 1.5, 1.0) for k, v in verdicts.items()})
+            for name, precision, size, verdicts in records]
 
 
-def _entry(*records) -> dict:
+def _doc(*records):
+    return one_device(*_records(*records))
+
+
+def _entry(*records):
     """The one device of a bench document of these records: what choose_deployable reads."""
-    return _doc(*records)["devices"][0]
+    return entry(*_records(*records))
 
 
 def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_with_reasons():
@@ -210,8 +248,8 @@ def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_wit
                ("model_int8.tflite", "int8", 2.7, {"size_mb": "PASS", "accuracy_drop_pp": "FAIL"}),
                ("model_int8_mixed.tflite", "int8-mixed", 5.2, {"size_mb": "PASS", "accuracy_drop_pp": "PASS"}),
                ("big_int8.tflite", "int8", 6.0, {"size_mb": "PASS"}))
-    d = V.choose_deployable(doc["devices"][0])
-    assert d.record["artifact"] == "model_int8_mixed.tflite" and d.verdict == "PASS" and d.exit_code == 0
+    d = V.choose_deployable(doc.devices[0])
+    assert d.record.artifact == "model_int8_mixed.tflite" and d.verdict == "PASS" and d.exit_code == 0
     assert d.rejected == ["model_int8.tflite: accuracy_drop_pp FAIL"]
     line = d.line(Path("runs/x"))
     assert line.startswith("verdict: PASS: deploy model_int8_mixed.tflite (5.20 MB") and "bundle" in line
@@ -220,8 +258,8 @@ def test_the_smallest_passing_int8_model_is_deployed_and_others_are_rejected_wit
 def test_an_undecided_model_is_shipped_only_when_none_passes():
     doc = _doc(("a_int8.tflite", "int8", 2.0, {"accuracy_drop_pp": "INCONCLUSIVE"}),
                ("b_int8.tflite", "int8", 1.0, {"accuracy_drop_pp": "FAIL"}))
-    d = V.choose_deployable(doc["devices"][0])
-    assert d.record["artifact"] == "a_int8.tflite" and d.verdict == "INCONCLUSIVE" and d.exit_code == 3
+    d = V.choose_deployable(doc.devices[0])
+    assert d.record.artifact == "a_int8.tflite" and d.verdict == "INCONCLUSIVE" and d.exit_code == 3
     assert d.line(Path("r")).startswith("verdict: INCONCLUSIVE: a_int8.tflite")
     none = V.choose_deployable(_entry(("b_int8.tflite", "int8", 1.0, {"size_mb": "FAIL"}),
                                     ("fp32.tflite", "fp32", 1.0, {"size_mb": "PASS"})))
@@ -241,13 +279,25 @@ def test_check_raises_on_fail_before_inconclusive_and_names_the_budget():
         B.check(_doc(("m.tflite", "int8", 1.0, {"agreement_pct": "FAIL"})))
 
 
+def _report(verdict: str | None, decision: str = "why", run: str = "r") -> ExportReport:
+    """An export report whose INT8 budget has this verdict (None: no budget)."""
+    budget = None if verdict is None else ExportBudget(
+        max_drop_pp=1.0, source="test", int8_drop_pp=1.5, interval_pp=(0.25, 2.75), judged_on="95% interval",
+        verdict=verdict, images_to_decide=None, unlabeled_to_decide=None, fallback=None, decision=decision,
+        passed=verdict == "PASS")
+    return ExportReport(run=run, recipe="products", provenance={}, eval_data="d", eval_images=120, unlabeled=None,
+                        skipped=[], calibration=CalibrationUsed(source=None, list=None, images=0),
+                        reference=KerasReference(artifact="model.keras", format="keras", accuracy=0.9, sha256="0" * 64),
+                        artifacts=[], budget=budget, tensorrt=None, export_s=1.0)
+
+
 def test_export_budget_check_maps_verdicts_to_exit_statuses():
-    check_budget({"budget": None})
-    check_budget({"budget": {"verdict": "PASS"}})
+    check_budget(_report(None))
+    check_budget(_report("PASS"))
     with pytest.raises(InconclusiveError, match="INT8 accuracy budget: why"):
-        check_budget({"budget": {"verdict": "INCONCLUSIVE", "decision": "why"}, "run": "r"})
+        check_budget(_report("INCONCLUSIVE"))
     with pytest.raises(BudgetError, match="kept in r/export"):
-        check_budget({"budget": {"verdict": "FAIL", "decision": "why"}, "run": "r"})
+        check_budget(_report("FAIL"))
 
 
 def test_repeated_latency_runs_combine_to_medians_with_their_spread():
@@ -446,12 +496,20 @@ def _fake_build(passes_at: int | None):
     def build(kept):
         built.append([d["tensor"] for d in kept])
         k = len(kept)
-        return {"artifact": "model_int8_mixed.tflite", "float_ops": [{"tensor": d["tensor"]} for d in kept],
-                "accuracy_drop_pp": 4.0 / k, "size_mb": 2.0 + k, "paired": {"ok": passes_at is not None and k >= passes_at}}
+        return ExportRecord(artifact="model_int8_mixed.tflite", format="tflite", precision="int8-mixed",
+                            size_mb=2.0 + k, sha256="0" * 64, provenance={}, export_s=0.0, n=10, accuracy=None,
+                            runtime={}, float_ops=[{"tensor": d["tensor"]} for d in kept], accuracy_drop_pp=4.0 / k)
 
     def judge(rec):
-        return {"interval": [0.0, 1.0], "verdict": "PASS" if rec["paired"]["ok"] else "FAIL"}
+        ok = passes_at is not None and len(rec.float_ops) >= passes_at
+        return Judged.of(1.0, rec.accuracy_drop_pp, "PASS" if ok else "FAIL", interval=(0.0, 1.0))
     return built, build, judge
+
+
+def _judged_as(verdicts):
+    """A judge that gives these verdicts in turn (interval [0, 1])."""
+    verdicts = iter(verdicts)
+    return lambda rec: Judged.of(1.0, rec.accuracy_drop_pp, next(verdicts), interval=(0.0, 1.0))
 
 
 def test_fallback_keeps_the_most_sensitive_ops_in_float_first_and_stops_at_the_first_pass():
@@ -459,19 +517,19 @@ def test_fallback_keeps_the_most_sensitive_ops_in_float_first_and_stops_at_the_f
     built, build, judge = _fake_build(passes_at=2)
     fb = search_fallback(ranking, [1, 2, 4, 8], build, judge)
     assert built == [["t0"], ["t0", "t1"]]                            # most sensitive first; stops on PASS
-    assert fb["pass"] and fb["verdict"] == "PASS" and fb["float_ops"] == [{"tensor": "t0"}, {"tensor": "t1"}]
-    assert [s["verdict"] for s in fb["steps"]] == ["FAIL", "PASS"] and fb["steps"][1]["float_ops"] == 2
-    assert fb["decision"].startswith("2 op(s) kept in float: drop +2.00 pp")
+    assert fb.passed and fb.verdict == "PASS" and fb.float_ops == [{"tensor": "t0"}, {"tensor": "t1"}]
+    assert [s.verdict for s in fb.steps] == ["FAIL", "PASS"] and fb.steps[1].float_ops == 2
+    assert fb.decision.startswith("2 op(s) kept in float: drop +2.00 pp")
 
 
 def test_a_fallback_that_never_holds_reports_its_last_step():
     ranking = [{"tensor": f"t{i}", "op": "ADD", "rmse_per_step": 1.0} for i in range(4)]
     built, build, judge = _fake_build(passes_at=None)
     fb = search_fallback(ranking, [1, 2, 4], build, judge)
-    assert len(built) == 3 and not fb["pass"] and fb["verdict"] == "FAIL" and len(fb["float_ops"]) == 4
-    assert fb["decision"] == "3 step(s) tried, last FAIL"
+    assert len(built) == 3 and not fb.passed and fb.verdict == "FAIL" and len(fb.float_ops) == 4
+    assert fb.decision == "3 step(s) tried, last FAIL"
     empty = search_fallback([], [], build, judge)
-    assert empty["artifact"] is None and empty["decision"] == "no step possible" and empty["verdict"] == "FAIL"
+    assert empty.artifact is None and empty.decision == "no step possible" and empty.verdict == "FAIL"
 
 
 # ----------------------------------------------------------------------------------- exact records
@@ -480,11 +538,11 @@ def test_paired_record_in_full():
     y, p, r = [0] * 7, [0, 0, 0, 1, 1, 0, 2], [0, 0, 1, 0, 0, 0, 0]     # b=3, c=1, changed 4 of 7
     lo, hi = V.drop_interval(3, 1, 7)
     alo, ahi = V.agreement_interval(4, 7)
-    assert V.paired(y, p, r) == {"n": 7, "ref_only_right": 3, "artifact_only_right": 1, "changed": 4,
-                                 "drop_pp": 200.0 / 7, "drop_ci_pp": [round(lo, 4), round(hi, 4)],
-                                 "agreement": 3 / 7, "agreement_ci": [round(alo, 6), round(ahi, 6)],
-                                 "confidence": 0.95}
-    assert V.paired([], [], [])["drop_pp"] == 0.0 and V.paired([], [], [])["agreement"] == 1.0
+    assert _written(V.paired(y, p, r)) == {"n": 7, "ref_only_right": 3, "artifact_only_right": 1, "changed": 4,
+                                           "drop_pp": 200.0 / 7, "drop_ci_pp": [round(lo, 4), round(hi, 4)],
+                                           "agreement": 3 / 7, "agreement_ci": [round(alo, 6), round(ahi, 6)],
+                                           "confidence": 0.95}
+    assert V.paired([], [], []).drop_pp == 0.0 and V.paired([], [], []).agreement == 1.0
 
 
 def test_intervals_with_no_images_or_no_discordant_images():
@@ -497,11 +555,13 @@ def test_intervals_with_no_images_or_no_discordant_images():
 
 def test_budget_records_in_full():
     st = V.paired([0] * 7, [0, 0, 0, 1, 1, 0, 2], [0, 0, 1, 0, 0, 0, 0])
-    assert V.drop_budget(st, 80.0) == {"limit": 80.0, "value": round(200 / 7, 4), "interval": st["drop_ci_pp"],
-                                       "verdict": "PASS", "pass": True, "judged_on": "95% interval"}
+    assert _written(V.drop_budget(st, 80.0)) == {"limit": 80.0, "value": round(200 / 7, 4),
+                                                 "interval": list(st.drop_ci_pp), "verdict": "PASS", "pass": True,
+                                                 "judged_on": "95% interval"}
     a = V.agreement_budget(st, 3 / 7 * 100, point_estimate=True)       # exactly on the limit: 'at least' holds
-    assert a == {"limit": 3 / 7 * 100, "value": round(300 / 7, 4), "interval": [round(100 * v, 4) for v in st["agreement_ci"]],
-                 "verdict": "PASS", "pass": True, "judged_on": "point estimate"}
+    assert _written(a) == {"limit": 3 / 7 * 100, "value": round(300 / 7, 4),
+                           "interval": [round(100 * v, 4) for v in st.agreement_ci],
+                           "verdict": "PASS", "pass": True, "judged_on": "point estimate"}
 
 
 def test_images_to_decide_is_the_first_scale_that_decides():
@@ -509,7 +569,7 @@ def test_images_to_decide_is_the_first_scale_that_decides():
     for b, c in ((3, 1), (2, 2), (5, 2)):
         st = V.paired(*([0] * 200, [1] * b + [0] * c + [0] * (200 - b - c), [0] * b + [1] * c + [0] * (200 - b - c)))
         limit = 0.25 if b == c else 0.5
-        if V.drop_budget(st, limit)["verdict"] != "INCONCLUSIVE":
+        if V.drop_budget(st, limit).verdict != "INCONCLUSIVE":
             continue
         n = V.images_to_decide_drop(st, limit)
         assert n is not None, (b, c)
@@ -547,15 +607,14 @@ def test_estimate_record_in_full():
 def test_fallback_records_in_full():
     ranking = [{"tensor": f"t{i}", "op": "CONV_2D", "rmse_per_step": 10.0 - i} for i in range(40)]
     _, build, judge = _fake_build(passes_at=2)
-    assert search_fallback(ranking, [1, 2], build, judge) == {
+    assert _written(search_fallback(ranking, [1, 2], build, judge)) == {
         "pass": True, "verdict": "PASS", "artifact": "model_int8_mixed.tflite",
         "float_ops": [{"tensor": "t0"}, {"tensor": "t1"}], "ranking": ranking[:32],
         "steps": [{"float_ops": 1, "accuracy_drop_pp": 4.0, "interval_pp": [0.0, 1.0], "verdict": "FAIL", "size_mb": 3.0},
                   {"float_ops": 2, "accuracy_drop_pp": 2.0, "interval_pp": [0.0, 1.0], "verdict": "PASS", "size_mb": 4.0}],
         "decision": "2 op(s) kept in float: drop +2.00 pp, interval within the budget"}
-    _, build, judge = _fake_build(passes_at=None)
-    verdicts = iter(["INCONCLUSIVE", "FAIL"])
-    assert search_fallback(ranking, [1, 2], build, lambda rec: dict(judge(rec), verdict=next(verdicts))) == {
+    build = _fake_build(passes_at=None)[1]
+    assert _written(search_fallback(ranking, [1, 2], build, _judged_as(["INCONCLUSIVE", "FAIL"]))) == {
         "pass": False, "verdict": "FAIL", "artifact": "model_int8_mixed.tflite",
         "float_ops": [{"tensor": "t0"}, {"tensor": "t1"}], "ranking": ranking[:32],
         "steps": [{"float_ops": 1, "accuracy_drop_pp": 4.0, "interval_pp": [0.0, 1.0], "verdict": "INCONCLUSIVE", "size_mb": 3.0},
@@ -564,19 +623,21 @@ def test_fallback_records_in_full():
 
 
 def test_export_decision_text():
-    judged = {"value": 1.5, "interval": [0.25, 2.75], "verdict": "INCONCLUSIVE", "images_to_decide": 400}
-    assert decision(judged, 1.0, 120) == ("drop +1.50 pp, 95% interval +0.25 to +2.75 pp on 120 images, budget 1.0 pp: "
-                                          "INCONCLUSIVE, no ops kept in float for a drop these images cannot resolve "
-                                          "(about 400 labelled images would decide it at the observed rates)")
-    assert decision(dict(judged, images_to_decide=None), 1.0, 120).endswith("cannot resolve")
-    assert decision(dict(judged, verdict="PASS"), 1.0, 120).endswith(": PASS (the whole interval is within the budget)")
-    assert decision(dict(judged, verdict="FAIL"), 1.0, 120).endswith(": FAIL (the whole interval is beyond the budget)")
+    def j(verdict="INCONCLUSIVE", images_to_decide=400):
+        return judged(verdict, 1.5, 1.0, interval=(0.25, 2.75), images_to_decide=images_to_decide)
+    assert decision(j(), 1.0, 120) == ("drop +1.50 pp, 95% interval +0.25 to +2.75 pp on 120 images, budget 1.0 pp: "
+                                       "INCONCLUSIVE, no ops kept in float for a drop these images cannot resolve "
+                                       "(about 400 labelled images would decide it at the observed rates)")
+    assert decision(j(images_to_decide=None), 1.0, 120).endswith("cannot resolve")
+    assert decision(j("PASS"), 1.0, 120).endswith(": PASS (the whole interval is within the budget)")
+    assert decision(j("FAIL"), 1.0, 120).endswith(": FAIL (the whole interval is beyond the budget)")
 
 
 def test_bench_messages_in_full():
     doc = _doc(("m.tflite", "int8", 1.0, {"accuracy_drop_pp": "INCONCLUSIVE"}),
                ("n.tflite", "int8", 1.0, {"agreement_pct": "INCONCLUSIVE"}))
-    doc["devices"][0]["records"][0]["budgets"]["accuracy_drop_pp"].update(interval=[-0.5, 3.25], images_to_decide=640)
+    doc.devices[0].records[0].budgets["accuracy_drop_pp"] = judged("INCONCLUSIVE", 1.5, 1.0, interval=(-0.5, 3.25),
+                                                                   images_to_decide=640)
     with pytest.raises(InconclusiveError) as e:
         B.check(doc)
     assert str(e.value) == ("the images cannot decide m.tflite: accuracy_drop_pp 1.50 "
@@ -594,22 +655,23 @@ def test_judge_budgets_in_full_and_edges():
     rec = _rec(size=2.5, p90=7.25, paired=st, ratio=1.5)
     got = B.judge_budgets(rec, _plan(size_mb=3.0, max_p90_ms=8.0, min_agreement_pct=90.0, max_slowdown_pct=50.0,
                                      point_estimate=True))
-    assert got == {"size_mb": {"limit": 3.0, "value": 2.5, "pass": True, "verdict": "PASS"},
-                   "agreement_pct": V.agreement_budget(st, 90.0, True),
-                   "p90_ms": {"limit": 8.0, "value": 7.25, "pass": True, "verdict": "PASS"},
-                   "slowdown_pct": {"limit": 50.0, "value": 50.0, "pass": True, "verdict": "PASS"}}   # on the limit
-    assert got["agreement_pct"]["judged_on"] == "point estimate"
+    assert {k: _written(b) for k, b in got.items()} == {
+        "size_mb": {"limit": 3.0, "value": 2.5, "pass": True, "verdict": "PASS"},
+        "agreement_pct": _written(V.agreement_budget(st, 90.0, True)),
+        "p90_ms": {"limit": 8.0, "value": 7.25, "pass": True, "verdict": "PASS"},
+        "slowdown_pct": {"limit": 50.0, "value": 50.0, "pass": True, "verdict": "PASS"}}   # on the limit
+    assert got["agreement_pct"].judged_on == "point estimate"
     slow = B.judge_budgets(_rec(ratio=1.123456), _plan(max_slowdown_pct=20.0))["slowdown_pct"]
-    assert slow["value"] == 12.35
+    assert slow.value == 12.35
     assert "slowdown_pct" not in B.judge_budgets(_rec(ratio=None), _plan(max_slowdown_pct=5.0))
 
 
 def test_versus_reference_needs_both_evaluations():
     no_eval = AgentResult(**{**_result(PRED).__dict__, "evaluation": None})
-    assert B.versus_reference(Path("m"), no_eval, _result(REF)) == {}
-    assert B.versus_reference(Path("m"), _result(PRED), no_eval) == {}
-    pc = B.versus_reference(Path("m"), _result(PRED), _result(REF))["per_class"]["a"]
-    assert pc["agreement_ci"] == V.paired([0, 0], [0, 1], [0, 0])["agreement_ci"]
+    assert B.versus_reference(Path("m"), no_eval, _result(REF)) is None
+    assert B.versus_reference(Path("m"), _result(PRED), no_eval) is None
+    pc = B.versus_reference(Path("m"), _result(PRED), _result(REF)).per_class["a"]
+    assert pc.agreement_ci == V.paired([0, 0], [0, 1], [0, 0]).agreement_ci
 
 
 def test_repeats_keep_their_values_to_four_decimals():
@@ -628,15 +690,15 @@ def test_repeats_keep_their_values_to_four_decimals():
     assert c.vs_baseline.p50_ratio_per_repeat == (1.1235, 1.0, 1.0)
 
 
-def test_compare_skips_a_class_without_images_and_keeps_going():
+def test_versus_skips_a_class_without_images_and_keeps_going():
     labels = ["a", "d", "b", "c"]                               # "d" (index 1) has no image; b and c come after
     y = np.array([0, 0, 2, 2, 3, 3, 3])
     ref = np.array([0, 0, 2, 2, 3, 3, 3])
     pred = np.array([0, 0, 2, 0, 3, 3, 0])
-    c = E.compare(y, pred, ref, labels, [str(i) for i in range(7)])
-    assert list(c["per_class"]) == ["a", "b", "c"]
-    assert c["per_class"]["c"]["drop_pp"] == round(100 / 3, 4) and c["accuracy_drop_pp"] == round(200 / 7, 4)
-    assert c["worst_class"] == {"label": "b", "drop_pp": 50.0}
+    c = E.versus(y, pred, ref, labels, [str(i) for i in range(7)])
+    assert list(c.per_class) == ["a", "b", "c"]
+    assert c.per_class["c"].drop_pp == round(100 / 3, 4) and c.accuracy_drop_pp == round(200 / 7, 4)
+    assert _written(c.worst_class) == {"label": "b", "drop_pp": 50.0}
 
 
 def test_a_list_with_spaces_in_names_and_a_missing_image(tmp_path):
@@ -671,10 +733,9 @@ def test_calibration_resolve_messages_and_seed(tmp_path):
 
 def test_the_last_fallback_step_gives_the_verdict():
     ranking = [{"tensor": f"t{i}", "op": "ADD", "rmse_per_step": 1.0} for i in range(4)]
-    _, build, judge = _fake_build(passes_at=None)
-    verdicts = iter(["FAIL", "FAIL", "INCONCLUSIVE"])
-    fb = search_fallback(ranking, [1, 2, 4], build, lambda rec: dict(judge(rec), verdict=next(verdicts)))
-    assert fb["verdict"] == "INCONCLUSIVE" and fb["decision"] == "3 step(s) tried, last INCONCLUSIVE"
+    build = _fake_build(passes_at=None)[1]
+    fb = search_fallback(ranking, [1, 2, 4], build, _judged_as(["FAIL", "FAIL", "INCONCLUSIVE"]))
+    assert fb.verdict == "INCONCLUSIVE" and fb.decision == "3 step(s) tried, last INCONCLUSIVE"
 
 
 def test_sensitivity_rows_with_missing_fields():
@@ -687,7 +748,7 @@ def test_sensitivity_rows_with_missing_fields():
 def test_deployable_lines_in_full():
     doc = _doc(("model_int8.tflite", "int8", 2.5, {"size_mb": "FAIL", "accuracy_drop_pp": "INCONCLUSIVE"}),
                ("model_int8_mixed.tflite", "int8-mixed", 5.0, {"size_mb": "PASS"}))
-    d = V.choose_deployable(doc["devices"][0])
+    d = V.choose_deployable(doc.devices[0])
     assert d.summary(Path("runs/x")) == [
         "rejected: model_int8.tflite: size_mb FAIL, accuracy_drop_pp INCONCLUSIVE",
         "verdict: PASS: deploy model_int8_mixed.tflite (5.00 MB, accuracy 90.00%, drop +0.50 pp vs float, "
@@ -704,8 +765,8 @@ def test_agreement_of_mismatched_scores_is_an_error_record():
 
 def test_point_estimate_budgets_hold_on_their_limit():
     st = V.paired([0] * 4, [1, 0, 0, 0], [0] * 4)                 # drop exactly 25 pp, agreement 75%
-    assert V.drop_budget(st, 25.0, point_estimate=True)["verdict"] == "PASS"
-    assert V.agreement_budget(st, 75.0, point_estimate=True)["verdict"] == "PASS"
+    assert V.drop_budget(st, 25.0, point_estimate=True).verdict == "PASS"
+    assert V.agreement_budget(st, 75.0, point_estimate=True).verdict == "PASS"
     assert V.images_to_decide_drop(st, 25.0) is None and V.images_to_decide_agreement(st, 0.75) is None
     one = V.paired([0], [1], [0])                                 # a single image still gets a number
     assert V.images_to_decide_drop(one, 50.0) is not None

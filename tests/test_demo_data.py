@@ -10,6 +10,7 @@ from edgecnn import verdict as V
 from edgecnn.core.images import images_under
 from edgecnn.data import UNLABELED, scan
 from edgecnn.paths import DEMO_DATA
+from edgecnn.results import UnlabeledChanges
 
 CAP_BYTES = 6_000_000
 
@@ -31,7 +32,8 @@ def test_unlabeled_photos_are_new_to_the_model_and_decide_a_one_point_budget():
     splits = scan(DEMO_DATA, progress=False)             # the folder beside the splits is never trained on
     assert not any(UNLABELED in s.path.parts for s in splits.train + splits.val + splits.test)
     n_test = len(images_under(DEMO_DATA / "test"))
-    nothing_changed = V.paired([0] * n_test, [0] * n_test, [0] * n_test, {"n": len(held_out), "changed": 0})
-    assert V.drop_budget(nothing_changed, 1.0)["verdict"] == V.PASS
+    none_of_the_held_out = UnlabeledChanges(n=len(held_out), changed=0, flips=[])
+    nothing_changed = V.paired([0] * n_test, [0] * n_test, [0] * n_test, none_of_the_held_out)
+    assert V.drop_budget(nothing_changed, 1.0).verdict == V.PASS
     alone = V.paired([0] * n_test, [0] * n_test, [0] * n_test)
-    assert V.drop_budget(alone, 1.0)["verdict"] == V.INCONCLUSIVE
+    assert V.drop_budget(alone, 1.0).verdict == V.INCONCLUSIVE

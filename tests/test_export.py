@@ -167,7 +167,7 @@ def test_broken_model_shows_a_large_drop(exported_run):
     broken = exported_run / "export" / "broken.tflite"
     broken.write_bytes(tflite_with_contract(convert(m, "fp32"), c))
     res = evaluate_artifact(broken, EvalSet(x, y, [str(s.path) for s in samples], "test", []), ref, c.labels)
-    assert res["accuracy_drop_pp"] >= 40 and res["top1_agreement"] <= 0.6
+    assert res.comparison.accuracy_drop_pp >= 40 and res.comparison.top1_agreement <= 0.6
     broken.unlink()
 
 

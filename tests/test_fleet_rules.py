@@ -6,39 +6,47 @@ The same bench over real boards and emulated phones: tests/test_fleet.py (needs 
 from __future__ import annotations
 
 import itertools
+import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from edgecnn import bench as B
-from edgecnn import fleet as F
-from edgecnn import verdict as V
-from edgecnn.core.errors import BudgetError, InconclusiveError, InputError
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_helpers as R  # noqa: E402
+
+from edgecnn import bench as B  # noqa: E402
+from edgecnn import fleet as F  # noqa: E402
+from edgecnn import verdict as V  # noqa: E402
+from edgecnn.core.errors import BudgetError, InconclusiveError, InputError  # noqa: E402
+from edgecnn.results import BENCH_SCHEMA, BenchDocument, DeviceEntry, Paired  # noqa: E402
 
 ORDER = ["PASS", "INCONCLUSIVE", "ERROR", "UNREACHABLE", "FAIL"]     # bench's docstring order
 EXIT = {"PASS": 0, "INCONCLUSIVE": 3, "ERROR": 2, "UNREACHABLE": 2, "FAIL": 1}
 BUDGET = {"PASS": ("size_mb", 2.0, 20.0), "FAIL": ("size_mb", 3.0, 1.0), "INCONCLUSIVE": ("accuracy_drop_pp", 0.5, 1.0)}
 
 
-def _entry(i: int, v: str) -> dict:
-    """A device of verdict v: benched (one record whose budget has that verdict), or not, with its reason."""
-    name, benched = f"d{i}-{v.lower()}", v in BUDGET
-    records = []
-    if benched:
-        budget, value, limit = BUDGET[v]
-        records = [{"artifact": "m.tflite", "format": "tflite", "precision": "int8", "size_mb": 2.0, "images": 10,
-                    "skipped": [], "accuracy": 0.9, "accuracy_drop_pp": 0.5, "latency_ms": {"p50": 2.0, "p90": 3.0},
-                    "throughput_ips": None, "peak_rss_mb": None, "verdict": v,
-                    "budgets": {budget: {"verdict": v, "value": value, "limit": limit, "pass": v == "PASS"}}}]
-    return {"name": name, "device": "host", "verdict": v, "status": "ok" if benched else v.lower(),
-            "error": None if benched else f"{name} said no", "records": records, "notes": []}
+def _entry(i: int, v: str, **kw) -> DeviceEntry:
+    """A device of verdict v: benched (one record whose budget has that verdict), or not, with its reason
+    (status "refused" for ERROR, "unreachable" for UNREACHABLE). kw: the entry's fields to set instead
+    (records=, notes=, device=, error=)."""
+    name = f"d{i}-{v.lower()}"
+    if v not in BUDGET:
+        return R.entry(name=name, verdict=v, **{"error": f"{name} said no", **kw})
+    budget, value, limit = BUDGET[v]
+    records = kw.pop("records", None) or [R.record("m.tflite", budgets={budget: R.judged(v, value, limit)},
+                                                   throughput_ips=None, peak_rss_mb=None)]
+    return R.entry(*records, name=name, verdict=v, **kw)
 
 
-def _doc(*verdicts: str) -> dict:
-    return {"verdict": V.worst(list(verdicts)), "devices": [_entry(i, v) for i, v in enumerate(verdicts)],
-            "parallel": 2, "wall_s": 1.25, "budgets_source": "test", "notes": [], "judged_on": "95% intervals"}
+def _doc(*verdicts: str, changed: dict[int, dict] | None = None) -> BenchDocument:
+    """A bench of one device per verdict; changed: {index: fields} for the devices built otherwise."""
+    changed = changed or {}
+    return R.document(*(_entry(i, v, **changed.get(i, {})) for i, v in enumerate(verdicts)), parallel=2,
+                      wall_s=1.25)
 
 
-def _exit_of(doc: dict) -> tuple[int, str]:
+def _exit_of(doc: BenchDocument) -> tuple[int, str]:
     """What the CLI makes of B.check: (exit status, the one line)."""
     try:
         B.check(doc)
@@ -66,14 +74,15 @@ def test_the_verdict_is_the_worst_in_the_stated_order():
 def test_every_mix_of_device_verdicts_exits_with_the_worst_ones_status(verdicts):
     doc = _doc(*verdicts)
     worst = max(verdicts, key=ORDER.index)
+    assert doc.verdict == worst
     code, line = _exit_of(doc)
     assert code == EXIT[worst]
     if worst == "PASS":
         assert line == ""
         return
     down = ("ERROR", "UNREACHABLE")
-    named = [d for d in doc["devices"] if (d["verdict"] in down if worst in down else d["verdict"] == worst)]
-    who = (lambda d: f"{d['name']}: ") if len(verdicts) > 1 else (lambda d: "")
+    named = [d for d in doc.devices if (d.verdict in down if worst in down else d.verdict == worst)]
+    who = (lambda d: f"{d.name}: ") if len(verdicts) > 1 else (lambda d: "")
     if worst == "FAIL":
         expected = "budget failed: " + "; ".join(f"{who(d)}m.tflite: size_mb 3.00 > 1.0" for d in named)
     elif worst == "INCONCLUSIVE":
@@ -81,10 +90,10 @@ def test_every_mix_of_device_verdicts_exits_with_the_worst_ones_status(verdicts)
                                                             for d in named)
                     + " (add images, or judge point estimates with --point-estimate)")
     else:
-        expected = "; ".join(f"{d['name']} could not be benched: {d['name']} said no" for d in named) + (
+        expected = "; ".join(f"{d.name} could not be benched: {d.name} said no" for d in named) + (
             " (the others' results are above)" if len(named) < len(verdicts) else "")
     assert line == expected
-    others = [d["name"] for d in doc["devices"] if d not in named]
+    others = [d.name for d in doc.devices if d not in named]
     assert not any(o in line for o in others) or len(verdicts) == 1
 
 
@@ -93,8 +102,9 @@ def test_exit_statuses_of_the_error_kinds_are_the_documented_ones():
 
 
 def test_the_table_counts_each_verdict_and_lists_why_a_device_was_not_benched():
-    doc = _doc("PASS", "UNREACHABLE", "UNREACHABLE", "FAIL")
-    doc["devices"][1].update(status="unreachable", error="cannot reach b: connection refused")
+    doc = _doc("PASS", "UNREACHABLE", "UNREACHABLE", "FAIL",
+               changed={1: {"error": "cannot reach b: connection refused"}})
+    assert [d.status for d in doc.devices] == ["ok", "unreachable", "unreachable", "ok"]
     text = B.render(doc)
     assert text.splitlines()[-1] == ("FAILED (1 PASS, 2 UNREACHABLE, 1 FAIL; 4 devices, at most 2 at once, 1.2 s; "
                                      "accuracy budgets judged on 95% intervals; ~ = estimated latency)")
@@ -245,33 +255,40 @@ def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory
     # entry with a 1 s deadline cannot answer in time, whatever the machine
     o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, timeout=600.0)
     doc = B.bench(o, fleet, log=said.append)
-    quick, slow = doc["devices"]
-    assert (doc["schema"], doc["target"], doc["run"], doc["data"], doc["parallel"]) == (
-        "edgecnn.bench/3", str(model), None, None, 2)
-    assert (quick["name"], quick["device"], quick["status"], quick["error"], quick["verdict"]) == (
+    quick, slow = doc.devices
+    assert (doc.schema_, doc.target, doc.run, doc.data, doc.parallel) == (
+        "edgecnn.bench/4", str(model), None, None, 2)
+    assert json.loads(doc.to_json())["schema"] == BENCH_SCHEMA == "edgecnn.bench/4"  # the JSON key is "schema"
+    assert (quick.name, quick.device, quick.status, quick.error, quick.verdict) == (
         "quick", "host", "ok", None, "PASS")
-    assert quick["records"][0]["artifact"] == model.name and quick["records"][0]["device"] == "host"
-    assert (slow["name"], slow["status"], slow["verdict"], slow["records"], slow["options"]) == (
+    assert quick.records[0].artifact == model.name and quick.records[0].device == "host"
+    assert (slow.name, slow.status, slow.verdict, slow.records, slow.options) == (
         "slow", "unreachable", "UNREACHABLE", [], {"timeout": 1})
-    assert slow["error"].startswith("command timed out after 1 s: python")
-    assert doc["verdict"] == "UNREACHABLE" and quick["wall_s"] >= 0 and slow["wall_s"] >= 0
-    assert f"[slow] unreachable: {slow['error']}" in said
+    assert slow.error.startswith("command timed out after 1 s: python")
+    assert doc.verdict == "UNREACHABLE" and quick.wall_s >= 0 and slow.wall_s >= 0
+    assert f"[slow] unreachable: {slow.error}" in said
     assert any(m.startswith("[quick] bench ") for m in said)
-    assert _exit_of(doc) == (2, f"slow could not be benched: {slow['error']} (the others' results are above)")
+    assert _exit_of(doc) == (2, f"slow could not be benched: {slow.error} (the others' results are above)")
 
 
 def test_a_benched_device_is_one_row_per_record_with_its_numbers():
-    rec = {"artifact": "m_int8.tflite", "format": "tflite", "precision": "int8", "size_mb": 2.5, "images": 40,
-           "skipped": [], "accuracy": 0.925, "accuracy_drop_pp": 1.25, "paired": {"drop_ci_pp": [-0.5, 3.25]},
-           "top1_agreement": 0.975, "latency_ms": {"p50": 12.345, "p90": 20.0, "p99": 25.0}, "latency_estimated": True,
-           "throughput_ips": None, "peak_rss_mb": None, "device": "phone-emulated", "device_info": None,
-           "verdict": "INCONCLUSIVE",
-           "budgets": {"size_mb": {"pass": True, "verdict": "PASS"},
-                       "accuracy_drop_pp": {"pass": False, "verdict": "INCONCLUSIVE", "value": 1.25, "limit": 1.0}}}
-    doc = _doc("INCONCLUSIVE", "PASS")
-    doc["devices"][0].update(records=[rec, {**rec, "artifact": "m_fp32.tflite", "precision": "fp32",
-                                            "latency_estimated": False, "paired": None, "verdict": "PASS"}],
-                             notes=["a note"], device="phone-emulated")
+    def rec(name: str, **kw):
+        fields = dict(format="tflite", precision="int8", size_mb=2.5, images=40, accuracy=0.925, accuracy_drop_pp=1.25,
+                      paired=Paired(n=80, ref_only_right=1, artifact_only_right=0, changed=2, drop_pp=1.25,
+                                    drop_ci_pp=(-0.5, 3.25), agreement=0.975, agreement_ci=(0.87, 1.0),
+                                    confidence=0.95),
+                      top1_agreement=0.975, latency_ms=R.latency(12.345, 20.0, 25.0), latency_estimated=True,
+                      throughput_ips=None, peak_rss_mb=None, device="phone-emulated", device_info={},
+                      budgets={"size_mb": R.judged("PASS", 2.5, 20.0),
+                               "accuracy_drop_pp": R.judged("INCONCLUSIVE", 1.25, 1.0)})
+        return R.record(name, **{**fields, **kw})
+
+    int8 = rec("m_int8.tflite")
+    fp32 = rec("m_fp32.tflite", precision="fp32", latency_estimated=False, paired=None,
+               budgets={"size_mb": R.judged("PASS", 2.5, 20.0)})
+    assert (int8.verdict, fp32.verdict) == ("INCONCLUSIVE", "PASS")
+    doc = _doc("INCONCLUSIVE", "PASS", changed={0: dict(records=[int8, fp32], notes=["a note"],
+                                                         device="phone-emulated")})
     lines = B.render(doc).splitlines()
     row = next(ln for ln in lines if "m_int8.tflite" in ln).split()
     assert row == ["d0-inconclusive", "m_int8.tflite", "tflite", "int8", "2.50", "40", "92.50%", "+1.25", "[-0.5,",

@@ -97,10 +97,11 @@ def test_report_command_rebuilds_a_page_and_refuses_what_is_not_a_run(benched_ru
 def test_a_result_file_that_edgecnn_did_not_write_is_one_error_and_never_blocks_a_bench(benched_run, products_subset):
     run, _ = benched_run
     stale = run / "bench" / "jetson.json"
-    for text, says in (('{"schema": "edgecnn.bench/1", "device": "jetson"}', "not a bench result of this version"),
-                       ('{"schema": "edgecnn.bench/3", "notes": [], "devices": [{"name": "jetson", "notes": [], '
+    for text, says in (('{"schema": "edgecnn.bench/3", "device": "jetson"}',
+                        "not a result of this version (schema edgecnn.bench/4, found edgecnn.bench/3)"),
+                       ('{"schema": "edgecnn.bench/4", "notes": [], "devices": [{"name": "jetson", "notes": [], '
                         '"records": [{"artifact": 1}]}]}',
-                        "its result files are not as edgecnn writes them")):
+                        "not as edgecnn writes it (")):
         stale.write_text(text)
         r = CliRunner().invoke(main, ["report", str(run)])
         assert r.exit_code == 2 and r.output.startswith("Error: ") and says in r.output, r.output

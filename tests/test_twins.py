@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 import android_helpers as H
+import results_helpers as R
 from edgecnn import bench as B
 from edgecnn.core.contract import Contract, Quantization, dequantize, load_image, preprocess_array, quantize
 from edgecnn.core.errors import DeviceError
@@ -129,14 +130,15 @@ def test_a_board_that_declares_emulation_is_marked_in_every_row_and_once_in_the_
     """test_bench_cli_on_the_board_marks_its_latency_as_emulated: the rows of an emulated board say so, and
     one note per board says whose latency it is."""
     emu = BoardEmulation(emulator="qemu-aarch64 7.2", cpu="cortex-a76", host_machine="x86_64")
-    board = {"device": "jetson", "device_info": {"host": "root@127.0.0.1:2223", "emulated": emu.to_dict()}}
-    other = {"device": "jetson", "device_info": {"host": "pi@10.0.0.2"}}
+    board = R.record(device="jetson", device_info={"host": "root@127.0.0.1:2223", "emulated": emu.to_dict()})
+    other = R.record(device="jetson", device_info={"host": "pi@10.0.0.2"})
+    host = R.record(device="host", device_info={})
     assert B.device_label("jetson root@127.0.0.1", board) == "jetson root@127.0.0.1 (emulated)"
     assert B.device_label("jetson pi@10.0.0.2", other) == "jetson pi@10.0.0.2"
-    assert B.device_label("host", {"device": "host"}) == "host"
-    notes = B.emulation_notes([board, dict(board), other])
+    assert B.device_label("host", host) == "host"
+    notes = B.emulation_notes([board, board.model_copy(), other])
     assert notes == [f"root@127.0.0.1:2223 is {emu.describe()}"]
-    assert B.emulation_notes([other, {"device": "host", "device_info": None}]) == []
+    assert B.emulation_notes([other, host]) == []
 
 
 # ------------------------------------------ the board's transfer deadline (shadows test_bad_inputs.py, sshd)

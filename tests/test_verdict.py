@@ -223,9 +223,9 @@ def test_baseline_on_jetson_is_timed_on_the_board(ssh_board, tmp_path_factory, t
     shutil.copyfile(model, twin)
     doc = bench(BenchOptions(model, runs=10, warmup=1, min_seconds=0.0, threads=1, baseline=twin,
                              max_slowdown_pct=50.0), Fleet((device("jetson", ssh_board),)), log=lambda m: None)
-    rec = doc["devices"][0]["records"][0]
-    assert rec["device"] == "jetson" and rec["vs_baseline"]["p50_ratio"] > 0
-    assert rec["budgets"]["slowdown_pct"]["limit"] == 50.0
+    rec = doc.devices[0].records[0]
+    assert rec.device == "jetson" and rec.vs_baseline.p50_ratio > 0
+    assert rec.budgets["slowdown_pct"].limit == 50.0
 
 
 # ------------------------------------------------------------------ the typed protocol

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgecnn import verdict as V
+from edgecnn.results import Paired, UnlabeledChanges
 
 SETS = 2000
 NOMINAL = (1 - V.CONFIDENCE) / 2
@@ -25,7 +26,7 @@ def _counts(n: int, pb: float, pc: float, seed: int) -> np.ndarray:
     return rng.multinomial(n, [pb, pc, 1 - pb - pc], size=SETS)[:, :2]
 
 
-def _stats(b: int, c: int, n: int, unlabeled: dict | None = None) -> dict:
+def _stats(b: int, c: int, n: int, unlabeled: UnlabeledChanges | None = None) -> Paired:
     """verdict.paired on predictions built to have these counts (class 0 is the truth)."""
     y = [0] * n
     ref = [0] * b + [1] * c + [0] * (n - b - c)
@@ -33,11 +34,16 @@ def _stats(b: int, c: int, n: int, unlabeled: dict | None = None) -> dict:
     return V.paired(y, art, ref, unlabeled)
 
 
+def _unlabeled(n: int, changed: int) -> UnlabeledChanges:
+    """Changed predictions on n unlabeled photos (which ones does not matter to the interval)."""
+    return UnlabeledChanges(n=n, changed=changed, flips=[])
+
+
 def false_pass_rate(n: int, pb: float, pc: float, limit: float, seed: int = 0) -> float:
     """Share of simulated test sets whose drop budget PASSes."""
     counts = _counts(n, pb, pc, seed)
     uniq, inv = np.unique(counts, axis=0, return_inverse=True)
-    passed = np.array([V.drop_budget(_stats(int(b), int(c), n), limit)["verdict"] == V.PASS for b, c in uniq])
+    passed = np.array([V.drop_budget(_stats(int(b), int(c), n), limit).verdict == V.PASS for b, c in uniq])
     return float(passed[inv.ravel()].mean())
 
 
@@ -65,18 +71,18 @@ def test_upper_bound_misses_at_most_the_nominal_rate_at_the_edge(n, pb, pc):
 
 
 def test_power_where_the_evidence_is_there():
-    assert V.drop_budget(_stats(0, 0, 400), 1.0)["verdict"] == V.PASS       # 400 images, nothing changed
-    assert V.drop_budget(_stats(3, 3, 1017), 1.0)["verdict"] == V.PASS      # 1,017 images, 3 changed each way
-    assert V.drop_budget(_stats(40, 0, 400), 1.0)["verdict"] == V.FAIL      # 10 pp worse, clearly
+    assert V.drop_budget(_stats(0, 0, 400), 1.0).verdict == V.PASS       # 400 images, nothing changed
+    assert V.drop_budget(_stats(3, 3, 1017), 1.0).verdict == V.PASS      # 1,017 images, 3 changed each way
+    assert V.drop_budget(_stats(40, 0, 400), 1.0).verdict == V.FAIL      # 10 pp worse, clearly
 
 
 def test_small_sets_cannot_pass_a_one_point_budget():
     """Observed on main: one photo with no change, and 50 photos with no change, PASSed ("[+0.0, +0.0]")."""
     one = V.drop_budget(_stats(0, 0, 1), 0.0)
-    assert one["verdict"] == V.INCONCLUSIVE and one["interval"][1] > 50
+    assert one.verdict == V.INCONCLUSIVE and one.interval[1] > 50
     fifty = V.drop_budget(_stats(0, 0, 50), 1.0)
-    assert fifty["verdict"] == V.INCONCLUSIVE and fifty["interval"][1] == pytest.approx(100 * 3.8415 / 53.8415, abs=1e-3)
-    assert fifty["images_to_decide"] == 381          # z^2 / (n + z^2) <= 1% once n >= 99 z^2 = 380.3
+    assert fifty.verdict == V.INCONCLUSIVE and fifty.interval[1] == pytest.approx(100 * 3.8415 / 53.8415, abs=1e-3)
+    assert fifty.images_to_decide == 381          # z^2 / (n + z^2) <= 1% once n >= 99 z^2 = 380.3
 
 
 # ----------------------------------------------------------------------------- unlabeled evidence
@@ -86,7 +92,7 @@ def false_pass_with_unlabeled(n: int, m: int, d: float, limit: float, seed: int 
     b = rng.binomial(n, d, size=SETS)
     k = rng.binomial(m, d, size=SETS)
     uniq, inv = np.unique(np.stack([b, k], 1), axis=0, return_inverse=True)
-    passed = np.array([V.drop_budget(_stats(int(bb), 0, n, {"n": m, "changed": int(kk)}), limit)["verdict"] == V.PASS
+    passed = np.array([V.drop_budget(_stats(int(bb), 0, n, _unlabeled(m, int(kk))), limit).verdict == V.PASS
                        for bb, kk in uniq])
     return float(passed[inv.ravel()].mean())
 
@@ -100,11 +106,11 @@ def test_unlabeled_evidence_keeps_the_stated_rate(n, m, d):
 
 def test_unlabeled_photos_decide_what_labelled_ones_cannot():
     alone = V.drop_budget(_stats(0, 0, 50), 1.0)
-    both = V.drop_budget(_stats(0, 0, 50, {"n": 450, "changed": 0}), 1.0)
-    assert alone["verdict"] == V.INCONCLUSIVE and both["verdict"] == V.PASS
-    assert both["judged_on"] == "95% interval (labelled + unlabeled)"
-    assert alone["unlabeled_to_decide"] == 387       # no change on m photos bounds 1 pp at 98.75% once 0.99^m <= 0.0125: m >= 437, 50 of them labelled
-    only = V.drop_budget(_stats(0, 0, 0, {"n": 2000, "changed": 4}), 1.0)
-    assert only["verdict"] == V.PASS and only["value"] is None       # no labels at all: the changed share alone
-    many = V.drop_budget(_stats(0, 0, 50, {"n": 450, "changed": 9}), 1.0)
-    assert many["verdict"] == V.INCONCLUSIVE and many["interval"][0] < 0       # never FAIL on changes alone
+    both = V.drop_budget(_stats(0, 0, 50, _unlabeled(450, 0)), 1.0)
+    assert alone.verdict == V.INCONCLUSIVE and both.verdict == V.PASS
+    assert both.judged_on == "95% interval (labelled + unlabeled)"
+    assert alone.unlabeled_to_decide == 387       # no change on m photos bounds 1 pp at 98.75% once 0.99^m <= 0.0125: m >= 437, 50 of them labelled
+    only = V.drop_budget(_stats(0, 0, 0, _unlabeled(2000, 4)), 1.0)
+    assert only.verdict == V.PASS and only.value is None       # no labels at all: the changed share alone
+    many = V.drop_budget(_stats(0, 0, 50, _unlabeled(450, 9)), 1.0)
+    assert many.verdict == V.INCONCLUSIVE and many.interval[0] < 0       # never FAIL on changes alone

@@ -63,38 +63,38 @@ def test_interval_contains_the_estimate_and_shrinks_with_images():
     widths = []
     for k in (1, 2, 4, 8):
         st = V.paired(*_pairs(3 * k, 1 * k, 100 * k, 6 * k))
-        lo, hi = st["drop_ci_pp"]
-        assert lo <= st["drop_pp"] <= hi
+        lo, hi = st.drop_ci_pp
+        assert lo <= st.drop_pp <= hi
         widths.append(hi - lo)
-        alo, ahi = st["agreement_ci"]
-        assert alo <= st["agreement"] <= ahi
+        alo, ahi = st.agreement_ci
+        assert alo <= st.agreement <= ahi
     assert widths == sorted(widths, reverse=True) and widths[-1] < widths[0] / 2
 
 
 def test_three_way_verdicts_and_images_to_decide():
     small = V.paired(*_pairs(1, 0, 29, 0))                       # one flip against INT8 on 30 images
     b = V.drop_budget(small, 1.0)
-    assert b["verdict"] == "INCONCLUSIVE" and not b["pass"]
-    n = b["images_to_decide"]
+    assert b.verdict == "INCONCLUSIVE" and not b.passed and json.loads(b.to_json())["pass"] is False
+    n = b.images_to_decide
     assert n and n > 30
     k = n / 30                                                    # at that many images, the same rates decide it
-    assert V.drop_budget(V.paired(*_pairs(round(k), 0, round(29 * k), 0)), 1.0)["verdict"] != "INCONCLUSIVE"
-    assert V.drop_budget(V.paired(*_pairs(0, 0, 30, 0)), 1.0)["verdict"] == "INCONCLUSIVE"   # 30 cannot bound 1 pp
-    assert V.drop_budget(V.paired(*_pairs(0, 0, 400, 0)), 1.0)["verdict"] == "PASS"       # nothing changed on 400
-    assert V.drop_budget(V.paired(*_pairs(20, 0, 80, 0)), 1.0)["verdict"] == "FAIL"      # 20 pp, clearly
-    assert V.drop_budget(small, 1.0, point_estimate=True)["verdict"] == "FAIL"           # the older rule
+    assert V.drop_budget(V.paired(*_pairs(round(k), 0, round(29 * k), 0)), 1.0).verdict != "INCONCLUSIVE"
+    assert V.drop_budget(V.paired(*_pairs(0, 0, 30, 0)), 1.0).verdict == "INCONCLUSIVE"   # 30 cannot bound 1 pp
+    assert V.drop_budget(V.paired(*_pairs(0, 0, 400, 0)), 1.0).verdict == "PASS"       # nothing changed on 400
+    assert V.drop_budget(V.paired(*_pairs(20, 0, 80, 0)), 1.0).verdict == "FAIL"      # 20 pp, clearly
+    assert V.drop_budget(small, 1.0, point_estimate=True).verdict == "FAIL"           # the older rule
     assert V.overall(["PASS", "INCONCLUSIVE"]) == "INCONCLUSIVE" and V.overall(["INCONCLUSIVE", "FAIL"]) == "FAIL"
 
 
 def test_agreement_budget_fails_when_predictions_flip_though_the_drop_is_zero():
     """The traffic-signs case: 24 of 1,075 predictions changed, cancelling out in accuracy."""
     st = V.paired(*_pairs(12, 12, 1000, 51))
-    assert st["drop_pp"] == 0 and st["changed"] == 24
-    assert V.drop_budget(st, 1.0)["verdict"] == "PASS"
+    assert st.drop_pp == 0 and st.changed == 24
+    assert V.drop_budget(st, 1.0).verdict == "PASS"
     a = V.agreement_budget(st, 99.0)
-    assert a["verdict"] == "FAIL" and a["interval"][1] < 99.0
-    assert V.agreement_budget(st, 97.0)["verdict"] == "INCONCLUSIVE"
-    assert V.agreement_budget(V.paired(*_pairs(0, 0, 300, 0)), 97.0)["verdict"] == "PASS"
+    assert a.verdict == "FAIL" and a.interval[1] < 99.0
+    assert V.agreement_budget(st, 97.0).verdict == "INCONCLUSIVE"
+    assert V.agreement_budget(V.paired(*_pairs(0, 0, 300, 0)), 97.0).verdict == "PASS"
 
 
 def test_pass_fail_and_inconclusive_exit_statuses(exported_run, tmp_path):

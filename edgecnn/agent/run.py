@@ -61,8 +61,9 @@ def _platform() -> dict:
             "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
 
 
-def _evaluate(r, contract, samples, outputs: str | None) -> Evaluation:
-    """Top-1 of every sample through the runner; the class scores saved to `outputs` when asked."""
+def _predict(r, contract, samples, outputs: str | None) -> Evaluation:
+    """Top-1 of every labelled sample through the runner (the class scores saved to `outputs` when asked):
+    the agent only predicts; the host compares the predictions with the reference's (evaluate.versus)."""
     probs = np.stack([r.probabilities(C.preprocess(s.path, contract)[None])[0] for s in samples])
     if outputs:
         np.save(outputs, probs.astype(np.float32))
@@ -130,7 +131,7 @@ def run(req: AgentRequest) -> AgentResult:
         elif req.latency:
             timing = {"latency_ms": measure_latency(r, latency_input(r, contract, samples), req.warmup,
                                                     req.runs, req.min_seconds)}
-        evaluation = _evaluate(r, contract, samples, req.outputs) if samples else None
+        evaluation = _predict(r, contract, samples, req.outputs) if samples else None
         unlabeled, unread = _predict_unlabeled(r, contract, req.unlabeled)
         return AgentResult(
             artifact=model.name, format=format_of(model), size_mb=round(model.stat().st_size / 1e6, 4),

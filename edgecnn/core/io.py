@@ -126,7 +126,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(path, json_text(obj))
+
+
+def json_text(obj) -> str:
+    """Indented JSON of plain data, numpy scalars and arrays and paths included, with a final newline."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
 def _json_default(o):

@@ -18,18 +18,20 @@ from ..core.artifact import model_card, read_contract, tflite_with_contract
 from .. import verdict as V
 from ..core.errors import InputError
 from ..core.images import scan_eval_folder, scan_unlabeled
-from ..core.io import atomic_write_bytes, atomic_write_json, sha256_file
+from ..core.io import atomic_write_bytes, sha256_file
 from ..agent.runtimes import runner_for
 from ..agent.runtimes.base import reconcile
-from ..evaluate import changes_without_labels, compare
+from ..evaluate import accuracy, changes_without_labels, versus
 from ..paths import builtin
+from .. import results
+from ..results import (CalibrationUsed, Comparison, ExportBudget, ExportRecord, ExportReport, Fallback, FallbackCost,
+                       KerasReference, UnlabeledSet)
 from .budget import decision, fallback_steps, search_fallback
 from .graph import integer_only
 from .route import HeldOut, int8_route, litert_scores, ort_scores
-from ..rundir import Run, load_run
+from ..rundir import EXPORT_REPORT as REPORT, Run, load_run
 
 PRECISIONS = ("fp32", "fp16", "int8")
-REPORT = "export_report.json"
 
 
 @dataclass
@@ -90,7 +92,7 @@ class _Export:
     reference_unlabeled: np.ndarray | None   # and on the unlabeled photos
     held_out: HeldOut | None           # the run's validation images (route choice only, never judged)
     log: Callable[[str], None]
-    records: list[dict] = field(default_factory=list)
+    records: list[ExportRecord] = field(default_factory=list)
 
     @property
     def out_dir(self) -> Path:
@@ -101,7 +103,7 @@ class _Export:
         return self.run.contract
 
 
-def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
+def export(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportReport:
     """Every asked-for artifact converted, written atomically, measured against float; one report."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t_all = time.perf_counter()
@@ -117,7 +119,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict:
     budget = _int8_budget(x)
     trt = _tensorrt(x) if opts.tensorrt else None
     report = _report(x, budget, trt, time.perf_counter() - t_all)
-    atomic_write_json(x.out_dir / REPORT, report)
+    results.write(x.out_dir / REPORT, report)
     return report
 
 
@@ -139,8 +141,7 @@ def _prepare(opts: ExportOptions, run: Run, log) -> _Export:
         reference_unlabeled = _scores(keras_ref, ev.unlabeled.x) if ev.unlabeled else None
         held = _held_out(opts, run, calib_info, ev, keras_ref) if calib is not None else None
         model = keras_ref.model
-    float_eval = compare(ev.y, reference.argmax(1), None, run.contract.labels, ev.paths)
-    log(f"float reference (Keras): accuracy {float_eval['accuracy']:.2%} on {len(ev.y)} images of {ev.source}"
+    log(f"float reference (Keras): accuracy {accuracy(ev.y, reference.argmax(1)):.2%} on {len(ev.y)} images of {ev.source}"
         + (f", and {len(ev.unlabeled.paths)} unlabeled photos of {ev.unlabeled.source}" if ev.unlabeled else ""))
     return _Export(opts, run, ev, calib, calib_info, model, reference, reference_unlabeled, held, log)
 
@@ -212,10 +213,19 @@ def _calibration(opts: ExportOptions, run: Run, log) -> tuple[np.ndarray, dict]:
                    "paths": [str(p) for p in paths]}
 
 
-def evaluate_artifact(path: Path, ev: EvalSet, reference: np.ndarray | None, labels,
-                      threads: int | None = None, reference_unlabeled: np.ndarray | None = None) -> dict:
-    """Accuracy of an artifact through its own runtime, fed by its own contract; with unlabeled photos
-    and their reference scores, the changes among them too."""
+@dataclass
+class Scored:
+    """An artifact's predictions through its own runtime, compared with the float reference."""
+
+    comparison: Comparison
+    max_abs_score_diff: float        # the largest class-score difference from the reference
+    runtime: dict                    # the runner's description of itself
+
+
+def evaluate_artifact(path: Path, ev: EvalSet, reference: np.ndarray, labels, threads: int | None = None,
+                      reference_unlabeled: np.ndarray | None = None) -> Scored:
+    """An artifact through its own runtime, fed by its own contract, compared with the reference's scores
+    (evaluate.versus); with unlabeled photos and their reference scores, the changes among them too."""
     contract = read_contract(path)
     with runner_for(path, threads=threads) as r:
         contract = reconcile(r, contract, path)
@@ -224,33 +234,31 @@ def evaluate_artifact(path: Path, ev: EvalSet, reference: np.ndarray | None, lab
         probs = _scores(r, feed(ev.x))
         probs_u = _scores(r, feed(ev.unlabeled.x)) if ev.unlabeled is not None else None
         desc = r.describe()
-    res = compare(ev.y, probs.argmax(1), None if reference is None else reference.argmax(1), labels, ev.paths)
-    if reference is not None:
-        unlabeled = None
-        if probs_u is not None and reference_unlabeled is not None:
-            unlabeled = res["unlabeled"] = changes_without_labels(probs_u.argmax(1), reference_unlabeled.argmax(1),
-                                                                  labels, ev.unlabeled.paths)
-        res["max_abs_score_diff"] = float(np.abs(probs - reference).max())
-        res["paired"] = V.paired(ev.y, probs.argmax(1), reference.argmax(1), unlabeled)
-    res["runtime"] = desc
-    return res
+    unlabeled = None
+    if probs_u is not None and reference_unlabeled is not None:
+        unlabeled = changes_without_labels(probs_u.argmax(1), reference_unlabeled.argmax(1), labels,
+                                           ev.unlabeled.paths)
+    return Scored(versus(ev.y, probs.argmax(1), reference.argmax(1), labels, ev.paths, unlabeled),
+                  float(np.abs(probs - reference).max()), desc)
 
 
-def _measured(x: _Export, path: Path, fmt: str, precision: str, t0: float, extra: dict | None = None) -> dict:
+def _measured(x: _Export, path: Path, fmt: str, precision: str, t0: float, extra: dict | None = None) -> ExportRecord:
     """The artifact's record (size, hash, provenance, accuracy vs float), replacing one of the same name."""
-    rec = {"artifact": path.name, "format": fmt, "precision": precision, "size_mb": round(path.stat().st_size / 1e6, 4),
-           "sha256": sha256_file(path), "provenance": x.contract.provenance.to_dict(),
-           "export_s": round(time.perf_counter() - t0, 2),
-           **evaluate_artifact(path, x.eval, x.reference, x.contract.labels,
-                               reference_unlabeled=x.reference_unlabeled), **(extra or {})}
-    x.records[:] = [r for r in x.records if r["artifact"] != path.name]
+    s = evaluate_artifact(path, x.eval, x.reference, x.contract.labels, reference_unlabeled=x.reference_unlabeled)
+    rec = ExportRecord(artifact=path.name, format=fmt, precision=precision,
+                       size_mb=round(path.stat().st_size / 1e6, 4), sha256=sha256_file(path),
+                       provenance=x.contract.provenance.to_dict(), export_s=round(time.perf_counter() - t0, 2),
+                       n=s.comparison.n, accuracy=s.comparison.accuracy, max_abs_score_diff=s.max_abs_score_diff,
+                       runtime=s.runtime, **s.comparison.versus(), **(extra or {}))
+    x.records[:] = [r for r in x.records if r.artifact != path.name]
     x.records.append(rec)
-    x.log(f"wrote {path.name}: {rec['size_mb']:.2f} MB, accuracy {rec['accuracy']:.2%} "
-          f"(drop {rec['accuracy_drop_pp']:+.2f} pp, agreement {rec['top1_agreement']:.2%})")
+    x.log(f"wrote {path.name}: {rec.size_mb:.2f} MB, accuracy {rec.accuracy:.2%} "
+          f"(drop {rec.accuracy_drop_pp:+.2f} pp, agreement {rec.top1_agreement:.2%})")
     return rec
 
 
-def write_tflite(x: _Export, data: bytes, name: str, precision: str, t0: float, extra: dict | None = None) -> dict:
+def write_tflite(x: _Export, data: bytes, name: str, precision: str, t0: float,
+                 extra: dict | None = None) -> ExportRecord:
     """The flatbuffer stamped with the contract of its real I/O types (read back first), then measured."""
     path = x.out_dir / name
     probe = x.out_dir / f".probe-{name}"
@@ -316,34 +324,33 @@ def _onnx(x: _Export, float_record: bool, qdq: bool) -> None:
         x.log(f"  {facts['quantize_nodes']} Q/DQ pairs, zero points all 0")
 
 
-def _int8_budget(x: _Export) -> dict | None:
+def _int8_budget(x: _Export) -> ExportBudget | None:
     """The INT8 TFLite's accuracy budget, judged on the interval of its paired drop. Only a drop that is
     beyond the budget with confidence (FAIL) starts the float fallback: an INCONCLUSIVE one is reported
     with the images that would decide it, not chased by keeping layers in float."""
-    int8 = next((r for r in x.records if r["artifact"] == "model_int8.tflite"), None)
+    int8 = next((r for r in x.records if r.artifact == "model_int8.tflite"), None)
     if int8 is None:
         return None
     max_drop = x.run.recipe.budgets.max_int8_drop_pp if x.opts.max_drop is None else x.opts.max_drop
-    judged = V.drop_budget(int8["paired"], max_drop, x.opts.point_estimate)
-    budget = {"max_drop_pp": max_drop, "source": "command line" if x.opts.max_drop is not None else
-              f"recipe {x.run.recipe.name} of the run", "int8_drop_pp": int8["accuracy_drop_pp"],
-              "interval_pp": judged["interval"], "judged_on": judged["judged_on"], "verdict": judged["verdict"],
-              "images_to_decide": judged.get("images_to_decide"),
-              "unlabeled_to_decide": judged.get("unlabeled_to_decide"), "fallback": None}
-    budget["decision"] = decision(judged, max_drop, len(x.eval.y), int8["paired"].get("unlabeled"))
-    if judged["verdict"] == V.FAIL:
-        x.log(f"INT8 drop {int8['accuracy_drop_pp']:.2f} pp (95% {judged['interval'][0]:+.2f} to "
-              f"{judged['interval'][1]:+.2f}) is beyond the budget of {max_drop} pp: measuring per-layer "
+    judged = V.drop_budget(int8.paired, max_drop, x.opts.point_estimate)
+    budget = ExportBudget(
+        max_drop_pp=max_drop, source="command line" if x.opts.max_drop is not None else
+        f"recipe {x.run.recipe.name} of the run", int8_drop_pp=int8.accuracy_drop_pp, interval_pp=judged.interval,
+        judged_on=judged.judged_on, verdict=judged.verdict, images_to_decide=judged.images_to_decide,
+        unlabeled_to_decide=judged.unlabeled_to_decide, fallback=None,
+        decision=decision(judged, max_drop, len(x.eval.y), int8.paired.unlabeled))
+    if judged.verdict == V.FAIL:
+        x.log(f"INT8 drop {int8.accuracy_drop_pp:.2f} pp (95% {judged.interval[0]:+.2f} to "
+              f"{judged.interval[1]:+.2f}) is beyond the budget of {max_drop} pp: measuring per-layer "
               f"quantisation sensitivity")
-        budget["fallback"] = fb = _fallback(x, max_drop)
-        budget["verdict"] = fb["verdict"]
-        budget["decision"] += f"; fallback: {fb['decision']}"
-        if fb["artifact"]:
-            fb["cost"] = _fallback_cost(x.out_dir / "model_int8.tflite", x.out_dir / fb["artifact"])
-            c = fb["cost"]
-            x.log(f"fallback cost: {c['size_mb']['mixed']:.2f} MB vs {c['size_mb']['int8']:.2f} MB, "
-                  f"p50 {c['latency_p50_ms']['mixed']:.2f} ms vs {c['latency_p50_ms']['int8']:.2f} ms")
-    budget["pass"] = budget["verdict"] == V.PASS
+        budget.fallback = fb = _fallback(x, max_drop)
+        budget.verdict = fb.verdict
+        budget.decision += f"; fallback: {fb.decision}"
+        if fb.artifact:
+            fb.cost = c = _fallback_cost(x.out_dir / "model_int8.tflite", x.out_dir / fb.artifact)
+            x.log(f"fallback cost: {c.size_mb['mixed']:.2f} MB vs {c.size_mb['int8']:.2f} MB, "
+                  f"p50 {c.latency_p50_ms['mixed']:.2f} ms vs {c.latency_p50_ms['int8']:.2f} ms")
+    budget.passed = budget.verdict == V.PASS
     return budget
 
 
@@ -361,23 +368,22 @@ def _tensorrt(x: _Export) -> dict:
     return {"built": True, "reused": built.reused, **built.stamp}
 
 
-def _report(x: _Export, budget: dict | None, trt: dict | None, seconds: float) -> dict:
-    ref_acc = float((x.reference.argmax(1) == x.eval.y).mean())
-    return {
-        "run": str(x.run.dir), "recipe": x.run.recipe.name, "provenance": x.contract.provenance.to_dict(),
-        "eval_data": x.eval.source, "eval_images": len(x.eval.y),
-        "unlabeled": None if x.eval.unlabeled is None else {
-            "source": x.eval.unlabeled.source, "images": len(x.eval.unlabeled.paths),
-            "skipped": x.eval.unlabeled.skipped},
-        "skipped": x.eval.skipped, "calibration": {k: v for k, v in x.calib_info.items() if k != "paths"} or
-        {"source": None, "list": None, "images": 0},
-        "reference": {"artifact": "model.keras", "format": "keras", "accuracy": ref_acc,
-                      "sha256": x.contract.provenance.model_sha256},
-        "artifacts": x.records, "budget": budget, "tensorrt": trt, "export_s": round(seconds, 2),
-    }
+def _report(x: _Export, budget: ExportBudget | None, trt: dict | None, seconds: float) -> ExportReport:
+    u = x.eval.unlabeled
+    c = x.calib_info
+    return ExportReport(
+        run=str(x.run.dir), recipe=x.run.recipe.name, provenance=x.contract.provenance.to_dict(),
+        eval_data=x.eval.source, eval_images=len(x.eval.y),
+        unlabeled=None if u is None else UnlabeledSet(source=u.source, images=len(u.paths), skipped=u.skipped),
+        skipped=x.eval.skipped,
+        calibration=CalibrationUsed(source=c.get("source"), list=c.get("list"), images=c.get("images", 0)),
+        reference=KerasReference(artifact="model.keras", format="keras",
+                                 accuracy=accuracy(x.eval.y, x.reference.argmax(1)),
+                                 sha256=x.contract.provenance.model_sha256),
+        artifacts=x.records, budget=budget, tensorrt=trt, export_s=round(seconds, 2))
 
 
-def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> dict:
+def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> FallbackCost:
     """Size and p50 latency of the mixed model vs full INT8, measured side by side by the agent in
     fresh processes (never with TensorFlow imported), best of two interleaved rounds."""
     from ..core.protocol import AgentRequest
@@ -391,11 +397,11 @@ def _fallback_cost(int8: Path, mixed: Path, runs: int = 100) -> dict:
                 p50[key].append(host.run(req).latency_ms.p50)
     lat = {k: min(v) for k, v in p50.items()}
     size = {"int8": round(int8.stat().st_size / 1e6, 4), "mixed": round(mixed.stat().st_size / 1e6, 4)}
-    return {"size_mb": size, "latency_p50_ms": lat, "latency_ratio": lat["mixed"] / lat["int8"],
-            "note": "host CPU, 2 threads, fresh processes without TensorFlow"}
+    return FallbackCost(size_mb=size, latency_p50_ms=lat, latency_ratio=lat["mixed"] / lat["int8"],
+                        note="host CPU, 2 threads, fresh processes without TensorFlow")
 
 
-def _fallback(x: _Export, max_drop: float) -> dict:
+def _fallback(x: _Export, max_drop: float) -> Fallback:
     """Keep the most sensitive ops in float, 1, 2, 4, ... at a time, until the budget holds."""
     from . import tflite as TFL
 
@@ -404,7 +410,7 @@ def _fallback(x: _Export, max_drop: float) -> dict:
     x.log(f"sensitivity: {len(ranking)} layers ranked in {time.perf_counter() - t0:.0f} s; most sensitive: "
         + ", ".join(f"{d['op']} {d['rmse_per_step']:.2f}" for d in ranking[:3]))
 
-    def mixed_with(kept: list[dict]) -> dict:
+    def mixed_with(kept: list[dict]) -> ExportRecord:
         t = time.perf_counter()
         data = TFL.convert_int8_with_float_ops(x.model, x.calib, [d["tensor"] for d in kept],
                                                input_type=x.opts.int8_input)
@@ -413,7 +419,7 @@ def _fallback(x: _Export, max_drop: float) -> dict:
                                             "rmse_per_step": round(d["rmse_per_step"], 4)} for d in kept]})
 
     fb = search_fallback(ranking, fallback_steps(len(ranking), x.opts.fallback_steps), mixed_with,
-                         lambda rec: V.drop_budget(rec["paired"], max_drop, x.opts.point_estimate))
-    if fb["pass"]:
-        x.log(f"fallback: budget holds with {len(fb['float_ops'])} op(s) in float")
+                         lambda rec: V.drop_budget(rec.paired, max_drop, x.opts.point_estimate))
+    if fb.passed:
+        x.log(f"fallback: budget holds with {len(fb.float_ops)} op(s) in float")
     return fb
