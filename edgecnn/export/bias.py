@@ -86,12 +86,12 @@ def paired_layers(q: TFLiteGraph, f: TFLiteGraph, images: int, rng: np.random.Ge
     named = {f.tensor(o.outputs[0]).name: o for o in fops}
     layers, by_name = [], 0
     for qo, fo in zip(qops, fops):
+        if len(qo.inputs) < 3 or qo.inputs[2] < 0 or q.tensor(qo.inputs[2]).type != "INT32":
+            continue                               # an op without an int32 bias has nothing to correct
         out = q.tensor(qo.outputs[0])
         match = named.get(out.name)
         if match is not None and match.kind == qo.kind:
-            fo, by_name = match, by_name + 1
-        if len(qo.inputs) < 3 or qo.inputs[2] < 0 or q.tensor(qo.inputs[2]).type != "INT32":
-            continue                               # an op without an int32 bias has nothing to correct
+            fo, by_name = match, by_name + 1        # by_name counts corrected ops only
         hw = int(np.prod(out.shape[1:-1])) if len(out.shape) > 2 else 1
         keep = min(hw, max(1, VALUES_PER_IMAGE // max(out.shape[-1], 1)))
         positions = np.stack([np.sort(rng.choice(hw, keep, replace=False)) for _ in range(images)])

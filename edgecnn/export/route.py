@@ -83,7 +83,7 @@ def int8_route(ptq, correct: Callable[[], tuple[object, dict]], scores: Callable
     try:
         fixed, facts = correct()
     except GraphMismatch as e:
-        return Route(PTQ, ptq, f"bias correction not possible: {e}")
+        return Route(PTQ, ptq, f"bias correction not possible: {e}", seconds=time.perf_counter() - t0)
     if held is None:
         return Route(CORRECTED, fixed, "asked for (--int8-route bias-correction)", correction=facts,
                      seconds=time.perf_counter() - t0)
