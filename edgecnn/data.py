@@ -109,8 +109,32 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
     cache file `checks` when unchanged since; None: decode every photo)."""
     root = Path(root)
     layout, split_dirs = find_layout(root)
-
     per_split_classes = {s: class_dirs(d) for s, d in split_dirs.items()}
+    classes = _classes(per_split_classes, split_dirs)
+    files = [(split, ci, p) for split, dirs in per_split_classes.items()
+             for ci, name in enumerate(classes) for p in images_under(dirs[name])]
+
+    from tqdm.auto import tqdm
+    report = check_all([f[2] for f in files], checks, lambda it, n: tqdm(
+        it, total=n, desc="checking images", unit="img", disable=not progress, leave=False))
+    by_split, skipped, normalized = _readable(files, report, root, Path(cache_dir) if cache_dir else None)
+    for split in split_dirs:
+        _refuse_empty_classes(by_split[split], classes, split_dirs[split] if layout == "splits" else root,
+                              per_split_classes[split])
+
+    val_source = "val/"
+    train, val = by_split["train"], by_split["val"]
+    if "val" not in split_dirs:
+        train, val = stratified_split(train, val_fraction, seed)
+        val_source = f"held out of train ({val_fraction:.0%}, stratified)"
+    held_out = "val" not in split_dirs      # then train/ holds both the train and the val images
+    overlap = _overlap(train + val if held_out else train, {"val": [] if held_out else val, "test": by_split["test"]})
+    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap,
+                   report)
+
+
+def _classes(per_split_classes: dict[str, dict[str, Path]], split_dirs: dict[str, Path]) -> list[str]:
+    """The class names: train/'s folders, each a usable label, the same in every split, at least two."""
     classes = sorted(per_split_classes["train"])
     for name in classes:
         why = C.label_problem(name)
@@ -130,51 +154,38 @@ def scan(root: str | Path, *, val_fraction: float = 0.15, seed: int = 0,
             raise DataError(f"class folders differ between train/ and {split}/ ({'; '.join(parts)})")
     if len(classes) < 2:
         raise DataError(f"{split_dirs['train']} has a single class ({classes[0]}): a classifier needs at least 2")
+    return classes
 
-    files: list[tuple[str, int, Path]] = []
-    for split, dirs in per_split_classes.items():
-        for ci, name in enumerate(classes):
-            files += [(split, ci, p) for p in images_under(dirs[name])]
 
-    from tqdm.auto import tqdm
-    report = check_all([f[2] for f in files], checks, lambda it, n: tqdm(
-        it, total=n, desc="checking images", unit="img", disable=not progress, leave=False))
-
+def _readable(files: list[tuple[str, int, Path]], report, root: Path, cache: Path | None):
+    """({split: samples}, skipped, normalised): each file by its check, a photo that needs normalising
+    read through a normalised copy in the cache folder."""
     skipped, normalized = [], []
-    cache = Path(cache_dir) if cache_dir else None
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    for (split, ci, p), (err, needs_norm) in zip(files, ((c.error, c.needs_normalising) for c in report.checks)):
+    for (split, ci, p), c in zip(files, report.checks):
+        err = c.error
         if not err and C.has_control_char(p.relative_to(root).as_posix()):
             err = "its name contains a control character (a tab or newline): rename the file to use it"
         if err:
             skipped.append({"path": str(p), "reason": err})
             continue
         load_path = p
-        if needs_norm:
+        if c.needs_normalising:
             if cache is None:
                 raise DataError(f"{p} needs normalising but no cache folder was given")
             cache.mkdir(parents=True, exist_ok=True)
             load_path = _normalized_copy(p, cache)
             normalized.append(str(p))
         by_split[split].append(Sample(p, ci, load_path))
+    return by_split, skipped, normalized
 
-    for split in split_dirs:
-        counts = Counter(s.label for s in by_split[split])
-        empty = [classes[i] for i in range(len(classes)) if counts.get(i, 0) == 0]
-        if empty:
-            where = split_dirs[split] if layout == "splits" else root
-            raise DataError(f"empty class(es) in {where}: {', '.join(empty)} (no readable images"
-                            f"{_unread_files(per_split_classes[split][empty[0]])})")
 
-    val_source = "val/"
-    train, val = by_split["train"], by_split["val"]
-    if "val" not in split_dirs:
-        train, val = stratified_split(train, val_fraction, seed)
-        val_source = f"held out of train ({val_fraction:.0%}, stratified)"
-    held_out = "val" not in split_dirs      # then train/ holds both the train and the val images
-    overlap = _overlap(train + val if held_out else train, {"val": [] if held_out else val, "test": by_split["test"]})
-    return Dataset(root, layout, classes, train, val, by_split["test"], val_source, skipped, normalized, overlap,
-                   report)
+def _refuse_empty_classes(samples: list[Sample], classes: list[str], where: Path, dirs: dict[str, Path]) -> None:
+    counts = Counter(s.label for s in samples)
+    empty = [classes[i] for i in range(len(classes)) if counts.get(i, 0) == 0]
+    if empty:
+        raise DataError(f"empty class(es) in {where}: {', '.join(empty)} (no readable images"
+                        f"{_unread_files(dirs[empty[0]])})")
 
 
 def _unread_files(folder: Path) -> str:
