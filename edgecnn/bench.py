@@ -308,8 +308,8 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice,
                                  f"measure accuracy (judge them with --device host or phone-emulated)")
             notes.append(f"the {dev.name} device does not measure accuracy: --data was not sent to it "
                          f"(correctness on an Arm CPU: --device phone-emulated)")
-        results_ = _run_all(o, p, dev, log)
-        records = [_record(art, results_[art], dev, ref, p) for art in p.artifacts]
+        measured = _run_all(o, p, dev, log)
+        records = [_record(art, measured[art], dev, ref, p) for art in p.artifacts]
     return records, notes + emulation_notes(records)
 
 
