@@ -46,6 +46,7 @@ from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, 
 
 SCHEMA = BENCH_SCHEMA
 BENCHABLE = (".tflite", ".onnx", ".engine", ".plan")
+RUNTIME_NAMES = {"keras": "Keras", "tflite": "LiteRT", "onnx": "ONNX Runtime", "tensorrt": "TensorRT"}
 NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a busy machine
 
 
@@ -316,7 +317,7 @@ def bench_on(o: BenchOptions, p: Plan, ref: AgentResult | None, d: FleetDevice,
 def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:
     if p.reference is None:
         return None
-    log(f"reference: {p.reference.name} on the host ({'Keras' if p.reference.suffix == '.keras' else 'LiteRT'})")
+    log(f"reference: {p.reference.name} on the host ({RUNTIME_NAMES[format_of(p.reference)]})")
     with get_device("host") as host:
         return host.run(dataclasses.replace(request_for(o, p.reference, latency=False, baseline=False), engine=None))
 

@@ -323,7 +323,9 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{p}: no such file") from None
     except UnidentifiedImageError:
         raise ImageError(f"{p}: not a recognised image") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:     # refused by Pillow as it opens, before any reduced decode
+        raise ImageError(f"{p}: too large to decode safely ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{p}: corrupt or truncated image ({e})") from None
 
 

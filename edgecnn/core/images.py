@@ -76,6 +76,8 @@ def check_image(path: Path) -> tuple[str | None, bool]:
             im.load()
     except UnidentifiedImageError:
         return "not a recognised image", False
+    except Image.DecompressionBombError as e:     # refused by Pillow as it opens, before any reduced decode
+        return f"too large to decode safely ({str(e).splitlines()[0][:120]})", False
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... on bad files
         return f"corrupt or truncated ({str(e).splitlines()[0][:120]})", False
     if mode not in C.CONVERTIBLE_MODES | C.SIXTEEN_BIT_MODES:
