@@ -251,9 +251,10 @@ def test_a_fleet_bench_keeps_the_results_of_devices_that_answer(tmp_path_factory
     model = shared_tiny_model(tmp_path_factory)
     fleet = F.Fleet((F.device("host", {}, "quick"), F.device("host", {"timeout": 1}, "slow")), parallel=2)
     said: list[str] = []
-    # every run times for at least 3 s (1000 runs cannot end it sooner: the agent stops at 100 x runs), so the
-    # entry with a 1 s deadline cannot answer in time, whatever the machine
-    o = B.BenchOptions(model, runs=1000, warmup=0, min_seconds=3.0, threads=1, timeout=600.0)
+    # every run times for at least 3 s: 100,000 runs of the tiny model take about 1 s, and the agent's cap of
+    # 100 x runs (10 million) is far beyond 3 s, so the entry with a 1 s deadline cannot answer in time on any
+    # machine (with runs=1000 the cap, 100,000 inferences, could end a run within 1 s on a quick one)
+    o = B.BenchOptions(model, runs=100_000, warmup=0, min_seconds=3.0, threads=1, timeout=600.0)
     doc = B.bench(o, fleet, log=said.append)
     quick, slow = doc.devices
     assert (doc.schema_, doc.target, doc.run, doc.data, doc.parallel) == (
