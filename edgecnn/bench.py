@@ -39,12 +39,11 @@ from .devices.base import DEFAULT_TIMEOUT_S
 from .fleet import Fleet, FleetDevice
 from .evaluate import changes_without_labels, refuse_seen_photos, seen_by_the_model, versus
 from .render import fmt, table
-from .results import (BENCH_SCHEMA, BaselineRecord, BenchDocument, BenchRecord, Comparison, DeviceEntry, Judged,
+from .results import (BaselineRecord, BenchDocument, BenchRecord, Comparison, DeviceEntry, Judged,
                       ReferenceRecord, UnlabeledChanges)
 from . import results
 from .rundir import Budgets, Run, check_comparable, check_same_model, load_run, run_of_artifact
 
-SCHEMA = BENCH_SCHEMA
 BENCHABLE = (".tflite", ".onnx", ".engine", ".plan")
 RUNTIME_NAMES = {"keras": "Keras", "tflite": "LiteRT", "onnx": "ONNX Runtime", "tensorrt": "TensorRT"}
 NOISY_PCT = 5.0   # p50 spread across repeats above which the table warns of a busy machine

@@ -17,12 +17,11 @@ from pathlib import Path
 from jinja2 import TemplateError
 
 from . import plots
-from . import results
 from . import verdict as V
 from .core.errors import InputError
 from .core.io import atomic_write_text
 from .results import BenchDocument, BenchRecord, DeviceEntry, ExportReport
-from .rundir import EXPORT_REPORT, read_benches, read_json_object
+from .rundir import read_benches, read_export_report, read_json_object
 
 PAGE = "report.html"
 FLIP_THUMBS = 12           # flipped images shown per artifact
@@ -149,10 +148,10 @@ def _training_images(run_dir: Path, metrics: dict) -> dict:
 
 
 def _export_section(run_dir: Path) -> Section:
-    path = run_dir / "export" / EXPORT_REPORT
-    if not path.is_file():
+    report = read_export_report(run_dir)
+    if report is None:
         return Section(None, f"not exported yet: edgecnn export {run_dir} --int8 --float")
-    return Section(results.read(path, ExportReport))
+    return Section(report)
 
 
 def flip_thumbs(report: ExportReport, rec, run_dir: Path) -> list[dict]:

@@ -19,14 +19,13 @@ as before its fields were typed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .core.errors import InputError
-from .core.io import atomic_write_text, json_text
+from .core.io import atomic_write_text, json_text, read_json
 from .core.protocol import Latency, Skipped, VsBaseline
 
 BENCH_SCHEMA = "edgecnn.bench/4"
@@ -372,12 +371,7 @@ def write(path: Path, doc: Result) -> None:
 def read(path: Path, cls: type[Doc]) -> Doc:
     """A document of this version from a file: anything else (not JSON, another schema, a field missing
     or of the wrong type) is one InputError naming the file and, where it can, the field."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot be read as JSON ({str(e).splitlines()[0][:120]})") from None
-    return parse(raw, cls, str(path))
+    return parse(read_json(path), cls, str(path))
 
 
 def parse(raw: Any, cls: type[Doc], where: str) -> Doc:

@@ -24,7 +24,7 @@ from pathlib import Path
 from . import recipe as R
 from .core import contract as C
 from .core.errors import InputError
-from .core.io import atomic_write_text, sha256_file
+from .core.io import atomic_write_text, read_json, sha256_file
 from . import results
 from .results import BenchDocument, ExportReport
 
@@ -66,10 +66,7 @@ class Run:
 
 def read_json_object(path: Path) -> dict:
     """A JSON object from a file of the run; anything else is one InputError naming the file."""
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot be read as JSON ({str(e).splitlines()[0][:120]})") from None
+    d = read_json(path)
     if not isinstance(d, dict):
         raise InputError(f"{path}: expected a JSON object")
     return d
@@ -186,9 +183,9 @@ def read_benches(run_dir: Path) -> list[BenchDocument]:
     return [results.read(p, BenchDocument) for p in sorted((Path(run_dir) / BENCH_DIR).glob("*.json"))]
 
 
-def read_export_report(run: Run) -> ExportReport | None:
+def read_export_report(run_dir: Path) -> ExportReport | None:
     """The run's export report (export/export_report.json), None before its first export."""
-    path = run.export_dir / EXPORT_REPORT
+    path = Path(run_dir) / EXPORT_DIR / EXPORT_REPORT
     return results.read(path, ExportReport) if path.is_file() else None
 
 

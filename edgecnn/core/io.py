@@ -125,6 +125,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def read_json(path: str | Path):
+    """The JSON value in a file; a file that cannot be read or parsed is one InputError naming it."""
+    from .errors import InputError
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot be read as JSON ({str(e).splitlines()[0][:120]})") from None
+
+
 def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json_text(obj))
 

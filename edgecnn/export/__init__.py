@@ -29,7 +29,7 @@ from ..results import (CalibrationUsed, Comparison, ExportBudget, ExportRecord, 
 from .budget import decision, fallback_steps, search_fallback
 from .graph import integer_only
 from .route import HeldOut, int8_route, litert_scores, ort_scores
-from ..rundir import EXPORT_REPORT as REPORT, Run, load_run
+from ..rundir import EXPORT_REPORT, Run, load_run
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -110,7 +110,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportRep
     x = _prepare(opts, load_run(opts.run_dir), log)
     # artifacts are rewritten one by one: should this export stop half way (Ctrl-C), no report may
     # remain that names the hashes and accuracies of files since replaced
-    (x.out_dir / REPORT).unlink(missing_ok=True)
+    (x.out_dir / EXPORT_REPORT).unlink(missing_ok=True)
     precisions = _precisions(opts)
     for p in precisions:
         _tflite(x, p)
@@ -119,7 +119,7 @@ def export(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportRep
     budget = _int8_budget(x)
     trt = _tensorrt(x) if opts.tensorrt else None
     report = _report(x, budget, trt, time.perf_counter() - t_all)
-    results.write(x.out_dir / REPORT, report)
+    results.write(x.out_dir / EXPORT_REPORT, report)
     return report
 
 
