@@ -15,6 +15,8 @@ equivalent counts and every surviving mutant with its diff to benchmarks/results
                                                                   # by --timeout scores what it checked)
     python3 benchmarks/mutation_score.py --sample 400 --seed 1    # a uniform random sample of the scope's
                                                                   # mutants: an estimate with its interval
+    python3 benchmarks/mutation_score.py --per-module 30 --seed 4 # 30 drawn from each module (all of a smaller
+                                                                  # one): every module's score with its interval
 
 mutmut pins a newer click than edgecnn does, so it lives in its own virtual environment
 (.venv-mutation/, made on first use, sharing the installed packages); pass --mutmut to use another.
@@ -26,6 +28,12 @@ With --sample N the mutants are generated for the whole scope, then N of them, d
 (--seed), are run: each score is then an estimate of the whole scope's, printed and saved with its exact
 (Clopper-Pearson) 95% interval; the mutants not drawn count as unchecked. Each module's interval is as
 wide as its share of the draw makes it.
+
+With --per-module N the draw is stratified: N mutants from each module (every mutant of a module with
+fewer), so each module's score is estimated from N mutants with its exact 95% interval. The scope's score is
+then the modules' scores weighted by their numbers of mutants, and its 95% interval is the weighted sum of
+the modules' bounds each taken at confidence 1 - 0.05/k for k sampled modules (Bonferroni: all k hold at
+once with probability at least 95%, so the weighted sum does too; a module drawn whole is known exactly).
 """
 
 from __future__ import annotations
@@ -143,20 +151,56 @@ def generate(exe: Path, work: Path, children: int, timeout: float) -> None:
 
 def draw(exe: Path, work: Path, globs: list[str], n: int, seed: int) -> tuple[list[str], int]:
     """n mutant names drawn uniformly from those the globs select, and how many there were."""
-    names = sorted(k for k in statuses(exe, work) if any(fnmatch.fnmatchcase(k, g) for g in globs))
-    if not names:
-        sys.exit("Error: mutmut generated no mutants of the scope (see mutmut-generate.log in --keep DIR)")
+    names = population(exe, work, globs)
     return sorted(random.Random(seed).sample(names, min(n, len(names)))), len(names)
 
 
-def interval(detected: int, n: int) -> list[float] | None:
-    """Exact (Clopper-Pearson) 95% interval of a score estimated from n drawn mutants, in percent."""
+def draw_per_module(exe: Path, work: Path, modules: list[str], n: int, seed: int) -> tuple[list[str], dict]:
+    """n mutant names drawn uniformly from each module's (all of a module with fewer), and each module's
+    number of mutants."""
+    rng, picked, sizes = random.Random(seed), [], {}
+    names = population(exe, work, mutant_globs(modules))
+    for path in modules:
+        own = [k for k in names if function_of(k)[0] == path]
+        sizes[path] = len(own)
+        picked += rng.sample(own, min(n, len(own)))
+    return sorted(picked), sizes
+
+
+def population(exe: Path, work: Path, globs: list[str]) -> list[str]:
+    names = sorted(k for k in statuses(exe, work) if any(fnmatch.fnmatchcase(k, g) for g in globs))
+    if not names:
+        sys.exit("Error: mutmut generated no mutants of the scope (see mutmut-generate.log in --keep DIR)")
+    return names
+
+
+def interval(detected: int, n: int, confidence: float = 0.95) -> list[float] | None:
+    """Exact (Clopper-Pearson) interval of a score estimated from n drawn mutants, in percent."""
     if n <= 0:
         return None
     from scipy.stats import beta
-    lo = 0.0 if detected == 0 else beta.ppf(0.025, detected, n - detected + 1)
-    hi = 1.0 if detected == n else beta.ppf(0.975, detected + 1, n - detected)
+    tail = (1 - confidence) / 2
+    lo = 0.0 if detected == 0 else beta.ppf(tail, detected, n - detected + 1)
+    hi = 1.0 if detected == n else beta.ppf(1 - tail, detected + 1, n - detected)
     return [round(100 * float(lo), 1), round(100 * float(hi), 1)]
+
+
+def stratified(per: dict, sizes: dict[str, int]) -> tuple[float | None, list[float] | None]:
+    """The scope's score from a per-module draw: the modules' scores weighted by their numbers of mutants,
+    and the Bonferroni-combined 95% interval (a module drawn whole contributes its exact score)."""
+    scored = {p: m for p, m in per.items() if m["score_pct"] is not None}
+    total = sum(sizes[p] for p in scored)
+    if not total:
+        return None, None
+    sampled = [p for p, m in scored.items() if m["mutants"] < sizes[p]]
+    confidence = 1 - 0.05 / max(1, len(sampled))
+    est, lo, hi = 0.0, 0.0, 0.0
+    for p, m in scored.items():
+        w = sizes[p] / total
+        a, b = (interval(m["detected"], m["mutants"] - m["equivalent"], confidence) if p in sampled
+                else (m["score_pct"], m["score_pct"]))
+        est, lo, hi = est + w * m["score_pct"], lo + w * a, hi + w * b
+    return round(est, 1), [round(lo, 1), round(hi, 1)]
 
 
 def shared_env() -> dict:
@@ -231,7 +275,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", metavar="MODULE", help="score only these modules of the scope")
     ap.add_argument("--keep", type=Path, help="keep the copy (and its mutants/) in this folder")
     ap.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn uniformly from the scope's")
-    ap.add_argument("--seed", type=int, default=0, help="the draw's seed (--sample)")
+    ap.add_argument("--per-module", type=int, metavar="N", help="run N mutants drawn from each module's")
+    ap.add_argument("--seed", type=int, default=0, help="the draw's seed (--sample, --per-module)")
     ap.add_argument("--rescore", action="store_true",
                     help="only score the copy kept in --keep (e.g. after a run cut short by --timeout)")
     a = ap.parse_args()
@@ -245,6 +290,8 @@ def main() -> None:
     exe = mutmut_binary(a.mutmut)
     work = a.keep or Path(tempfile.mkdtemp(prefix="edgecnn-mutation-"))
     work.mkdir(parents=True, exist_ok=True)
+    if a.sample and a.per_module:
+        sys.exit("Error: --sample draws from the whole scope, --per-module from each module: give one")
     if a.rescore and a.keep is None:
         sys.exit("Error: --rescore needs --keep DIR (the copy a run left)")
     try:
@@ -254,8 +301,13 @@ def main() -> None:
             globs = mutant_globs(modules)
             if a.sample:
                 generate(exe, work, a.children, a.timeout)
-                globs, population = draw(exe, work, globs, a.sample, a.seed)
-                drawn = {"n": len(globs), "seed": a.seed, "population": population}
+                globs, size = draw(exe, work, globs, a.sample, a.seed)
+                drawn = {"n": len(globs), "seed": a.seed, "population": size}
+            elif a.per_module:
+                generate(exe, work, a.children, a.timeout)
+                globs, sizes = draw_per_module(exe, work, modules, a.per_module, a.seed)
+                drawn = {"n": len(globs), "seed": a.seed, "population": sum(sizes.values()),
+                         "per_module": a.per_module, "populations": sizes}
             seconds = run_mutmut(exe, work, globs, a.children, a.timeout)
         per = score(exe, work, modules)
     finally:
@@ -266,16 +318,22 @@ def main() -> None:
     equivalent = sum(m["equivalent"] for m in per.values())
     detected = sum(m["detected"] for m in per.values())
     total_pct = round(100 * detected / (mutants - equivalent), 1) if mutants > equivalent else None
+    total_ci = interval(detected, mutants - equivalent)
+    if drawn and drawn.get("per_module"):
+        for path, m in per.items():
+            m["population"] = drawn["populations"][path]
+        total_pct, total_ci = stratified(per, drawn["populations"])
     doc = {"tool": f"mutmut {MUTMUT_VERSION}", "command": "python3 benchmarks/mutation_score.py"
            + (f" --only {' '.join(modules)}" if a.only else "")
-           + (f" --sample {a.sample} --seed {a.seed}" if a.sample else ""),
+           + (f" --sample {a.sample} --seed {a.seed}" if a.sample else "")
+           + (f" --per-module {a.per_module} --seed {a.seed}" if a.per_module and not a.sample else ""),
            "sample": drawn,
            "tests": cfg["pytest_add_cli_args_test_selection"], "pytest_args": cfg.get("pytest_add_cli_args", []),
            "scope": cfg["only_mutate"], "scored": modules,
            "wall_s": round(seconds, 1), "cpus": os.cpu_count(), "goal_pct": GOAL_PCT,
            "module_goal_pct": MODULE_GOAL_PCT,
            "mutants": mutants, "detected": detected, "equivalent": equivalent, "score_pct": total_pct,
-           "score_ci95": interval(detected, mutants - equivalent),
+           "score_ci95": total_ci,
            "unchecked": unchecked,
            "modules": per}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
@@ -288,14 +346,18 @@ def main() -> None:
         low = "" if m["score_pct"] is None or m["score_pct"] >= MODULE_GOAL_PCT else "  < goal"
         ci = m["score_ci95"]
         print(f"{path:32s} {m['mutants']:7d} {m['killed']:6d} {m['timed_out']:7d} {m['survived']:8d} "
-              f"{m['equivalent']:5d} {pct:>7s}{low}" + (f"  [{ci[0]}, {ci[1]}]" if a.sample and ci else ""))
+              f"{m['equivalent']:5d} {pct:>7s}{low}" + (f"  [{ci[0]}, {ci[1]}]" if drawn and ci else ""))
     print(f"{'scope' if not a.only else 'scored modules':32s} {mutants:7d} {'':6s} {'':7s} {'':8s} {equivalent:5d} "
           f"{'-' if total_pct is None else f'{total_pct:.1f}%':>7s}  (goal {GOAL_PCT}%, each module "
           f"{MODULE_GOAL_PCT}%; mutmut {seconds / 60:.1f} min)")
     for path, m in per.items():
         for sv in m["survivors"]:
             print(f"survivor {sv['mutant']} ({sv['status']}): " + " | ".join(sv["diff"])[:300])
-    if drawn:
+    if drawn and drawn.get("per_module"):
+        print(f"a draw of up to {drawn['per_module']} mutants from each module ({drawn['n']} of the scope's "
+              f"{drawn['population']}, seed {drawn['seed']}): the scope's score, weighted by the modules' numbers of "
+              f"mutants, is {total_pct}%, 95% interval {total_ci} (Bonferroni over the modules)")
+    elif drawn:
         print(f"a draw of {drawn['n']} of the scope's {drawn['population']} mutants (seed {drawn['seed']}): the "
               f"scope's score is {total_pct}%, 95% interval {doc['score_ci95']}")
     elif unchecked:

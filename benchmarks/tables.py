@@ -378,30 +378,46 @@ def int8_io_types(m: dict) -> str:
 
 
 def mutation_score(m: dict) -> str:
+    s = m.get("sample")
+    strata = bool(s and s.get("per_module"))
+
     def score(x: dict) -> str:
         if x.get("score_pct") is None:
             return "–"
-        ci = x.get("score_ci95") if m.get("sample") else None
+        ci = x.get("score_ci95") if s else None
         return f"{x['score_pct']:.1f}%" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
 
     rows = []
     for mod, x in m["modules"].items():
         fn = x["functions"]
         fn = "all" if fn == "all" else ", ".join(f"`{f}`" for f in fn)
-        rows.append([f"`{mod}`", fn, x["mutants"], x["detected"], x["mutants"] - x["detected"], score(x)])
-    rows.append(["**checked**", "", m["mutants"], m["detected"], m["mutants"] - m["detected"], f"**{score(m)}**"])
-    s = m.get("sample")
-    how = (f"a uniform draw of {s['n']} of the scope's {s['population']:,} mutants (seed {s['seed']}): each score "
-           f"estimates the whole scope's, with its exact 95% interval" if s else
-           f"scored here: {len(m['scored'])} of the {len(m['scope'])} modules in scope; mutants not checked in the "
-           f"time given are left out of the score")
+        rows.append([f"`{mod}`", fn] + ([f"{x['population']:,}"] if strata else [])
+                    + [x["mutants"], x["killed"], x["timed_out"], x["survived"], x["equivalent"], score(x)])
+    rows.append(["**checked**", ""] + ([f"{s['population']:,}"] if strata else [])
+                + [m["mutants"], sum(x["killed"] for x in m["modules"].values()),
+                   sum(x["timed_out"] for x in m["modules"].values()), sum(x["survived"] for x in m["modules"].values()),
+                   m["equivalent"], f"**{score(m)}**"])
+    if strata:
+        how = (f"up to {s['per_module']} mutants drawn from each module (seed {s['seed']}; {s['n']} of the scope's "
+               f"{s['population']:,}, every mutant of a smaller module): each module's score with its exact 95% "
+               f"interval; the scope's is the modules' scores weighted by their numbers of mutants, its 95% interval "
+               f"combined over the modules by Bonferroni (tests/test_mutation_interval.py checks both by simulation)")
+    elif s:
+        how = (f"a uniform draw of {s['n']} of the scope's {s['population']:,} mutants (seed {s['seed']}): each score "
+               f"estimates the whole scope's, with its exact 95% interval")
+    else:
+        how = (f"scored here: {len(m['scored'])} of the {len(m['scope'])} modules in scope; mutants not checked in the "
+               f"time given are left out of the score")
+    head = ["module", "functions"] + (["mutants in scope"] if strata else []) + [
+        "run", "killed", "timed out", "survived", "equivalent", "score"]
     return "\n\n".join([
         "## Mutation score",
         f"`{m['command']}` (`mutation_score.json`, {m['tool']}; {m['wall_s'] / 60:.0f} min on {m['cpus']} CPUs): "
         f"the fast set (`pytest {shlex.join(m['pytest_args'])}`) runs per mutant; a mutant that times out counts as "
-        f"detected, one no fast test reaches as surviving. This run: {how}. Goal {m['goal_pct']:g}% overall, "
+        f"detected, one no fast test reaches as surviving, an equivalent one (`mutation_equivalent.json`, with the "
+        f"reason) is left out. This run: {how}. Goal {m['goal_pct']:g}% overall, "
         f"{m['module_goal_pct']:g}% per module. Each survivor's diff is in the JSON.\n",
-        table(["module", "functions", "mutants", "killed", "survived", "score"], rows)])
+        table(head, rows)])
 
 
 def architecture(a: dict, name: str, title: str) -> str:

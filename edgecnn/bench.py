@@ -322,9 +322,10 @@ def _reference(o: BenchOptions, p: Plan, log) -> AgentResult | None:
 
 
 def _reference_doc(path: Path | None, ref: AgentResult | None) -> ReferenceRecord | None:
-    if path is None:
+    """The reference's record: its file and provenance (prepare ran it exactly when the plan names one)."""
+    if path is None or ref is None:
         return None
-    c = ref.contract if ref is not None else None
+    c = ref.contract
     return ReferenceRecord(artifact=path.name, sha256=sha256_file(path),
                            provenance=c.provenance.to_dict() if c is not None and c.provenance else None)
 

@@ -360,7 +360,7 @@ class ExportReport(Result):
 
 
 # ------------------------------------------------------------------------------ reading and writing
-Doc = TypeVar("Doc", bound=Result)
+Doc = TypeVar("Doc", BenchDocument, ExportReport)   # the versioned documents: each has its schema_
 
 
 def write(path: Path, doc: Result) -> None:
@@ -375,8 +375,8 @@ def read(path: Path, cls: type[Doc]) -> Doc:
 
 
 def parse(raw: Any, cls: type[Doc], where: str) -> Doc:
-    want = cls.model_fields["schema_"].default if "schema_" in cls.model_fields else None
-    if want is not None and (not isinstance(raw, dict) or raw.get("schema") != want):
+    want = cls.model_fields["schema_"].default
+    if not isinstance(raw, dict) or raw.get("schema") != want:
         found = raw.get("schema") if isinstance(raw, dict) else None
         raise InputError(f"{where}: not a result of this version (schema {want}, found {found}); "
                          f"run the command again or delete it")

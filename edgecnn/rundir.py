@@ -24,7 +24,7 @@ from pathlib import Path
 from . import recipe as R
 from .core import contract as C
 from .core.errors import InputError
-from .core.io import atomic_write_text, read_json, sha256_file
+from .core.io import atomic_write_text, json_text, read_json, sha256_file
 from . import results
 from .results import BenchDocument, ExportReport
 
@@ -212,7 +212,7 @@ class RunMarker:
     schema: str = MARKER_SCHEMA
 
     def to_json(self) -> str:
-        return json.dumps({"schema": self.schema, "command": self.command}, indent=2) + "\n"
+        return json_text({"schema": self.schema, "command": self.command})
 
     @classmethod
     def read(cls, folder: Path) -> "RunMarker | None":

@@ -44,8 +44,16 @@ class HostDevice(Device):
         return self._pyz
 
     def run(self, request: AgentRequest) -> AgentResult:
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")
-               or k.startswith(("OMP_", "OPENBLAS_", "MKL_"))}
-        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         return run_agent_locally(self.transport, [sys.executable, "-I", str(self.agent())], request,
-                                 parent=Path(self._tmp.name), env=env, timeout=self.timeout, where="the host")
+                                 parent=Path(self._tmp.name), env=agent_environment(os.environ),
+                                 timeout=self.timeout, where="the host")
+
+
+def agent_environment(environ) -> dict[str, str]:
+    """The agent's environment: the caller's locale, PATH, HOME and the math libraries' thread settings,
+    nothing else (a PYTHONPATH, LD_PRELOAD or numpy setting of the caller's shell never reaches the
+    measured process)."""
+    env = {k: v for k, v in environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")
+           or k.startswith(("OMP_", "OPENBLAS_", "MKL_"))}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env

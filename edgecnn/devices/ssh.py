@@ -68,7 +68,7 @@ def ssh_error(stderr: str, where: str, *, accept_new: bool) -> str | None:
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in s or "Host key for" in s and "has changed" in s:
         return (f"the host key of {where} has CHANGED since it was recorded in known_hosts: if the board "
                 f"was re-installed, remove the old key (ssh-keygen -R HOST), else do not connect")
-    if "Host key verification failed" in s or "No ED25519 host key is known" in s or "host key is known" in s:
+    if "Host key verification failed" in s or "host key is known" in s:   # "No ED25519 host key is known for ..."
         hint = "" if accept_new else " or pass accept_new_host_key (--accept-new-host-key) to trust it on first use"
         return f"the host key of {where} is not known: connect once with ssh to check and record it{hint}"
     if "Permission denied" in s:
