@@ -2,7 +2,7 @@
 record in the bench document, a message's JSON errors naming what was read, benchmark_model output with a
 zero average, the host agent's environment, the unknown-host-key line of OpenSSH, the INT8 budget's line
 when unlabeled photos would decide it, ONNX Runtime's class scores in batches, and the run folder's export
-report and marker."""
+report and marker, and the INT8 route's margin error on the float model's top two classes."""
 
 from __future__ import annotations
 
@@ -218,3 +218,13 @@ def test_the_run_marker_is_indented_json_that_reads_back(tmp_path):
     text = (tmp_path / RD.MARKER_FILE).read_text()
     assert text == json.dumps({"schema": RD.MARKER_SCHEMA, "command": "train"}, indent=2) + "\n"
     assert RD.RunMarker.read(tmp_path) == RD.RunMarker("train")
+
+
+# ------------------------------------------------------------------------------------ the INT8 route's measure
+def test_the_margin_error_is_taken_on_the_float_models_top_two_classes():
+    """The float model ranks classes 0 then 1 (margin 0.5); the INT8 model's own top two are 2 and 0. On the
+    float model's classes the margin moves 0.5 -> 0.25: an error of 0.25 (the INT8 model's top two would
+    give |(0.0 - 0.75) - (0.75 - 0.25)| = 1.25)."""
+    from edgecnn.export.route import Candidate, HeldOut, measure
+    held = HeldOut(np.zeros((1, 2, 2, 3), np.float32), np.array([[0.75, 0.25, 0.0]]), "1 image")
+    assert measure("x", np.array([[0.25, 0.0, 0.75]]), held) == Candidate("x", 1, 1, 0.25)
