@@ -2,7 +2,8 @@
 record in the bench document, a message's JSON errors naming what was read, benchmark_model output with a
 zero average, the host agent's environment, the unknown-host-key line of OpenSSH, the INT8 budget's line
 when unlabeled photos would decide it, ONNX Runtime's class scores in batches, and the run folder's export
-report and marker, and the INT8 route's margin error on the float model's top two classes."""
+report and marker, the INT8 route's margin error on the float model's top two classes, the board's engine
+cache keyed by the ONNX's bytes, the default agent deadline, and a repeated device flag."""
 
 from __future__ import annotations
 
@@ -228,3 +229,43 @@ def test_the_margin_error_is_taken_on_the_float_models_top_two_classes():
     from edgecnn.export.route import Candidate, HeldOut, measure
     held = HeldOut(np.zeros((1, 2, 2, 3), np.float32), np.array([[0.75, 0.25, 0.0]]), "1 image")
     assert measure("x", np.array([[0.25, 0.0, 0.75]]), held) == Candidate("x", 1, 1, 0.25)
+
+
+# ------------------------------------------------------------------------------------ the board's engine cache
+def test_the_boards_engine_cache_is_keyed_by_the_onnx_bytes(tmp_path):
+    import hashlib
+
+    from edgecnn.devices.ssh import engine_build_request
+    a, b, c = (tmp_path / x / "model_int8_qdq.onnx" for x in "abc")
+    for f, content in ((a, b"onnx graph A"), (b, b"onnx graph B"), (c, b"onnx graph A")):
+        f.parent.mkdir()
+        f.write_bytes(content)
+    sha_a, sha_b = (hashlib.sha256(x).hexdigest()[:16] for x in (b"onnx graph A", b"onnx graph B"))
+    req = engine_build_request(a, "/w/model/model_int8_qdq.onnx", "/home/u", "8.6.2")
+    assert (req.onnx, req.engine, req.timing_cache, req.fp16, req.workspace_mb) == (
+        "/w/model/model_int8_qdq.onnx", f"/home/u/.cache/edgecnn/engines/model_int8_qdq-{sha_a}.engine",
+        "/home/u/.cache/edgecnn/timing-trt8.6.2.cache", True, 1024)
+    assert engine_build_request(b, "x", "/home/u", "8.6.2").engine.endswith(f"-{sha_b}.engine")  # other bytes
+    assert engine_build_request(c, "x", "/home/u", "10.3").engine == req.engine                  # same bytes: reused
+
+
+# ------------------------------------------------------------------------------------ defaults and flags
+def test_one_agent_runs_default_deadline_is_1800_seconds_everywhere():
+    from edgecnn.devices.base import DEFAULT_TIMEOUT_S, DeviceOptions
+    from edgecnn.devices.ssh import JetsonOptions
+    assert DEFAULT_TIMEOUT_S == 1800.0
+    assert DeviceOptions().timeout == JetsonOptions().timeout == B.BenchOptions(target=Path(".")).timeout == 1800.0
+    spec = next(s for s in DeviceOptions.specs() if s.name == "timeout")
+    assert (spec.default, spec.range, spec.unit) == (1800.0, (1.0, 86400.0), "seconds")
+
+
+def test_a_repeated_flag_fills_only_the_device_specs_that_leave_it_unset():
+    from edgecnn import fleet as F
+    got = F.from_command_line(("jetson:host=u@a", "jetson"), {"host": ("u@b", "u@c"), "port": 2222})
+    assert [(d.name, d.options.given()) for d in got] == [
+        ("jetson u@a", {"host": "u@a", "port": 2222}),
+        ("jetson u@b", {"host": "u@b", "port": 2222}),
+        ("jetson u@c", {"host": "u@c", "port": 2222})]
+    one = F.from_command_line(("jetson:host=u@a",), {"host": ("u@b", "u@c")})
+    assert [(d.name, d.options.given()) for d in one] == [("jetson u@a", {"host": "u@a"})]
+    assert len(F.Fleet(got).devices) == 3                                    # unique names: accepted

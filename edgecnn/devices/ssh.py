@@ -434,13 +434,9 @@ class JetsonDevice(Device):
         t = self.transport
         self._need("tensorrt")
         home = t.shell('printf %s "$HOME"', timeout=60).stdout.strip() or "/tmp"
-        cache = f"{home}/.cache/edgecnn/engines"
-        sha = hashlib.sha256(onnx.read_bytes()).hexdigest()
-        onnx_remote = self._stage_file(onnx, f"{work}/model")
         trt = self.probe()["modules"]["tensorrt"]
-        req = EngineBuildRequest(onnx=onnx_remote, engine=f"{cache}/{onnx.stem}-{sha[:16]}.engine",
-                                 timing_cache=f"{home}/.cache/edgecnn/timing-trt{trt}.cache")
-        t.shell(f"mkdir -p {q(cache)}", timeout=60)
+        req = engine_build_request(onnx, self._stage_file(onnx, f"{work}/model"), home, trt)
+        t.shell(f"mkdir -p {q(req.engine.rsplit('/', 1)[0])}", timeout=60)
         t.push_text(req.to_json(), f"{work}/engine-request.json")
         self.log(f"tensorrt: building the engine on {t.where} (TensorRT {trt}; reused when its stamp matches)...")
         c = t.shell(f"cd {q(work)} && " + bounded([self.python, "agent.pyz", "--build-engine", "engine-request.json",
@@ -454,6 +450,16 @@ class JetsonDevice(Device):
         if contract is not None:
             t.push_text(contract.to_json(), local_name + ".contract.json")
         return local_name
+
+
+def engine_build_request(onnx: Path, onnx_remote: str, home: str, tensorrt: str) -> EngineBuildRequest:
+    """Where the board keeps an engine: in its cache, named by the ONNX's name and the digest of its bytes
+    (two runs' model_int8_qdq.onnx never share one engine; the same bytes reuse it), beside TensorRT's
+    timing cache of that TensorRT version."""
+    cache = f"{home}/.cache/edgecnn"
+    sha = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    return EngineBuildRequest(onnx=onnx_remote, engine=f"{cache}/engines/{onnx.stem}-{sha[:16]}.engine",
+                              timing_cache=f"{cache}/timing-trt{tensorrt}.cache")
 
 
 def _no_reply(c: Completed, where: str) -> str:
