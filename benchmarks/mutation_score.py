@@ -6,7 +6,8 @@ the tests it runs per mutant (the fast set: every test not marked slow). This sc
 throwaway copy of the working tree (mutmut writes a ``mutants/`` tree; the checkout stays untouched and
 editable meanwhile), then scores each module over its decision functions (all functions of a module
 unless DECISIONS names some) and writes, per module, the mutants, killed, timed out, survived and
-equivalent counts and every surviving mutant with its diff to benchmarks/results/mutation_score.json.
+equivalent counts and every surviving mutant with its diff to benchmarks/results/mutation_score.json
+(mutation_per_module.json for --per-module).
 
     python3 benchmarks/mutation_score.py                          # the whole scope (hours on 2 cores)
     python3 benchmarks/mutation_score.py --only edgecnn/fleet.py  # some modules of the scope
@@ -55,7 +56,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "benchmarks" / "results" / "mutation_score.json"
+RESULT = ROOT / "benchmarks" / "results" / "mutation_score.json"              # the scope, or a draw from it
+RESULT_PER_MODULE = ROOT / "benchmarks" / "results" / "mutation_per_module.json"   # a draw from each module
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
 MUTMUT_VERSION = "3.8.1"
 VENV = ROOT / ".venv-mutation"
@@ -173,6 +175,15 @@ def population(exe: Path, work: Path, globs: list[str]) -> list[str]:
     if not names:
         sys.exit("Error: mutmut generated no mutants of the scope (see mutmut-generate.log in --keep DIR)")
     return names
+
+
+def earlier_wall_s(result: Path, drawn: dict | None) -> float:
+    """The mutmut time of the run a rescore scores again (its saved result, when it is of the same draw)."""
+    try:
+        doc = json.loads(result.read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(doc.get("wall_s", 0.0)) if doc.get("sample") == drawn else 0.0
 
 
 def interval(detected: int, n: int, confidence: float = 0.95) -> list[float] | None:
@@ -299,16 +310,19 @@ def main() -> None:
         seconds, drawn = 0.0, None
         if not a.rescore:
             copy_tree(work)
-            globs = mutant_globs(modules)
-            if a.sample:
+            if a.sample or a.per_module:
                 generate(exe, work, a.children, a.timeout)
-                globs, size = draw(exe, work, globs, a.sample, a.seed)
-                drawn = {"n": len(globs), "seed": a.seed, "population": size}
-            elif a.per_module:
-                generate(exe, work, a.children, a.timeout)
-                globs, sizes = draw_per_module(exe, work, modules, a.per_module, a.seed)
-                drawn = {"n": len(globs), "seed": a.seed, "population": sum(sizes.values()),
-                         "per_module": a.per_module, "populations": sizes}
+        globs = mutant_globs(modules)
+        if a.sample:          # the same draw again when rescoring: it depends only on the mutants and the seed
+            globs, size = draw(exe, work, globs, a.sample, a.seed)
+            drawn = {"n": len(globs), "seed": a.seed, "population": size}
+        elif a.per_module:
+            globs, sizes = draw_per_module(exe, work, modules, a.per_module, a.seed)
+            drawn = {"n": len(globs), "seed": a.seed, "population": sum(sizes.values()),
+                     "per_module": a.per_module, "populations": sizes}
+        if a.rescore:
+            seconds = earlier_wall_s(RESULT_PER_MODULE if a.per_module else RESULT, drawn)
+        else:
             seconds = run_mutmut(exe, work, globs, a.children, a.timeout)
         per = score(exe, work, modules)
     finally:
@@ -337,10 +351,11 @@ def main() -> None:
            "score_ci95": total_ci,
            "unchecked": unchecked,
            "modules": per}
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULT.with_suffix(".json.tmp")
+    result = RESULT_PER_MODULE if a.per_module else RESULT
+    result.parent.mkdir(parents=True, exist_ok=True)
+    tmp = result.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(RESULT)
+    tmp.replace(result)
     print(f"{'module':32s} {'mutants':>7s} {'killed':>6s} {'timeout':>7s} {'survived':>8s} {'equiv':>5s} {'score':>7s}")
     for path, m in per.items():
         pct = "-" if m["score_pct"] is None else f"{m['score_pct']:.1f}%"
@@ -363,7 +378,7 @@ def main() -> None:
               f"scope's score is {total_pct}%, 95% interval {doc['score_ci95']}")
     elif unchecked:
         print(f"{unchecked} mutants were not checked (the run was cut short): not in the scores above")
-    print(f"details: {RESULT.relative_to(ROOT)}")
+    print(f"details: {result.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

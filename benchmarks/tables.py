@@ -377,7 +377,7 @@ def int8_io_types(m: dict) -> str:
                "worst class pp, uint8 / int8", "verdict int8 / uint8", "p50 uint8 / int8"], rows)])
 
 
-def mutation_score(m: dict) -> str:
+def mutation_score(m: dict, name: str, title: str) -> str:
     s = m.get("sample")
     strata = bool(s and s.get("per_module"))
 
@@ -411,8 +411,8 @@ def mutation_score(m: dict) -> str:
     head = ["module", "functions"] + (["mutants in scope"] if strata else []) + [
         "run", "killed", "timed out", "survived", "equivalent", "score"]
     return "\n\n".join([
-        "## Mutation score",
-        f"`{m['command']}` (`mutation_score.json`, {m['tool']}; {m['wall_s'] / 60:.0f} min on {m['cpus']} CPUs): "
+        f"## {title}",
+        f"`{m['command']}` (`{name}`, {m['tool']}; {m['wall_s'] / 60:.0f} min on {m['cpus']} CPUs): "
         f"the fast set (`pytest {shlex.join(m['pytest_args'])}`) runs per mutant; a mutant that times out counts as "
         f"detected, one no fast test reaches as surviving, an equivalent one (`mutation_equivalent.json`, with the "
         f"reason) is left out. This run: {how}. Goal {m['goal_pct']:g}% overall, "
@@ -439,7 +439,9 @@ SECTIONS = [("recipes_end_to_end.json", recipes_end_to_end), ("int8_route.json",
             ("cache_scaling.json", cache_scaling), ("multi_worker.json", multi_worker),
             ("reference_latency.json", reference_latency), ("arm64_board.json", arm64_board),
             ("mediapipe_agreement.json", mediapipe_agreement), ("int8_io_types.json", int8_io_types),
-            ("mutation_score.json", mutation_score),
+            ("mutation_score.json", lambda m: mutation_score(m, "mutation_score.json", "Mutation score")),
+            ("mutation_per_module.json",
+             lambda m: mutation_score(m, "mutation_per_module.json", "Mutation score per module")),
             ("architecture.json", lambda a: architecture(a, "architecture.json", "Package shape")),
             ("architecture_before.json", lambda a: architecture(
                 a, "architecture_before.json", "Package shape before core/, emulation/ and top-level recipes/"))]
