@@ -290,3 +290,29 @@ def test_recipe_json_is_indented_sorted_json_of_the_recipe():
     import json
     d = json.loads(text)
     assert list(d) == sorted(d) and d == R.load("products").model_dump(mode="json")
+
+
+def test_the_resize_is_float32_whatever_the_image_type():
+    for img in (np.arange(48, dtype=np.uint8).reshape(4, 4, 3), np.arange(48, dtype=np.float64).reshape(4, 4, 3)):
+        out = C.resize_bilinear(img, (3, 5))
+        assert out.shape == (3, 5, 3) and out.dtype == np.float32
+
+
+def test_a_bench_documents_wall_time_is_rounded_to_two_decimals(tmp_path):
+    """The wall time lies between what the test saw from outside and the span of the lines logged inside,
+    at two decimals: a span of about 0.7 s that no whole second fits."""
+    import time
+    art = tmp_path / "m.engine"                      # the host refuses an engine: no agent runs
+    art.write_bytes(b"engine")
+    stamps = []
+
+    def log(msg):
+        stamps.append(time.perf_counter())
+        time.sleep(0.337)
+        stamps.append(time.perf_counter())
+    t0 = time.perf_counter()
+    doc = B.bench(B.BenchOptions(target=art), log=log)
+    outside = time.perf_counter() - t0
+    assert doc.devices[0].status == "refused" and len(stamps) == 4
+    assert stamps[-1] - stamps[0] - 0.005 <= doc.wall_s <= outside + 0.005
+    assert abs(doc.wall_s * 100 - round(doc.wall_s * 100)) < 1e-9
