@@ -316,3 +316,73 @@ def test_a_bench_documents_wall_time_is_rounded_to_two_decimals(tmp_path):
     assert doc.devices[0].status == "refused" and len(stamps) == 4
     assert stamps[-1] - stamps[0] - 0.005 <= doc.wall_s <= outside + 0.005
     assert abs(doc.wall_s * 100 - round(doc.wall_s * 100)) < 1e-9
+
+
+# ==================================================================================== from a second uniform draw
+def test_the_plan_keeps_every_budget_given_on_the_command_line(tmp_path):
+    prov = C.Provenance("1" * 64, "2" * 64)
+    for name in ("m_int8.tflite", "f.tflite"):
+        (tmp_path / name).write_bytes(b"not read by the plan")
+        C.save(C.Contract(input_size=(32, 32), labels=("cat", "dog"), provenance=prov),
+               tmp_path / f"{name}.contract.json")
+    (tmp_path / "data").mkdir()
+    p = B.plan(B.BenchOptions(target=tmp_path / "m_int8.tflite", data=tmp_path / "data", reference=tmp_path / "f.tflite",
+                              budget_mb=5.0, max_drop=0.5, max_p90_ms=40.0, min_agreement_pct=99.5))
+    b = p.budgets
+    assert (b.size_mb, b.max_drop_pp, b.max_p90_ms, b.min_agreement_pct) == (5.0, 0.5, 40.0, 99.5)
+
+
+def _with_unlabeled(n, changed, un, uchanged):
+    from edgecnn.results import Paired, PooledChanges
+    total, total_changed = n + un, changed + uchanged
+    return Paired(n=n, ref_only_right=changed, artifact_only_right=0, changed=changed, drop_pp=100.0 * changed / n,
+                  drop_ci_pp=(-1.0, 3.0), agreement=1 - total_changed / total, agreement_ci=(0.9, 1.0), confidence=0.95,
+                  unlabeled=PooledChanges(n=un, changed=uchanged, changed_bound_pp=1.0, labelled_ci_pp=(-1.0, 3.0),
+                                          pooled_changed=total_changed, pooled_images=total))
+
+
+def _labelled(n, changed):
+    from edgecnn.results import Paired
+    return Paired(n=n, ref_only_right=changed, artifact_only_right=0, changed=changed, drop_pp=100.0 * changed / n,
+                  drop_ci_pp=(-1.0, 3.0), agreement=1 - changed / n, agreement_ci=(0.9, 1.0), confidence=0.95)
+
+
+def test_the_unlabeled_photos_to_decide_count_those_already_pooled():
+    """100 labelled images with 1 change and 300 unlabeled photos with 1 weigh as 400 images with 2 changes:
+    the photos still needed are those 400 images' count plus the 300 already given."""
+    pooled, as_labelled = V.unlabeled_to_decide(_with_unlabeled(100, 1, 300, 1), 1.0), V.unlabeled_to_decide(
+        _labelled(400, 2), 1.0)
+    assert as_labelled is not None and pooled == as_labelled + 300
+    assert pooled != V.unlabeled_to_decide(_labelled(100, 1), 1.0)
+
+
+def test_the_images_to_decide_an_agreement_budget_count_the_unlabeled_photos():
+    got = V.images_to_decide_agreement(_with_unlabeled(100, 1, 300, 1), 0.99)   # 2 changed of 400
+    assert got is not None and got == V.images_to_decide_agreement(_labelled(400, 2), 0.99)
+    assert got != V.images_to_decide_agreement(_labelled(100, 2), 0.99)
+
+
+def test_an_adb_propertys_value_keeps_everything_after_its_first_colon():
+    from edgecnn.devices.adb import parse_devices
+    out = "List of devices attached\nR58M device usb:1-1:2 product:a model:Pixel_7 transport_id:4\n"
+    (d,) = parse_devices(out)
+    assert d["usb"] == "1-1:2" and d["model"] == "Pixel_7" and d["transport_id"] == "4"
+
+
+def test_a_flag_no_device_takes_is_named_as_typed():
+    from edgecnn import fleet as F
+    with pytest.raises(InputError) as e:
+        F.from_command_line(("host",), {"accept_new_host_key": True})
+    assert str(e.value) == "--accept-new-host-key does not apply to --device host"
+
+
+def test_a_result_with_an_evaluation_but_no_contract_is_refused_as_the_result():
+    from edgecnn.core.protocol import AgentResult, Evaluation, ProtocolError, Tensor
+    r = AgentResult(artifact="m.tflite", format="tflite", size_mb=1.0, runtime="litert", runtime_version="1",
+                    platform={}, tensorflow_imported=False, threads=1, input=Tensor("in", (1, 8, 8, 3), "int8"),
+                    contract=None, latency_ms=None, evaluation=Evaluation(("a/1.png",), (0,), (0,)))
+    with pytest.raises(ProtocolError) as e:
+        r.check()
+    assert str(e.value) == "result: an evaluation needs the contract that labels it"
+    with pytest.raises(ProtocolError, match=r"^reply: an evaluation"):
+        r.check("reply")
