@@ -2,10 +2,15 @@
 its quantization like an int8 one, unknown contract fields named at most five and 40 characters each, an
 input reached through a symlink compared by where it points (a run folder never inside the user's data),
 the calibration round robin's class order, the agreement interval pooling labelled and unlabeled images,
-two workers' shards, and a default reference without provenance refused rather than noted."""
+two workers' shards, and a default reference without provenance refused rather than noted. Then the
+rules whose mutants survived the per-module and uniform draws (benchmarks/results/mutation_*.json) and a
+fourth audit: messages, the plan's budgets, the unlabeled photos counted in what would decide a budget,
+adb's device lines, a spec's text options, the work folders a local agent leaves, what belongs to a run."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,16 +18,24 @@ import numpy as np
 import pytest
 
 from edgecnn import bench as B
+from edgecnn import fleet as F
 from edgecnn import distribute as D
 from edgecnn import recipe as R
 from edgecnn import rundir as RD
 from edgecnn import verdict as V
 from edgecnn.core import contract as C
-from edgecnn.core.errors import InputError
+from edgecnn.core.errors import EdgecnnError, InputError
+from edgecnn.core.protocol import AgentRequest
+from edgecnn.devices import device_class
+from edgecnn.devices.adb import parse_devices
+from edgecnn.devices.base import LocalTransport, agent_zip, run_agent_locally
+from edgecnn.devices.host import agent_environment
+from edgecnn.evaluate import changes_without_labels, versus
 from edgecnn.core.images import Sample
 from edgecnn.core.io import sha256_file
 from edgecnn.export import calibration as CAL
-from edgecnn.results import UnlabeledChanges
+from edgecnn.results import UnlabeledChanges, Versus
+from edgecnn.rundir import budgets_for, run_of_artifact
 
 # -------------------------------------------------------------------------------- a uint8 input needs its quantization
 def test_a_uint8_input_needs_its_quantization_like_int8():
@@ -326,8 +339,9 @@ def test_the_plan_keeps_every_budget_given_on_the_command_line(tmp_path):
         C.save(C.Contract(input_size=(32, 32), labels=("cat", "dog"), provenance=prov),
                tmp_path / f"{name}.contract.json")
     (tmp_path / "data").mkdir()
-    p = B.plan(B.BenchOptions(target=tmp_path / "m_int8.tflite", data=tmp_path / "data", reference=tmp_path / "f.tflite",
-                              budget_mb=5.0, max_drop=0.5, max_p90_ms=40.0, min_agreement_pct=99.5))
+    p = B.plan(B.BenchOptions(target=tmp_path / "m_int8.tflite", data=tmp_path / "data",
+                              reference=tmp_path / "f.tflite", budget_mb=5.0, max_drop=0.5, max_p90_ms=40.0,
+                              min_agreement_pct=99.5))
     b = p.budgets
     assert (b.size_mb, b.max_drop_pp, b.max_p90_ms, b.min_agreement_pct) == (5.0, 0.5, 40.0, 99.5)
 
@@ -386,3 +400,88 @@ def test_a_result_with_an_evaluation_but_no_contract_is_refused_as_the_result():
     assert str(e.value) == "result: an evaluation needs the contract that labels it"
     with pytest.raises(ProtocolError, match=r"^reply: an evaluation"):
         r.check("reply")
+
+
+# ==================================================================================== from a fourth audit
+def test_several_stray_options_name_the_first_in_name_order():
+    # DeviceOptions.parse sorts the keys that do not apply and names the first one
+    with pytest.raises(InputError) as e:
+        device_class("host").Options.parse({"zeta": 1, "alpha": 2}, "host", "the fleet")
+    assert str(e.value) == "the fleet: 'alpha' does not apply to device host (it takes: timeout)"
+
+
+def test_each_local_agent_run_leaves_no_work_folder_behind(tmp_path):
+    # run_agent_locally runs the real agent in a fresh work folder under `parent`, removed when it returns
+    # (here the agent fails: the model does not exist); nothing of the run stays under parent
+    pyz = tmp_path / "agent.pyz"
+    pyz.write_bytes(agent_zip())
+    parent = tmp_path / "runs"
+    parent.mkdir()
+    request = AgentRequest(model=str(tmp_path / "missing.tflite"))
+    for _ in range(2):
+        with pytest.raises(EdgecnnError):
+            run_agent_locally(LocalTransport(), [sys.executable, "-I", str(pyz)], request, parent=parent,
+                              env=agent_environment(os.environ), timeout=120, where="the host")
+    assert list(parent.iterdir()) == []
+
+
+def test_an_unknown_kind_lists_the_kinds_in_name_order():
+    with pytest.raises(InputError) as e:
+        device_class("toaster")
+    assert str(e.value) == "unknown device 'toaster'; available: host, jetson, phone, phone-emulated"
+
+
+def test_a_device_line_without_long_fields_is_still_a_device():
+    # `adb devices -l` prints only "SERIAL<TAB>STATE" for a device it has no details of (an older adb, or
+    # an offline/unauthorized one): it is still listed, so choose_device can say why it cannot be used
+    text = "List of devices attached\nemulator-5554\tdevice\nR58M123ABC\tunauthorized\n\n"
+    assert parse_devices(text) == [{"serial": "emulator-5554", "state": "device"},
+                                   {"serial": "R58M123ABC", "state": "unauthorized"}]
+
+
+def test_only_a_file_in_a_runs_export_folder_belongs_to_the_run(tmp_path):
+    # RUN/export/FILE is the run's artifact; a copy kept elsewhere under the run folder (RUN/old/FILE)
+    # is a file outside a run: no run is loaded for it and the budgets are the defaults
+    run = tmp_path / "run"
+    (run / "old").mkdir(parents=True)
+    (run / "contract.json").write_text("{}")
+    art = run / "old" / "model_int8.tflite"
+    art.write_bytes(b"not read")
+    assert run_of_artifact(art) is None
+    assert budgets_for(art).source == "defaults (no run)"
+
+
+def test_a_text_option_of_a_device_spec_stays_text():
+    # KIND:key=value reads a value as its field's type: a text field (a phone's serial) stays the text given,
+    # even when it looks like a number
+    (d,) = F.from_command_line(("phone:serial=0123",), {})
+    assert d.options.serial == "0123"                      # not 83, as YAML would read it
+    (d,) = F.from_command_line(("phone:serial=123",), {})
+    assert d.options.serial == "123" and d.name == "phone 123"
+
+
+def test_a_comparison_hands_a_record_all_its_fields_the_unlabeled_changes_included():
+    labels = ["a", "b"]
+    unlabeled = changes_without_labels([0, 1, 1, 0], [0, 0, 1, 0], labels, ["u1", "u2", "u3", "u4"])
+    c = versus([0, 1, 1], [0, 1, 0], [0, 1, 1], labels, ["p1", "p2", "p3"], unlabeled)
+    fields = c.versus()
+    assert set(fields) == set(Versus.model_fields)
+    assert fields["unlabeled"].n == 4 and fields["unlabeled"].changed == 1
+    assert [f.path for f in fields["unlabeled"].flips] == ["u2"]
+
+
+def test_images_to_decide_agreement_counts_the_unlabeled_photos():
+    # agreement is judged on labelled + unlabeled images together, so the images that would decide it are
+    # counted on both: with only unlabeled photos (400, 12 changed: 97% agreement, 95% interval
+    # 0.9482..0.9844 against a 95% minimum) the answer is a number, not None
+    n, changed = 400, 12
+    u = changes_without_labels([1] * changed + [0] * (n - changed), [0] * n, ["a", "b"],
+                               [f"u{i}" for i in range(n)])
+    stats = V.paired([], [], [], u)
+    j = V.agreement_budget(stats, 95.0)
+    assert j.verdict == V.INCONCLUSIVE
+    assert j.images_to_decide == 465
+    # and it is the fewest such number at the observed rate (3%)
+    decides = lambda size: V.judge_lower(V.agreement_interval(round(changed * size / n), size),  # noqa: E731
+                                       0.95) != V.INCONCLUSIVE
+    assert decides(465) and not decides(465 - 1)
