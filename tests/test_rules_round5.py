@@ -9,8 +9,10 @@ adb's device lines, a spec's text options, the work folders a local agent leaves
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,24 +20,30 @@ import numpy as np
 import pytest
 
 from edgecnn import bench as B
-from edgecnn import fleet as F
 from edgecnn import distribute as D
+from edgecnn import fleet as F
 from edgecnn import recipe as R
+from edgecnn import results
 from edgecnn import rundir as RD
 from edgecnn import verdict as V
 from edgecnn.core import contract as C
 from edgecnn.core.errors import EdgecnnError, InputError
-from edgecnn.core.protocol import AgentRequest
+from edgecnn.core.images import Sample
+from edgecnn.core.io import sha256_file
+from edgecnn.core.protocol import (AgentRequest, AgentResult, Evaluation, Predictions, ProtocolError, Tensor,
+                                   from_wire)
 from edgecnn.devices import device_class
 from edgecnn.devices.adb import parse_devices
 from edgecnn.devices.base import LocalTransport, agent_zip, run_agent_locally
-from edgecnn.devices.host import agent_environment
+from edgecnn.devices.emulated import list_profiles, load_profile
+from edgecnn.devices.host import HostDevice, agent_environment
 from edgecnn.evaluate import changes_without_labels, versus
-from edgecnn.core.images import Sample
-from edgecnn.core.io import sha256_file
 from edgecnn.export import calibration as CAL
-from edgecnn.results import UnlabeledChanges, Versus
+from edgecnn.export.budget import decision
+from edgecnn.results import (BenchDocument, CalibrationUsed, ExportRecord, ExportReport, Judged, KerasReference,
+                             Paired, PooledChanges, UnlabeledChanges, Versus)
 from edgecnn.rundir import budgets_for, run_of_artifact
+from results_helpers import record
 
 # -------------------------------------------------------------------------------- a uint8 input needs its quantization
 def test_a_uint8_input_needs_its_quantization_like_int8():
@@ -151,7 +159,6 @@ def test_an_input_left_unset_does_not_end_the_check_of_the_others(tmp_path):
 
 
 def test_different_unlabeled_photos_are_refused_naming_the_artifact():
-    from edgecnn.core.protocol import AgentResult, Predictions, Tensor
     c = C.Contract(input_size=(8, 8), labels=("a", "b"))
 
     def result(paths):
@@ -165,8 +172,6 @@ def test_different_unlabeled_photos_are_refused_naming_the_artifact():
 
 
 def test_an_emulated_boards_description_of_another_version_is_named_by_its_place():
-    from edgecnn.core.protocol import ProtocolError
-    from results_helpers import record
     with pytest.raises(ProtocolError) as e:
         B.emulation_notes([record(device_info={"emulated": {"schema": "x"}, "host": "b"})])
     assert str(e.value).startswith("device_info.emulated: schema 'x', expected 'edgecnn.board-emulation/1'")
@@ -188,7 +193,6 @@ def test_a_pixel_mode_without_an_rgb_meaning_is_refused_by_name():
     ("Quantization", {"scale": "a", "zero_point": 1}, "r.f.scale: expected a number, got str 'a'"),
 ])
 def test_a_wrong_wire_value_is_named_by_its_path_and_the_expected_type(kind, value, message):
-    from edgecnn.core.protocol import ProtocolError, from_wire
     t = {"int|None": int | None, "int|float": int | float, "None": type(None), "float": float,
          "Quantization": C.Quantization}[kind]
     with pytest.raises(ProtocolError) as e:
@@ -197,7 +201,6 @@ def test_a_wrong_wire_value_is_named_by_its_path_and_the_expected_type(kind, val
 
 
 def test_a_profile_is_refused_naming_the_available_ones_and_an_incomplete_anchor(tmp_path):
-    from edgecnn.devices.emulated import list_profiles, load_profile
     with pytest.raises(InputError) as e:
         load_profile("no-such-phone")
     assert str(e.value) == f"unknown device profile 'no-such-phone'; available: {', '.join(list_profiles())}"
@@ -210,8 +213,6 @@ def test_a_profile_is_refused_naming_the_available_ones_and_an_incomplete_anchor
 
 
 def test_a_host_agents_failure_says_it_happened_on_the_host(tmp_path):
-    from edgecnn.core.protocol import AgentRequest
-    from edgecnn.devices.host import HostDevice
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"not a model")
     with HostDevice(timeout=120) as host, pytest.raises(InputError) as e:
@@ -220,8 +221,6 @@ def test_a_host_agents_failure_says_it_happened_on_the_host(tmp_path):
 
 
 def test_a_document_that_is_not_ours_is_refused_naming_its_file(tmp_path):
-    from edgecnn import results
-    from edgecnn.results import BenchDocument
     path = tmp_path / "bench.json"
     path.write_text("[]")
     with pytest.raises(InputError) as e:
@@ -231,8 +230,6 @@ def test_a_document_that_is_not_ours_is_refused_naming_its_file(tmp_path):
 
 
 def test_an_export_report_finds_an_artifacts_record_by_name():
-    from edgecnn.results import CalibrationUsed, ExportRecord, ExportReport, KerasReference
-
     def rec(name):
         return ExportRecord(artifact=name, format="tflite", precision="int8", size_mb=1.0, sha256="0" * 64,
                             provenance={}, export_s=1.0, n=10, accuracy=0.9, runtime={})
@@ -247,7 +244,6 @@ def test_an_export_report_finds_an_artifacts_record_by_name():
 
 
 def test_a_point_estimate_without_labelled_images_is_a_programming_error():
-    from edgecnn.results import Paired
     unlabeled_only = Paired(n=0, ref_only_right=0, artifact_only_right=0, changed=0, drop_pp=None,
                             drop_ci_pp=(-100.0, 100.0), agreement=1.0, agreement_ci=(0.0, 1.0), confidence=0.95)
     with pytest.raises(ValueError) as e:
@@ -256,8 +252,6 @@ def test_a_point_estimate_without_labelled_images_is_a_programming_error():
 
 
 def test_the_int8_line_names_the_unlabeled_photos_it_pooled():
-    from edgecnn.export.budget import decision
-    from edgecnn.results import Judged, PooledChanges
     j = Judged.of(1.0, 0.2, "PASS", interval=(-0.5, 0.9))
     pooled = PooledChanges(n=400, changed=3, changed_bound_pp=1.9, labelled_ci_pp=(-0.5, 1.2), pooled_changed=5,
                            pooled_images=520)
@@ -300,7 +294,6 @@ def test_litert_scores_of_a_float_model_are_its_outputs_unscaled():
 def test_recipe_json_is_indented_sorted_json_of_the_recipe():
     text = RD.recipe_json(R.load("products"))
     assert text.startswith('{\n  "') and text.endswith("}\n")
-    import json
     d = json.loads(text)
     assert list(d) == sorted(d) and d == R.load("products").model_dump(mode="json")
 
@@ -314,7 +307,6 @@ def test_the_resize_is_float32_whatever_the_image_type():
 def test_a_bench_documents_wall_time_is_rounded_to_two_decimals(tmp_path):
     """The wall time lies between what the test saw from outside and the span of the lines logged inside,
     at two decimals: a span of about 0.7 s that no whole second fits."""
-    import time
     art = tmp_path / "m.engine"                      # the host refuses an engine: no agent runs
     art.write_bytes(b"engine")
     stamps = []
@@ -347,7 +339,6 @@ def test_the_plan_keeps_every_budget_given_on_the_command_line(tmp_path):
 
 
 def _with_unlabeled(n, changed, un, uchanged):
-    from edgecnn.results import Paired, PooledChanges
     total, total_changed = n + un, changed + uchanged
     return Paired(n=n, ref_only_right=changed, artifact_only_right=0, changed=changed, drop_pp=100.0 * changed / n,
                   drop_ci_pp=(-1.0, 3.0), agreement=1 - total_changed / total, agreement_ci=(0.9, 1.0), confidence=0.95,
@@ -356,7 +347,6 @@ def _with_unlabeled(n, changed, un, uchanged):
 
 
 def _labelled(n, changed):
-    from edgecnn.results import Paired
     return Paired(n=n, ref_only_right=changed, artifact_only_right=0, changed=changed, drop_pp=100.0 * changed / n,
                   drop_ci_pp=(-1.0, 3.0), agreement=1 - changed / n, agreement_ci=(0.9, 1.0), confidence=0.95)
 
@@ -377,21 +367,18 @@ def test_the_images_to_decide_an_agreement_budget_count_the_unlabeled_photos():
 
 
 def test_an_adb_propertys_value_keeps_everything_after_its_first_colon():
-    from edgecnn.devices.adb import parse_devices
     out = "List of devices attached\nR58M device usb:1-1:2 product:a model:Pixel_7 transport_id:4\n"
     (d,) = parse_devices(out)
     assert d["usb"] == "1-1:2" and d["model"] == "Pixel_7" and d["transport_id"] == "4"
 
 
 def test_a_flag_no_device_takes_is_named_as_typed():
-    from edgecnn import fleet as F
     with pytest.raises(InputError) as e:
         F.from_command_line(("host",), {"accept_new_host_key": True})
     assert str(e.value) == "--accept-new-host-key does not apply to --device host"
 
 
 def test_a_result_with_an_evaluation_but_no_contract_is_refused_as_the_result():
-    from edgecnn.core.protocol import AgentResult, Evaluation, ProtocolError, Tensor
     r = AgentResult(artifact="m.tflite", format="tflite", size_mb=1.0, runtime="litert", runtime_version="1",
                     platform={}, tensorflow_imported=False, threads=1, input=Tensor("in", (1, 8, 8, 3), "int8"),
                     contract=None, latency_ms=None, evaluation=Evaluation(("a/1.png",), (0,), (0,)))

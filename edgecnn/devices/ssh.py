@@ -33,6 +33,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import shlex
 import shutil
 import subprocess
@@ -436,7 +437,7 @@ class JetsonDevice(Device):
         home = t.shell('printf %s "$HOME"', timeout=60).stdout.strip() or "/tmp"
         trt = self.probe()["modules"]["tensorrt"]
         req = engine_build_request(onnx, self._stage_file(onnx, f"{work}/model"), home, trt)
-        t.shell(f"mkdir -p {q(req.engine.rsplit('/', 1)[0])}", timeout=60)
+        t.shell(f"mkdir -p {q(posixpath.dirname(req.engine))}", timeout=60)
         t.push_text(req.to_json(), f"{work}/engine-request.json")
         self.log(f"tensorrt: building the engine on {t.where} (TensorRT {trt}; reused when its stamp matches)...")
         c = t.shell(f"cd {q(work)} && " + bounded([self.python, "agent.pyz", "--build-engine", "engine-request.json",
